@@ -1,0 +1,286 @@
+// buildImage(): walker -> planner -> writer. The programmatic API under the CLI.
+
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import {
+  EROFS_FEATURE_COMPAT_MTIME,
+  EROFS_FEATURE_COMPAT_SB_CHKSUM,
+  EROFS_FEATURE_COMPAT_XATTR_FILTER,
+  EROFS_SUPER_OFFSET,
+  S_IFBLK,
+  S_IFCHR,
+  S_IFMT,
+} from '../format/constants.js';
+import { encodeDirectory } from '../format/dirent.js';
+import { encodeInode, fileTypeOf, xattrIcount } from '../format/inode.js';
+import {
+  encodeSuperblock,
+  formatUuid,
+  sealSuperblock,
+  superblockChecksumLength,
+  superblockDefaults,
+} from '../format/superblock.js';
+import { type BlockGeometry, byteOffset, geometry } from '../format/types.js';
+import {
+  encodeXattrEntry,
+  encodeXattrIbody,
+  splitXattrName,
+  xattrNameFilter,
+  type Xattr,
+} from '../format/xattr.js';
+import { BuildError, describeFsError } from './errors.js';
+import { type BuildConfig, type BuildOptions, resolveOptions } from './options.js';
+import { direntsOf, type InodePlan, type Layout, planLayout } from './planner.js';
+import { inodeOrder, isDir, isReg } from './tree.js';
+import { walkSource } from './walker.js';
+import { ImageWriter } from './writer.js';
+
+export interface BuildResult {
+  imagePath: string;
+  uuid: string;
+  blockSize: number;
+  inodes: number;
+  blocks: number;
+  metadataBlocks: number;
+  imageBytes: number;
+}
+
+const READ_CHUNK = 1 << 20;
+/** Hand control back to the event loop this often, so signals and aborts are seen. */
+const YIELD_EVERY_BYTES = 32 << 20;
+const YIELD_EVERY_INODES = 512;
+
+export async function buildImage(options: BuildOptions): Promise<BuildResult> {
+  const cfg = resolveOptions(options);
+  checkPaths(cfg);
+  const g = geometry(cfg.blkszbits);
+  const { root } = walkSource(cfg);
+  const order = inodeOrder(root);
+  const layout = planLayout(cfg, g, order);
+
+  const writer = ImageWriter.create(cfg.image);
+  try {
+    await writeImage(cfg, layout, writer);
+    writer.commit();
+  } catch (e) {
+    writer.abort();
+    throw e;
+  }
+  cfg.log('info', `${cfg.image}: ${layout.plans.length} inodes, ${layout.totalBlocks} blocks`);
+  return {
+    imagePath: cfg.image,
+    uuid: formatUuid(cfg.uuid),
+    blockSize: g.blksz,
+    inodes: layout.plans.length,
+    blocks: layout.totalBlocks,
+    metadataBlocks: layout.metaBlocks,
+    imageBytes: layout.totalBlocks * g.blksz,
+  };
+}
+
+function checkPaths(cfg: BuildConfig): void {
+  let src: string;
+  try {
+    src = fs.realpathSync(cfg.source);
+  } catch (e) {
+    throw new BuildError(`${cfg.source}: ${describeFsError(e)}`);
+  }
+  if (!fs.statSync(src).isDirectory()) throw new BuildError(`${cfg.source}: not a directory`);
+  const imageDir = path.dirname(path.resolve(cfg.image));
+  let realImageDir: string;
+  try {
+    realImageDir = fs.realpathSync(imageDir);
+  } catch (e) {
+    throw new BuildError(`${cfg.image}: cannot create image in ${imageDir}: ${describeFsError(e)}`);
+  }
+  if (realImageDir === src || realImageDir.startsWith(src.endsWith('/') ? src : `${src}/`)) {
+    throw new BuildError(`${cfg.image}: the image must not be inside the source directory ${cfg.source}`);
+  }
+  try {
+    if (fs.statSync(cfg.image).isDirectory()) throw new BuildError(`${cfg.image}: is a directory`);
+  } catch (e) {
+    if (e instanceof BuildError) throw e;
+  }
+}
+
+async function writeImage(cfg: BuildConfig, layout: Layout, w: ImageWriter): Promise<void> {
+  const g = layout.geometry;
+  w.setSize(layout.totalBlocks * g.blksz);
+
+  for (const s of layout.sharedXattrs) w.writeAt(s.offset, encodeXattr(s.xattr));
+
+  const io = { buf: Buffer.allocUnsafe(READ_CHUNK), sinceYield: 0 };
+  let filterUsed = false;
+  for (let i = 0; i < layout.plans.length; i++) {
+    const p = layout.plans[i]!;
+    const tail = writeData(layout, p, w, io);
+    const ibody = encodeInodeXattrs(cfg, p);
+    if (ibody && cfg.xattrNameFilter) filterUsed = true;
+    writeInodeUnit(cfg, p, ibody, tail, w);
+    if (io.sinceYield >= YIELD_EVERY_BYTES || i % YIELD_EVERY_INODES === 0) {
+      io.sinceYield = 0;
+      await new Promise((r) => setImmediate(r));
+      cfg.signal?.throwIfAborted();
+    }
+  }
+
+  const sb = superblockDefaults(g.blkszbits);
+  sb.featureCompat =
+    EROFS_FEATURE_COMPAT_MTIME |
+    (cfg.sbChecksum ? EROFS_FEATURE_COMPAT_SB_CHKSUM : 0) |
+    (filterUsed ? EROFS_FEATURE_COMPAT_XATTR_FILTER : 0);
+  sb.rootNid = layout.root.nid;
+  sb.inos = BigInt(layout.plans.length);
+  sb.epoch = BigInt(cfg.buildTime);
+  sb.blocks = layout.totalBlocks;
+  sb.xattrBlkaddr = layout.xattrBlkaddr;
+  sb.uuid = cfg.uuid;
+  sb.volumeName.set(cfg.label);
+  w.writeAt(byteOffset(EROFS_SUPER_OFFSET), encodeSuperblock(sb));
+  if (cfg.sbChecksum) {
+    // The checksum covers the whole rest of the superblock's block, inodes included.
+    const region = w.readAt(byteOffset(EROFS_SUPER_OFFSET), superblockChecksumLength(g.blksz));
+    sealSuperblock(region);
+    w.writeAt(byteOffset(EROFS_SUPER_OFFSET + 4), region.subarray(4, 8));
+  }
+  w.flush();
+}
+
+function encodeXattr(x: Xattr): Uint8Array {
+  return encodeXattrEntry(splitXattrName(x.name)!, x.value);
+}
+
+function encodeInodeXattrs(cfg: BuildConfig, p: InodePlan): Uint8Array | null {
+  if (p.xattrSize === 0) return null;
+  const entries = p.inlineXattrs.map(encodeXattr);
+  const natural = 12 + p.sharedXattrIds.length * 4 + entries.reduce((s, e) => s + e.length, 0);
+  return encodeXattrIbody({
+    nameFilter: cfg.xattrNameFilter ? xattrNameFilter(p.inode.xattrs.map((x) => splitXattrName(x.name)!)) : 0,
+    sharedIds: p.sharedXattrIds,
+    entries,
+    padding: p.xattrSize - natural,
+  });
+}
+
+function writeInodeUnit(
+  cfg: BuildConfig,
+  p: InodePlan,
+  ibody: Uint8Array | null,
+  tail: Uint8Array | null,
+  w: ImageWriter,
+): void {
+  const inode = p.inode;
+  const type = inode.mode & S_IFMT;
+  const u = type === S_IFCHR || type === S_IFBLK ? inode.rdev : p.startBlk;
+  const disk = encodeInode({
+    extended: p.extended,
+    datalayout: p.datalayout,
+    formatFlags: 0,
+    xattrIcount: xattrIcount(p.xattrSize),
+    mode: inode.mode & 0xffff,
+    nlink: inode.nlink,
+    size: BigInt(inode.size),
+    u,
+    ino: p.ino,
+    uid: inode.uid,
+    gid: inode.gid,
+    mtime: p.extended ? BigInt.asUintN(64, BigInt(inode.mtime)) : BigInt(inode.mtime - cfg.buildTime),
+    mtimeNsec: inode.mtimeNsec,
+  });
+  const unit = Buffer.allocUnsafe(disk.length + p.xattrSize + p.inlineTail);
+  unit.set(disk, 0);
+  if (ibody) unit.set(ibody, disk.length);
+  if (p.inlineTail > 0) unit.set(tail!.subarray(0, p.inlineTail), disk.length + p.xattrSize);
+  w.writeAt(p.metaOffset, unit);
+}
+
+interface IoState {
+  buf: Buffer;
+  sinceYield: number;
+}
+
+/**
+ * Writes an inode's data blocks and returns the bytes that go inline after it.
+ * Directory data is encoded now that every nid is known; file data is streamed.
+ */
+function writeData(layout: Layout, p: InodePlan, w: ImageWriter, io: IoState): Uint8Array | null {
+  const g = layout.geometry;
+  const inode = p.inode;
+  let content: Uint8Array | null = null;
+  if (isDir(inode)) {
+    content = encodeDirectory(
+      direntsOf(inode).map((e) => ({
+        name: e.name,
+        nid: layout.byInode.get(e.inode)!.nid,
+        fileType: fileTypeOf(e.inode.mode),
+      })),
+      g.blksz,
+    );
+  } else if (inode.symlink) {
+    content = inode.symlink;
+  } else if (isReg(inode) && inode.size > 0) {
+    return streamFile(g, p, w, io);
+  }
+  if (!content) return null;
+  const inlineStart = content.length - p.inlineTail;
+  if (inlineStart > 0) w.writeAt(byteOffset(p.startBlk * g.blksz), content.subarray(0, inlineStart));
+  return p.inlineTail > 0 ? content.subarray(inlineStart) : null;
+}
+
+function streamFile(g: BlockGeometry, p: InodePlan, w: ImageWriter, io: IoState): Uint8Array | null {
+  const inode = p.inode;
+  const shown = inode.dataPath!.toString();
+  let fd: number;
+  try {
+    fd = fs.openSync(inode.dataPath!, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+  } catch (e) {
+    throw new BuildError(`${shown}: cannot open: ${describeFsError(e)}`);
+  }
+  try {
+    const size = inode.size;
+    const blockBytes = size - p.inlineTail;
+    const tail = p.inlineTail > 0 ? Buffer.allocUnsafe(p.inlineTail) : null;
+    let pos = 0;
+    const read = (buf: Buffer, off: number, len: number): number => {
+      try {
+        return fs.readSync(fd, buf, off, len, null);
+      } catch (e) {
+        throw new BuildError(`${shown}: read failed: ${describeFsError(e)}`);
+      }
+    };
+    const zero = zeroChunk(io.buf.length);
+    while (pos < blockBytes) {
+      const want = Math.min(io.buf.length, blockBytes - pos);
+      let got = 0;
+      while (got < want) {
+        const n = read(io.buf, got, want - got);
+        if (n === 0) throw new BuildError(`${shown}: file shrank while being read (expected ${size} bytes, got ${pos + got})`);
+        got += n;
+      }
+      // All-zero chunks are left as holes: the image file was sized up front.
+      if (io.buf.compare(zero, 0, got, 0, got) !== 0) {
+        w.writeAt(byteOffset(p.startBlk * g.blksz + pos), io.buf.subarray(0, got));
+      }
+      pos += got;
+      io.sinceYield += got;
+    }
+    if (tail) {
+      let got = 0;
+      while (got < tail.length) {
+        const n = read(tail, got, tail.length - got);
+        if (n === 0) throw new BuildError(`${shown}: file shrank while being read (expected ${size} bytes, got ${pos + got})`);
+        got += n;
+      }
+    }
+    if (read(io.buf, 0, 1) !== 0) throw new BuildError(`${shown}: file grew while being read (expected ${size} bytes)`);
+    return tail;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+let zeros: Buffer | null = null;
+function zeroChunk(n: number): Buffer {
+  if (!zeros || zeros.length < n) zeros = Buffer.alloc(n);
+  return zeros;
+}

@@ -1,0 +1,28 @@
+// Errors a user can act on: one line naming the path and the problem.
+
+export class BuildError extends Error {
+  override name = 'BuildError';
+}
+
+const MESSAGES: Record<string, string> = {
+  EACCES: 'Permission denied',
+  EPERM: 'Operation not permitted',
+  ENOENT: 'No such file or directory',
+  ENOTDIR: 'Not a directory',
+  EISDIR: 'Is a directory',
+  ENOSPC: 'No space left on device',
+  EDQUOT: 'Disk quota exceeded',
+  EROFS: 'Read-only file system',
+  EIO: 'Input/output error',
+  ELOOP: 'Too many levels of symbolic links',
+  ENAMETOOLONG: 'File name too long',
+  EMFILE: 'Too many open files',
+  EFBIG: 'File too large',
+};
+
+/** strerror()-style text for a Node fs error, without Node's "ENOENT: ... 'path'" decoration. */
+export function describeFsError(e: unknown): string {
+  const code = (e as NodeJS.ErrnoException | undefined)?.code;
+  if (code && MESSAGES[code]) return MESSAGES[code]!;
+  return code ?? (e instanceof Error ? e.message : String(e));
+}

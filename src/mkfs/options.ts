@@ -1,0 +1,174 @@
+// Build options: the typed form of mkfs.erofs's command line, and their validation.
+
+import { randomBytes } from 'node:crypto';
+import { parseUuid } from '../format/superblock.js';
+
+export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
+export type Logger = (level: LogLevel, message: string) => void;
+
+export interface BuildOptions {
+  /** Output image path. Written to a temporary file beside it and renamed on success. */
+  image: string;
+  /** Source directory. */
+  source: string;
+  /** -b: 512, 1024, 2048 or 4096 (default). */
+  blockSize?: number;
+  /** -U: a UUID string, 'clear' (all zero) or 'random' (default). */
+  uuid?: string;
+  /** -L: volume label, at most 15 bytes. */
+  label?: string;
+  /** -E^sbcrc / -Enosbcrc turn the superblock checksum off. */
+  sbChecksum?: boolean;
+  /** -Eforce-inode-compact / -Eforce-inode-extended. */
+  inodeVersion?: 'auto' | 'compact' | 'extended';
+  /** -Enoinline_data: regular files never keep their tail inline. */
+  inlineData?: boolean;
+  /** -x: an xattr (name, value) seen more than this many times is shared; < 0 drops xattrs. */
+  xattrTolerance?: number;
+  /** -E^xattr-name-filter turns the per-inode bloom filter off. */
+  xattrNameFilter?: boolean;
+  /** -T: fixed build time (UNIX seconds). */
+  timestamp?: number;
+  /** --all-time (default with -T): every file gets the -T time; --mkfs-time: only the build time. */
+  timestampScope?: 'all' | 'mkfs';
+  /** SOURCE_DATE_EPOCH: build time, and newer file times are clamped to it. Overrides -T. */
+  sourceDateEpoch?: number;
+  /** --ignore-mtime: files whose mtime differs from the build time get the build time. */
+  ignoreMtime?: boolean;
+  allRoot?: boolean;
+  forceUid?: number;
+  forceGid?: number;
+  uidOffset?: number;
+  gidOffset?: number;
+  /** --exclude-path: exact paths relative to the source root. */
+  excludePaths?: string[];
+  /** --exclude-regex: patterns searched in paths relative to the source root. */
+  excludeRegexes?: string[];
+  /** --root-xattr-isize: minimum inline xattr area of the root directory, in bytes. */
+  rootXattrIsize?: number;
+  /** --hard-dereference: hard links become separate inodes. */
+  hardDereference?: boolean;
+  log?: Logger;
+  /** Aborting removes the temporary file and rejects with an AbortError. */
+  signal?: AbortSignal;
+}
+
+/** Validated, defaulted options. */
+export interface BuildConfig {
+  image: string;
+  source: string;
+  blkszbits: number;
+  uuid: Uint8Array;
+  label: Uint8Array;
+  sbChecksum: boolean;
+  inodeVersion: 'auto' | 'compact' | 'extended';
+  inlineData: boolean;
+  xattrTolerance: number;
+  xattrNameFilter: boolean;
+  /** Superblock epoch: build time in seconds. */
+  buildTime: number;
+  /** How file mtimes relate to the build time. */
+  timeInherit: 'source' | 'fixed' | 'clamp';
+  ignoreMtime: boolean;
+  fixedUid: number | null;
+  fixedGid: number | null;
+  uidOffset: number;
+  gidOffset: number;
+  excludePaths: Set<string>;
+  excludeRegexes: RegExp[];
+  rootXattrIsize: number;
+  hardDereference: boolean;
+  log: Logger;
+  signal: AbortSignal | undefined;
+}
+
+export class UsageError extends Error {}
+
+const U32 = 0xffffffff;
+
+function checkId(what: string, v: number | undefined): void {
+  if (v !== undefined && (!Number.isInteger(v) || v < 0 || v > U32)) {
+    throw new UsageError(`invalid ${what}: ${v} (expected 0..${U32})`);
+  }
+}
+
+export function resolveOptions(o: BuildOptions): BuildConfig {
+  const blockSize = o.blockSize ?? 4096;
+  const blkszbits = Math.log2(blockSize);
+  if (!Number.isInteger(blkszbits) || blkszbits < 9 || blkszbits > 12) {
+    throw new UsageError(`invalid block size ${blockSize}: must be 512, 1024, 2048 or 4096`);
+  }
+
+  let uuid: Uint8Array;
+  if (o.uuid === undefined || o.uuid === 'random') uuid = Uint8Array.from(randomBytes(16));
+  else if (o.uuid === 'clear') uuid = new Uint8Array(16);
+  else {
+    const parsed = parseUuid(o.uuid);
+    if (!parsed) throw new UsageError(`invalid UUID ${o.uuid}`);
+    uuid = parsed;
+  }
+
+  const label = Buffer.from(o.label ?? '', 'utf8');
+  if (label.length > 15) throw new UsageError(`volume label "${o.label}" is longer than 15 bytes`);
+
+  for (const [name, v] of [['-T', o.timestamp], ['SOURCE_DATE_EPOCH', o.sourceDateEpoch]] as const) {
+    if (v !== undefined && (!Number.isSafeInteger(v) || v < 0)) throw new UsageError(`invalid ${name} timestamp ${v}`);
+  }
+  checkId('--force-uid', o.forceUid);
+  checkId('--force-gid', o.forceGid);
+  checkId('--uid-offset', o.uidOffset);
+  checkId('--gid-offset', o.gidOffset);
+
+  const rootXattrIsize = o.rootXattrIsize ?? 0;
+  if (!Number.isInteger(rootXattrIsize) || rootXattrIsize < 0 || rootXattrIsize > 0xffff * 4) {
+    throw new UsageError(`invalid --root-xattr-isize ${rootXattrIsize}`);
+  }
+
+  // SOURCE_DATE_EPOCH wins over -T and clamps rather than fixes file times.
+  let buildTime: number;
+  let timeInherit: BuildConfig['timeInherit'];
+  if (o.sourceDateEpoch !== undefined) {
+    buildTime = o.sourceDateEpoch;
+    timeInherit = 'clamp';
+  } else if (o.timestamp !== undefined) {
+    buildTime = o.timestamp;
+    timeInherit = o.timestampScope === 'mkfs' ? 'source' : 'fixed';
+  } else {
+    buildTime = Math.floor(Date.now() / 1000);
+    timeInherit = 'source';
+  }
+
+  const excludeRegexes = (o.excludeRegexes ?? []).map((r) => {
+    try {
+      return new RegExp(r);
+    } catch (e) {
+      throw new UsageError(`invalid --exclude-regex ${r}: ${(e as Error).message}`);
+    }
+  });
+
+  return {
+    image: o.image,
+    source: o.source,
+    blkszbits,
+    uuid,
+    label,
+    sbChecksum: o.sbChecksum ?? true,
+    inodeVersion: o.inodeVersion ?? 'auto',
+    inlineData: o.inlineData ?? true,
+    xattrTolerance: o.xattrTolerance ?? 2,
+    xattrNameFilter: o.xattrNameFilter ?? true,
+    buildTime,
+    timeInherit,
+    ignoreMtime: o.ignoreMtime ?? false,
+    fixedUid: o.allRoot ? 0 : (o.forceUid ?? null),
+    fixedGid: o.allRoot ? 0 : (o.forceGid ?? null),
+    uidOffset: o.uidOffset ?? 0,
+    gidOffset: o.gidOffset ?? 0,
+    excludePaths: new Set((o.excludePaths ?? []).map((p) => p.replace(/^\/+/, '').replace(/\/+$/, ''))),
+    excludeRegexes,
+    rootXattrIsize,
+    hardDereference: o.hardDereference ?? false,
+    log: o.log ?? (() => {}),
+    signal: o.signal,
+  };
+}

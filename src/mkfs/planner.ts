@@ -1,0 +1,331 @@
+// Layout planner: decides every inode's form (compact/extended, plain/inline), packs
+// inodes into metadata blocks and assigns data blocks, before a byte is written.
+// Sizes depend only on names, metadata and file lengths, so the whole layout is known
+// up front and the writer can stream file data straight to its final place.
+
+import {
+  EROFS_INODE_FLAT_INLINE,
+  EROFS_INODE_FLAT_PLAIN,
+  EROFS_ISLOTSIZE,
+  EROFS_NULL_ADDR,
+  EROFS_SUPER_BASE_SIZE,
+  EROFS_SUPER_OFFSET,
+  EROFS_XATTR_IBODY_HEADER_SIZE,
+} from '../format/constants.js';
+import { dirSize } from '../format/dirent.js';
+import { inodeSize } from '../format/inode.js';
+import { splitXattrName, xattrEntrySize, type Xattr } from '../format/xattr.js';
+import {
+  type BlockAddr,
+  type BlockGeometry,
+  type ByteOffset,
+  type Nid,
+  blockAddr,
+  byteOffset,
+  nid,
+} from '../format/types.js';
+import { BuildError } from './errors.js';
+import type { BuildConfig } from './options.js';
+import { isDir, isReg, isSymlink, type TreeEntry, type TreeInode } from './tree.js';
+
+const DOT = Buffer.from('.');
+const DOTDOT = Buffer.from('..');
+const U16 = 0xffff;
+const U32 = 0xffffffff;
+
+export interface InodePlan {
+  inode: TreeInode;
+  /** 32-bit serial for stat's st_ino on 32-bit userspace; root = 1. */
+  ino: number;
+  extended: boolean;
+  datalayout: typeof EROFS_INODE_FLAT_PLAIN | typeof EROFS_INODE_FLAT_INLINE;
+  /** Inline xattr area length (0 when the inode has none). */
+  xattrSize: number;
+  sharedXattrIds: number[];
+  inlineXattrs: Xattr[];
+  /** Blocks in the data area (full blocks, plus a padded tail block when not inline). */
+  dataBlocks: number;
+  startBlk: BlockAddr;
+  /** Bytes of data stored right after the inode and its xattrs. */
+  inlineTail: number;
+  metaOffset: ByteOffset;
+  nid: Nid;
+}
+
+export interface SharedXattr {
+  xattr: Xattr;
+  offset: ByteOffset;
+}
+
+export interface Layout {
+  geometry: BlockGeometry;
+  plans: InodePlan[];
+  root: InodePlan;
+  byInode: Map<TreeInode, InodePlan>;
+  sharedXattrs: SharedXattr[];
+  xattrBlkaddr: BlockAddr;
+  /** First block after the metadata area; file and directory data start here. */
+  dataStart: BlockAddr;
+  totalBlocks: number;
+  metaBlocks: number;
+}
+
+/** A directory's entries with "." and ".." merged in bytewise order. */
+export function direntsOf(dir: TreeInode): TreeEntry[] {
+  const out: TreeEntry[] = [];
+  const dots: TreeEntry[] = [
+    { name: DOT, inode: dir },
+    { name: DOTDOT, inode: dir.parent ?? dir },
+  ];
+  let d = 0;
+  for (const e of dir.children!) {
+    while (d < 2 && Buffer.compare(dots[d]!.name, e.name) < 0) out.push(dots[d++]!);
+    out.push(e);
+  }
+  while (d < 2) out.push(dots[d++]!);
+  return out;
+}
+
+/** Packs 32-byte-aligned inode units into metadata blocks, best fit first. */
+class MetaAllocator {
+  private readonly used: number[] = [];
+  /** buckets[k]: blocks (relative index) with exactly k free 32-byte slots. */
+  private readonly buckets: number[][];
+  private readonly slotsPerBlock: number;
+
+  constructor(
+    private readonly g: BlockGeometry,
+    private readonly firstBlock: number,
+  ) {
+    this.slotsPerBlock = g.blksz / EROFS_ISLOTSIZE;
+    this.buckets = Array.from({ length: this.slotsPerBlock + 1 }, () => []);
+  }
+
+  get blockCount(): number {
+    return this.used.length;
+  }
+
+  /** Claims bytes [0, n) of a fresh block, or of the first block at a given fill. */
+  private newBlock(): number {
+    this.used.push(0);
+    return this.used.length - 1;
+  }
+
+  private release(b: number): void {
+    const free = (this.g.blksz - this.used[b]!) / EROFS_ISLOTSIZE;
+    if (free > 0) this.buckets[free]!.push(b);
+  }
+
+  private offsetOf(b: number): ByteOffset {
+    return byteOffset((this.firstBlock + b) * this.g.blksz + this.used[b]!);
+  }
+
+  /** Marks the start of the first block (superblock area) as used. */
+  reserveHead(bytes: number): void {
+    const b = this.newBlock();
+    this.used[b] = alignUp(bytes, EROFS_ISLOTSIZE);
+    this.release(b);
+  }
+
+  /** A unit that must not cross a block boundary when it fits in one block. */
+  alloc(size: number): ByteOffset {
+    const slots = Math.ceil(size / EROFS_ISLOTSIZE);
+    if (slots > this.slotsPerBlock) return this.allocSpanning(size);
+    let b: number | undefined;
+    for (let k = slots; k <= this.slotsPerBlock && b === undefined; k++) b = this.buckets[k]!.pop();
+    if (b === undefined) b = this.newBlock();
+    const off = this.offsetOf(b);
+    this.used[b]! += slots * EROFS_ISLOTSIZE;
+    this.release(b);
+    return off;
+  }
+
+  /** A unit larger than a block: starts on a fresh block and runs on. */
+  private allocSpanning(size: number): ByteOffset {
+    const first = this.newBlock();
+    const off = this.offsetOf(first);
+    let rest = size - this.g.blksz;
+    this.used[first] = this.g.blksz;
+    while (rest > 0) {
+      const b = this.newBlock();
+      this.used[b] = alignUp(Math.min(rest, this.g.blksz), EROFS_ISLOTSIZE);
+      rest -= this.g.blksz;
+      if (rest <= 0) this.release(b);
+    }
+    return off;
+  }
+
+  /**
+   * Lays out shared xattr entries back to back from the current end of the last block;
+   * an entry that fits in a block is never split across two.
+   */
+  allocSequence(sizes: readonly number[]): ByteOffset[] {
+    if (sizes.length === 0) return [];
+    let b = this.used.length - 1;
+    // Take the last block out of its bucket: we append to it directly.
+    for (const bucket of this.buckets) {
+      const i = bucket.indexOf(b);
+      if (i >= 0) bucket.splice(i, 1);
+    }
+    const out: ByteOffset[] = [];
+    for (const size of sizes) {
+      if (this.used[b]! + size > this.g.blksz && size <= this.g.blksz) {
+        b = this.newBlock();
+      }
+      out.push(this.offsetOf(b));
+      let rest = this.used[b]! + size;
+      while (rest > this.g.blksz) {
+        this.used[b] = this.g.blksz;
+        rest -= this.g.blksz;
+        b = this.newBlock();
+      }
+      this.used[b] = rest;
+    }
+    this.used[b] = alignUp(this.used[b]!, EROFS_ISLOTSIZE);
+    this.release(b);
+    return out;
+  }
+}
+
+const alignUp = (n: number, a: number): number => Math.ceil(n / a) * a;
+
+function xattrKeyString(x: Xattr): string {
+  return `${Buffer.from(x.name).toString('latin1')}\0${Buffer.from(x.value).toString('latin1')}`;
+}
+
+/** Pairs seen more than `tolerance` times (each hard link counts) become shared, sorted. */
+function chooseSharedXattrs(order: readonly TreeInode[], tolerance: number): Xattr[] {
+  if (tolerance < 0) return [];
+  const counts = new Map<string, { x: Xattr; n: number }>();
+  for (const inode of order) {
+    for (const x of inode.xattrs) {
+      const k = xattrKeyString(x);
+      const c = counts.get(k);
+      if (c) c.n += inode.nlink;
+      else counts.set(k, { x, n: inode.nlink });
+    }
+  }
+  const shared = [...counts.values()].filter((c) => c.n > tolerance).map((c) => c.x);
+  return shared.sort((a, b) => Buffer.compare(Buffer.from(xattrKeyString(a), 'latin1'), Buffer.from(xattrKeyString(b), 'latin1')));
+}
+
+const entrySize = (x: Xattr): number => xattrEntrySize(splitXattrName(x.name)!.suffix.length, x.value.length);
+
+export function dataSizeOf(inode: TreeInode, blksz: number): number {
+  if (isDir(inode)) return dirSize(direntsOf(inode).map((e) => e.name.length), blksz);
+  if (isReg(inode) || isSymlink(inode)) return inode.size;
+  return 0;
+}
+
+function chooseExtended(cfg: BuildConfig, inode: TreeInode, path: () => string): boolean {
+  if (cfg.inodeVersion === 'extended') return true;
+  const mustExtend = inode.size > U32 || inode.uid > U16 || inode.gid > U16 || inode.nlink > U16;
+  const ignoreMtime = cfg.ignoreMtime || cfg.inodeVersion === 'compact';
+  const timeDiffers = inode.mtime !== cfg.buildTime || inode.mtimeNsec !== 0;
+  if (!mustExtend && timeDiffers && ignoreMtime) {
+    // Compact inodes carry no time of their own here: they take the build time.
+    inode.mtime = cfg.buildTime;
+    inode.mtimeNsec = 0;
+  }
+  const extended = mustExtend || (timeDiffers && !ignoreMtime);
+  if (extended && cfg.inodeVersion === 'compact') throw new BuildError(`${path()}: cannot be in compact form`);
+  return extended;
+}
+
+export function planLayout(cfg: BuildConfig, g: BlockGeometry, order: readonly TreeInode[]): Layout {
+  const shared = chooseSharedXattrs(order, cfg.xattrTolerance);
+  const sharedIndex = new Map<string, number>();
+  shared.forEach((x, i) => sharedIndex.set(xattrKeyString(x), i));
+
+  const superBlock = Math.floor(EROFS_SUPER_OFFSET / g.blksz);
+  const alloc = new MetaAllocator(g, superBlock);
+  alloc.reserveHead(EROFS_SUPER_OFFSET + EROFS_SUPER_BASE_SIZE - superBlock * g.blksz);
+
+  const plans: InodePlan[] = [];
+  const byInode = new Map<TreeInode, InodePlan>();
+  const pathOf = (inode: TreeInode): string => inode.dataPath?.toString() ?? '(inode)';
+
+  for (let i = 0; i < order.length; i++) {
+    const inode = order[i]!;
+    const size = dataSizeOf(inode, g.blksz);
+    if (isDir(inode)) inode.size = size;
+
+    const sharedXattrIds: number[] = [];
+    const inlineXattrs: Xattr[] = [];
+    let entryBytes = 0;
+    for (const x of inode.xattrs) {
+      const s = sharedIndex.get(xattrKeyString(x));
+      if (s !== undefined) sharedXattrIds.push(s);
+      else {
+        inlineXattrs.push(x);
+        entryBytes += entrySize(x);
+      }
+    }
+    let xattrSize =
+      inode.xattrs.length === 0 ? 0 : EROFS_XATTR_IBODY_HEADER_SIZE + sharedXattrIds.length * 4 + entryBytes;
+    if (i === 0 && cfg.rootXattrIsize > xattrSize) {
+      xattrSize = Math.max(EROFS_XATTR_IBODY_HEADER_SIZE, alignUp(cfg.rootXattrIsize, 4));
+    }
+    if (sharedXattrIds.length > 255) throw new BuildError(`${pathOf(inode)}: too many shared xattrs`);
+    if (xattrSize > EROFS_XATTR_IBODY_HEADER_SIZE + U16 * 4) throw new BuildError(`${pathOf(inode)}: xattrs too large`);
+
+    const extended = chooseExtended(cfg, inode, () => pathOf(inode));
+    const base = inodeSize(extended) + xattrSize;
+    const tail = size % g.blksz;
+    const inlineAllowed = tail > 0 && (cfg.inlineData || !isReg(inode)) && base + tail <= g.blksz;
+    const plan: InodePlan = {
+      inode,
+      ino: i + 1,
+      extended,
+      datalayout: inlineAllowed ? EROFS_INODE_FLAT_INLINE : EROFS_INODE_FLAT_PLAIN,
+      xattrSize,
+      sharedXattrIds,
+      inlineXattrs,
+      dataBlocks: Math.floor(size / g.blksz) + (tail > 0 && !inlineAllowed ? 1 : 0),
+      startBlk: blockAddr(0),
+      inlineTail: inlineAllowed ? tail : 0,
+      metaOffset: byteOffset(0),
+      nid: nid(0),
+    };
+    plans.push(plan);
+    byInode.set(inode, plan);
+  }
+
+  // The root goes first so that its nid fits the superblock's 16-bit field.
+  const place = (p: InodePlan): void => {
+    p.metaOffset = alloc.alloc(inodeSize(p.extended) + p.xattrSize + p.inlineTail);
+    p.nid = nid((p.metaOffset - 0) / EROFS_ISLOTSIZE);
+  };
+  place(plans[0]!);
+  const sharedOffsets = alloc.allocSequence(shared.map(entrySize));
+  for (let i = 1; i < plans.length; i++) place(plans[i]!);
+
+  const xattrBlkaddr = blockAddr(sharedOffsets.length > 0 ? Math.floor(sharedOffsets[0]! / g.blksz) : 0);
+  for (const p of plans) {
+    p.sharedXattrIds = p.sharedXattrIds.map((s) => (sharedOffsets[s]! - xattrBlkaddr * g.blksz) / 4);
+  }
+
+  const dataStart = superBlock + alloc.blockCount;
+  let next = dataStart;
+  for (const p of plans) {
+    if (p.dataBlocks > 0) {
+      p.startBlk = blockAddr(next);
+      next += p.dataBlocks;
+    } else if (p.datalayout === EROFS_INODE_FLAT_INLINE) {
+      p.startBlk = blockAddr(EROFS_NULL_ADDR);
+    }
+  }
+  if (next > U32) throw new BuildError('image too large: more than 2^32 blocks');
+
+  return {
+    geometry: g,
+    plans,
+    root: plans[0]!,
+    byInode,
+    sharedXattrs: shared.map((xattr, i) => ({ xattr, offset: sharedOffsets[i]! })),
+    xattrBlkaddr,
+    dataStart: blockAddr(dataStart),
+    totalBlocks: next,
+    metaBlocks: alloc.blockCount,
+  };
+}

@@ -1,0 +1,61 @@
+// The in-memory inode tree every input (directory walk, later tar streams) produces
+// and the planner consumes. Holds metadata only: file data stays in the source.
+
+import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from '../format/constants.js';
+import type { Xattr } from '../format/xattr.js';
+
+export interface TreeInode {
+  /** st_mode including the file type bits. */
+  mode: number;
+  uid: number;
+  gid: number;
+  /** Seconds since the UNIX epoch (may be negative) and nanoseconds, after the time policy. */
+  mtime: number;
+  mtimeNsec: number;
+  /** Regular file: byte length; symlink: target length; directory: set by the planner. */
+  size: number;
+  /** Device number as new_encode_dev() for char/block devices, else 0. */
+  rdev: number;
+  /** Where a regular file's bytes are read from. */
+  dataPath: Buffer | null;
+  symlink: Buffer | null;
+  /** In canonical order (compareXattrs). */
+  xattrs: Xattr[];
+  /** Links inside the image: dirents naming it (directories: 2 + subdirectories). */
+  nlink: number;
+  /** Directories: entries sorted bytewise by name, without "." and "..". */
+  children: TreeEntry[] | null;
+  parent: TreeInode | null;
+}
+
+export interface TreeEntry {
+  name: Buffer;
+  inode: TreeInode;
+}
+
+export const isDir = (i: TreeInode): boolean => (i.mode & S_IFMT) === S_IFDIR;
+export const isReg = (i: TreeInode): boolean => (i.mode & S_IFMT) === S_IFREG;
+export const isSymlink = (i: TreeInode): boolean => (i.mode & S_IFMT) === S_IFLNK;
+
+/**
+ * Inodes in the order they are numbered and laid out: the root, then for each
+ * directory (pre-order, sorted) its children as a group. A hard-linked inode
+ * appears once, where it is first reached.
+ */
+export function inodeOrder(root: TreeInode): TreeInode[] {
+  const order: TreeInode[] = [root];
+  const seen = new Set<TreeInode>([root]);
+  const stack: TreeInode[] = [root];
+  while (stack.length > 0) {
+    const dir = stack.pop()!;
+    const subdirs: TreeInode[] = [];
+    for (const e of dir.children!) {
+      if (seen.has(e.inode)) continue;
+      seen.add(e.inode);
+      order.push(e.inode);
+      if (e.inode.children) subdirs.push(e.inode);
+    }
+    for (let i = subdirs.length - 1; i >= 0; i--) stack.push(subdirs[i]!);
+  }
+  return order;
+}

@@ -1,0 +1,196 @@
+// Directory walker: lstat()s the source tree into a TreeInode graph (metadata only).
+
+import * as fs from 'node:fs';
+import { S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK } from '../format/constants.js';
+import { encodeDev } from '../format/inode.js';
+import { compareXattrs, splitXattrName, type Xattr } from '../format/xattr.js';
+import { BuildError, describeFsError } from './errors.js';
+import type { BuildConfig } from './options.js';
+import type { TreeEntry, TreeInode } from './tree.js';
+import { readXattrs, XattrReadError } from './xattr-source.js';
+
+const SLASH = Buffer.from('/');
+const U32 = 0xffffffff;
+
+/** Applies --force-uid/gid, --all-root, the id offsets and the timestamp policy. */
+export function applyMetadataPolicy(
+  cfg: BuildConfig,
+  path: string,
+  st: { uid: number; gid: number; mtime: number; mtimeNsec: number },
+): Pick<TreeInode, 'uid' | 'gid' | 'mtime' | 'mtimeNsec'> {
+  const uid = (cfg.fixedUid ?? st.uid) + cfg.uidOffset;
+  const gid = (cfg.fixedGid ?? st.gid) + cfg.gidOffset;
+  if (uid > U32) throw new BuildError(`${path}: uid overflow (${uid})`);
+  if (gid > U32) throw new BuildError(`${path}: gid overflow (${gid})`);
+  let { mtime, mtimeNsec } = st;
+  if (cfg.timeInherit === 'fixed' || (cfg.timeInherit === 'clamp' && mtime >= cfg.buildTime)) {
+    mtime = cfg.buildTime;
+    mtimeNsec = 0;
+  }
+  return { uid, gid, mtime, mtimeNsec };
+}
+
+export interface WalkResult {
+  root: TreeInode;
+  inodeCount: number;
+}
+
+/** Joins a directory path and a name without decoding either (names may not be UTF-8). */
+const join = (dir: Buffer, name: Buffer): Buffer => Buffer.concat([dir, SLASH, name]);
+
+export function walkSource(cfg: BuildConfig): WalkResult {
+  const rootPath = Buffer.from(cfg.source);
+  const hardlinks = new Map<string, TreeInode>();
+  let inodeCount = 0;
+
+  const makeInode = (path: Buffer, rel: string, st: fs.BigIntStats, parent: TreeInode | null): TreeInode => {
+    const mode = Number(st.mode);
+    const type = mode & S_IFMT;
+    const shown = path.toString();
+    const ids = applyMetadataPolicy(cfg, shown, {
+      uid: Number(st.uid),
+      gid: Number(st.gid),
+      mtime: Number(st.mtimeNs / 1_000_000_000n) - (st.mtimeNs < 0n && st.mtimeNs % 1_000_000_000n !== 0n ? 1 : 0),
+      mtimeNsec: Number(((st.mtimeNs % 1_000_000_000n) + 1_000_000_000n) % 1_000_000_000n),
+    });
+    const inode: TreeInode = {
+      mode,
+      ...ids,
+      size: 0,
+      rdev: 0,
+      dataPath: null,
+      symlink: null,
+      xattrs: cfg.xattrTolerance < 0 ? [] : readSourceXattrs(cfg, path, rel),
+      nlink: 0,
+      children: null,
+      parent,
+    };
+    switch (type) {
+      case S_IFREG:
+        inode.size = Number(st.size);
+        inode.dataPath = path;
+        break;
+      case S_IFLNK:
+        try {
+          inode.symlink = fs.readlinkSync(path, { encoding: 'buffer' });
+        } catch (e) {
+          throw new BuildError(`${shown}: cannot read symlink: ${describeFsError(e)}`);
+        }
+        inode.size = inode.symlink.length;
+        break;
+      case S_IFCHR:
+      case S_IFBLK: {
+        const rdev = st.rdev;
+        const major = Number(((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn));
+        const minor = Number((rdev & 0xffn) | ((rdev >> 12n) & ~0xffn));
+        inode.rdev = encodeDev(major, minor);
+        break;
+      }
+      case S_IFDIR:
+        inode.children = [];
+        break;
+      case S_IFIFO:
+      case S_IFSOCK:
+        break;
+    }
+    inodeCount++;
+    return inode;
+  };
+
+  let rootStat: fs.BigIntStats;
+  try {
+    rootStat = fs.lstatSync(rootPath, { bigint: true });
+  } catch (e) {
+    throw new BuildError(`${cfg.source}: ${describeFsError(e)}`);
+  }
+  if ((Number(rootStat.mode) & S_IFMT) !== S_IFDIR) throw new BuildError(`${cfg.source}: not a directory`);
+  const root = makeInode(rootPath, '', rootStat, null);
+  root.parent = root;
+
+  const stack: Array<{ inode: TreeInode; path: Buffer; rel: string }> = [{ inode: root, path: rootPath, rel: '' }];
+  while (stack.length > 0) {
+    const { inode: dir, path, rel } = stack.pop()!;
+    let names: Buffer[];
+    try {
+      names = fs.readdirSync(path, { encoding: 'buffer' });
+    } catch (e) {
+      throw new BuildError(`${path.toString()}: cannot read directory: ${describeFsError(e)}`);
+    }
+    names.sort(Buffer.compare);
+    const entries: TreeEntry[] = [];
+    for (const name of names) {
+      const childRel = rel === '' ? name.toString() : `${rel}/${name.toString()}`;
+      if (isExcluded(cfg, childRel)) {
+        cfg.log('debug', `excluding ${childRel}`);
+        continue;
+      }
+      const childPath = join(path, name);
+      let st: fs.BigIntStats;
+      try {
+        st = fs.lstatSync(childPath, { bigint: true });
+      } catch (e) {
+        throw new BuildError(`${childPath.toString()}: ${describeFsError(e)}`);
+      }
+      const type = Number(st.mode) & S_IFMT;
+      if (![S_IFREG, S_IFDIR, S_IFLNK, S_IFCHR, S_IFBLK, S_IFIFO, S_IFSOCK].includes(type)) {
+        cfg.log('warn', `${childPath.toString()}: unsupported file type, skipped`);
+        continue;
+      }
+      let child: TreeInode | undefined;
+      const key = `${st.dev}:${st.ino}`;
+      if (type !== S_IFDIR && !cfg.hardDereference && st.nlink > 1n) child = hardlinks.get(key);
+      if (!child) {
+        child = makeInode(childPath, childRel, st, dir);
+        if (type !== S_IFDIR && !cfg.hardDereference && st.nlink > 1n) hardlinks.set(key, child);
+      }
+      child.nlink++;
+      entries.push({ name, inode: child });
+      if (type === S_IFDIR) stack.push({ inode: child, path: childPath, rel: childRel });
+    }
+    dir.children = entries;
+  }
+  countDirLinks(root);
+  return { root, inodeCount };
+}
+
+function countDirLinks(root: TreeInode): void {
+  const stack = [root];
+  while (stack.length > 0) {
+    const dir = stack.pop()!;
+    let subdirs = 0;
+    for (const e of dir.children!) {
+      if (e.inode.children) {
+        subdirs++;
+        stack.push(e.inode);
+      }
+    }
+    dir.nlink = 2 + subdirs;
+  }
+}
+
+function isExcluded(cfg: BuildConfig, rel: string): boolean {
+  if (cfg.excludePaths.has(rel)) return true;
+  for (const r of cfg.excludeRegexes) if (r.test(rel)) return true;
+  return false;
+}
+
+function readSourceXattrs(cfg: BuildConfig, path: Buffer, rel: string): Xattr[] {
+  let all: Xattr[];
+  try {
+    all = readXattrs(path);
+  } catch (e) {
+    if (e instanceof XattrReadError) throw new BuildError(`${path.toString()}: ${e.message}`);
+    throw e;
+  }
+  const kept: Xattr[] = [];
+  for (const x of all) {
+    // The kernel has no handler for other namespaces: such xattrs could never be read back.
+    if (!splitXattrName(x.name)) {
+      cfg.log('warn', `${rel || '/'}: xattr ${Buffer.from(x.name).toString()} has no EROFS prefix, skipped`);
+      continue;
+    }
+    if (x.value.length > 0xffff) throw new BuildError(`${path.toString()}: xattr value too large`);
+    kept.push(x);
+  }
+  return kept.sort(compareXattrs);
+}

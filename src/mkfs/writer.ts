@@ -1,0 +1,141 @@
+// The single image writer: positional writes into a temporary file beside the image,
+// renamed over it only once everything is written. Nothing else touches the output.
+
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import type { ByteOffset } from '../format/types.js';
+import { BuildError, describeFsError } from './errors.js';
+
+const COALESCE_BYTES = 4 << 20;
+
+/** Temporary files of builds in progress, so a signal handler can remove them. */
+const activeTemps = new Set<string>();
+
+/** Removes every unfinished temporary image; safe to call from a signal handler. */
+export function removeActiveTempFiles(): void {
+  for (const t of activeTemps) {
+    try {
+      fs.unlinkSync(t);
+    } catch {
+      // already gone
+    }
+  }
+  activeTemps.clear();
+}
+
+export class ImageWriter {
+  private pending: Buffer;
+  private pendingStart = 0;
+  private pendingLen = 0;
+  private closed = false;
+
+  private constructor(
+    readonly imagePath: string,
+    readonly tempPath: string,
+    private readonly fd: number,
+  ) {
+    this.pending = Buffer.allocUnsafe(COALESCE_BYTES);
+  }
+
+  static create(imagePath: string): ImageWriter {
+    const dir = path.dirname(path.resolve(imagePath));
+    const tempPath = path.join(dir, `.${path.basename(imagePath)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+    let fd: number;
+    try {
+      fd = fs.openSync(tempPath, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o644);
+    } catch (e) {
+      throw new BuildError(`${imagePath}: cannot create image: ${describeFsError(e)}`);
+    }
+    activeTemps.add(tempPath);
+    return new ImageWriter(imagePath, tempPath, fd);
+  }
+
+  private fail(e: unknown): never {
+    throw new BuildError(`${this.imagePath}: write failed: ${describeFsError(e)}`);
+  }
+
+  setSize(bytes: number): void {
+    try {
+      fs.ftruncateSync(this.fd, bytes);
+    } catch (e) {
+      this.fail(e);
+    }
+  }
+
+  private writeFully(buf: Uint8Array, pos: number): void {
+    let done = 0;
+    try {
+      while (done < buf.length) done += fs.writeSync(this.fd, buf, done, buf.length - done, pos + done);
+    } catch (e) {
+      this.fail(e);
+    }
+  }
+
+  flush(): void {
+    if (this.pendingLen === 0) return;
+    this.writeFully(this.pending.subarray(0, this.pendingLen), this.pendingStart);
+    this.pendingLen = 0;
+  }
+
+  /** Writes bytes at an absolute offset; consecutive writes are merged into large ones. */
+  writeAt(off: ByteOffset, bytes: Uint8Array): void {
+    if (this.pendingLen > 0 && off === this.pendingStart + this.pendingLen && this.pendingLen + bytes.length <= COALESCE_BYTES) {
+      this.pending.set(bytes, this.pendingLen);
+      this.pendingLen += bytes.length;
+      return;
+    }
+    this.flush();
+    if (bytes.length >= COALESCE_BYTES) {
+      this.writeFully(bytes, off);
+      return;
+    }
+    this.pending.set(bytes, 0);
+    this.pendingStart = off;
+    this.pendingLen = bytes.length;
+  }
+
+  readAt(off: ByteOffset, length: number): Buffer {
+    this.flush();
+    const out = Buffer.alloc(length);
+    let done = 0;
+    while (done < length) {
+      const n = fs.readSync(this.fd, out, done, length - done, off + done);
+      if (n === 0) break;
+      done += n;
+    }
+    return out;
+  }
+
+  /** Flushes, closes and atomically replaces the image. */
+  commit(): void {
+    this.flush();
+    try {
+      fs.closeSync(this.fd);
+      this.closed = true;
+      fs.renameSync(this.tempPath, this.imagePath);
+    } catch (e) {
+      this.abort();
+      this.fail(e);
+    }
+    activeTemps.delete(this.tempPath);
+  }
+
+  /** Drops the temporary file; an existing image is left untouched. */
+  abort(): void {
+    if (!this.closed) {
+      try {
+        fs.closeSync(this.fd);
+      } catch {
+        // closing can only fail if already closed
+      }
+      this.closed = true;
+    }
+    try {
+      fs.unlinkSync(this.tempPath);
+    } catch {
+      // already gone
+    }
+    activeTemps.delete(this.tempPath);
+  }
+}
