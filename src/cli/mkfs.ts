@@ -1,0 +1,241 @@
+// mkfs.erofs command line: parses the reference tool's options into BuildOptions.
+// Nothing here touches the file system except through buildImage().
+
+import { readFileSync } from 'node:fs';
+import { Command, CommanderError, Option } from 'commander';
+import { buildImage } from '../mkfs/build.js';
+import { BuildError } from '../mkfs/errors.js';
+import { type BuildOptions, type LogLevel, UsageError } from '../mkfs/options.js';
+import { removeActiveTempFiles } from '../mkfs/writer.js';
+
+const PROG = 'mkfs.erofs';
+
+function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+/** Integers as the reference's strtol(…, 0) reads them: decimal, 0x hex or 0 octal, optional sign. */
+export function parseInteger(text: string, what: string): number {
+  const m = /^([+-]?)(0x[0-9a-f]+|0[0-7]*|[1-9][0-9]*)$/i.exec(text.trim());
+  if (!m) throw new UsageError(`invalid ${what}: ${text}`);
+  const body = m[2]!;
+  const v = body.startsWith('0x') || body.startsWith('0X') ? parseInt(body, 16) : body.length > 1 && body.startsWith('0') ? parseInt(body, 8) : parseInt(body, 10);
+  if (!Number.isSafeInteger(v)) throw new UsageError(`invalid ${what}: ${text}`);
+  return m[1] === '-' ? -v : v;
+}
+
+/** -E sub-options that this version implements, and what each sets. */
+const EXTENDED_OPTIONS: Record<string, (o: BuildOptions, on: boolean) => void> = {
+  'force-inode-compact': (o, on) => { o.inodeVersion = on ? 'compact' : 'auto'; },
+  'force-inode-extended': (o, on) => { o.inodeVersion = on ? 'extended' : 'auto'; },
+  nosbcrc: (o, on) => { o.sbChecksum = !on; },
+  sbcrc: (o, on) => { o.sbChecksum = on; },
+  noinline_data: (o, on) => { o.inlineData = !on; },
+  inline_data: (o, on) => { o.inlineData = on; },
+  'xattr-name-filter': (o, on) => { o.xattrNameFilter = on; },
+};
+
+/** -E sub-options of the reference that belong to features not built yet. */
+const EXTENDED_LATER = new Set([
+  'legacy-compress', 'ztailpacking', 'fragments', 'all-fragments', 'dedupe', 'fragdedupe', '48bit',
+  'dot-omitted', 'force-inode-blockmap', 'force-chunk-indexes', 'plain-xattr-prefixes',
+]);
+
+export function applyExtendedOptions(o: BuildOptions, arg: string): void {
+  for (const raw of arg.split(',')) {
+    if (raw === '') continue;
+    const on = !raw.startsWith('^');
+    const token = on ? raw : raw.slice(1);
+    const [key] = token.split('=', 1) as [string];
+    const set = EXTENDED_OPTIONS[key];
+    if (set) {
+      if (token.includes('=')) throw new UsageError(`-E${key} takes no value`);
+      set(o, on);
+    } else if (EXTENDED_LATER.has(key)) {
+      throw new UsageError(`-E${key} is not supported yet`);
+    } else {
+      throw new UsageError(`unknown extended option -E${token}`);
+    }
+  }
+}
+
+/** Options of the reference tool that later versions of this one will implement. */
+const NOT_YET: ReadonlyArray<[flags: string, description: string]> = [
+  ['-z <algorithms>', 'compression (not supported yet)'],
+  ['-C <bytes>', 'maximum physical cluster size (not supported yet)'],
+  ['-m <bytes>', 'metadata compression (not supported yet)'],
+  ['--tar <mode>', 'build from a tarball (not supported yet)'],
+  ['--aufs', 'convert aufs whiteouts (not supported yet)'],
+  ['--ovlfs-strip <0|1>', 'strip overlayfs metadata (not supported yet)'],
+  ['--sort <order>', 'tar data order (not supported yet)'],
+  ['--ungzip [file]', 'gunzip tar input (not supported yet)'],
+  ['--unxz [file]', 'unxz tar input (not supported yet)'],
+  ['--chunksize <bytes>', 'chunk-based files (not supported yet)'],
+  ['--blobdev <file>', 'extra blob device (not supported yet)'],
+  ['--compress-hints <file>', 'per-file compression (not supported yet)'],
+  ['--max-extent-bytes <bytes>', 'maximum extent size (not supported yet)'],
+  ['--zD [0|1]', 'directory compression (not supported yet)'],
+  ['--MZ [zone]', 'metadata zone (not supported yet)'],
+  ['--dsunit <blocks>', 'data alignment (not supported yet)'],
+  ['--fsalignblks <blocks>', 'device size alignment (not supported yet)'],
+  ['--offset <bytes>', 'image offset (not supported yet)'],
+  ['--xattr-prefix <prefix>', 'long xattr name prefixes (not supported yet)'],
+  ['--mount-point <path>', 'target path prefix (not supported yet)'],
+  ['--file-contexts <file>', 'selinux labels (not supported yet)'],
+  ['--workers <n>', 'worker threads (not supported yet)'],
+  ['--zfeature-bits <bits>', 'compression feature bits (not supported yet)'],
+  ['--vmdk-desc <file>', 'VMDK descriptor (not supported yet)'],
+  ['--clean [mode]', 'clean build (not supported yet)'],
+  ['--incremental [mode]', 'incremental build (not supported yet)'],
+];
+
+interface Parsed {
+  options: BuildOptions;
+  verbosity: number;
+  quiet: boolean;
+}
+
+export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv): Parsed {
+  const program = new Command(PROG)
+    .usage('[OPTIONS] FILE SOURCE')
+    .description('Build an EROFS image FILE from the directory SOURCE.')
+    .argument('<FILE>', 'image file to create')
+    .argument('<SOURCE>', 'source directory')
+    .helpOption('-h, --help', 'display this help and exit')
+    .version(`${PROG} (erofs-ts) ${packageVersion()}`, '-V, --version', 'print the version number and exit')
+    .option('-b <size>', 'set block size to <size> (512, 1024, 2048 or 4096; default 4096)')
+    .option('-d <level>', 'set output verbosity; 0=quiet, 9=verbose (default=2)')
+    .option('-x <n>', 'set xattr tolerance to <n> (< 0, disable xattrs; default 2)')
+    .option('-E <options...>', 'extended options, comma-separated, ^ negates (see README)')
+    .option('-L <label>', 'set the volume label (maximum 15 bytes)')
+    .option('-T <seconds>', 'specify a fixed UNIX timestamp as build time')
+    .option('--all-time', 'the timestamp is also applied to all files (default)')
+    .option('--mkfs-time', 'the timestamp is applied as build time only')
+    .option('-U <uuid>', 'use a given filesystem UUID (or "clear", "random")')
+    .option('--all-root', 'make all files owned by root')
+    .option('--exclude-path <path...>', 'avoid including file <path> (exact path relative to SOURCE)')
+    .option('--exclude-regex <regex...>', 'avoid including files that match <regex>')
+    .option('--force-uid <uid>', 'set all file uids to <uid>')
+    .option('--force-gid <gid>', 'set all file gids to <gid>')
+    .option('--uid-offset <n>', 'add offset <n> to all file uids')
+    .option('--gid-offset <n>', 'add offset <n> to all file gids')
+    .option('--hard-dereference', 'dereference hardlinks, add links as separate inodes')
+    .option('--ignore-mtime', 'use build time instead of strict per-file modification time')
+    .option('--preserve-mtime', 'keep per-file modification time strictly')
+    .option('--root-xattr-isize <bytes>', 'ensure the inline xattr size of the root directory is <bytes> at least')
+    .option('--quiet', 'quiet execution (do not write anything to standard output)');
+  for (const [flags, description] of NOT_YET) program.addOption(new Option(flags, description));
+  program.exitOverride();
+  program.configureOutput({ writeErr: () => {} });
+  // Options repeat like getopt: the last one wins, lists accumulate.
+  program.showSuggestionAfterError(false);
+
+  try {
+    program.parse(argv as string[], { from: 'user' });
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version') throw e;
+      throw new UsageError(e.message.replace(/^error: /, ''));
+    }
+    throw e;
+  }
+  const o = program.opts<Record<string, unknown>>();
+  const [image, source] = program.args as [string, string];
+
+  for (const [flags] of NOT_YET) {
+    const long = /--([\w-]+)/.exec(flags)?.[1];
+    const short = /^-(\w)\b/.exec(flags)?.[1];
+    const key = long ? long.replace(/-(\w)/g, (_, c: string) => c.toUpperCase()) : short!;
+    if (o[key] !== undefined) throw new UsageError(`option ${long ? `--${long}` : `-${short}`} is not supported yet`);
+  }
+
+  const int = (v: unknown, what: string): number | undefined => (v === undefined ? undefined : parseInteger(String(v), what));
+  const options: BuildOptions = { image, source };
+  options.blockSize = int(o.b, 'block size');
+  options.xattrTolerance = int(o.x, 'xattr tolerance');
+  if (o.L !== undefined) options.label = String(o.L);
+  if (o.U !== undefined) options.uuid = String(o.U);
+  for (const e of (o.E as string[] | undefined) ?? []) applyExtendedOptions(options, e);
+  options.timestamp = int(o.T, 'timestamp');
+  if (o.mkfsTime) options.timestampScope = 'mkfs';
+  if (o.allTime) options.timestampScope = 'all';
+  if (o.ignoreMtime) options.ignoreMtime = true;
+  if (o.preserveMtime) options.ignoreMtime = false;
+  if (o.allRoot) options.allRoot = true;
+  options.forceUid = int(o.forceUid, '--force-uid');
+  options.forceGid = int(o.forceGid, '--force-gid');
+  options.uidOffset = int(o.uidOffset, '--uid-offset');
+  options.gidOffset = int(o.gidOffset, '--gid-offset');
+  if (o.hardDereference) options.hardDereference = true;
+  options.excludePaths = o.excludePath as string[] | undefined;
+  options.excludeRegexes = o.excludeRegex as string[] | undefined;
+  options.rootXattrIsize = int(o.rootXattrIsize, '--root-xattr-isize');
+
+  const sde = env.SOURCE_DATE_EPOCH;
+  if (sde !== undefined && sde !== '') {
+    if (!/^\d+$/.test(sde)) throw new UsageError(`environment variable $SOURCE_DATE_EPOCH ${sde} is invalid`);
+    options.sourceDateEpoch = Number(sde);
+  }
+
+  const verbosity = int(o.d, 'verbosity level') ?? 2;
+  if (verbosity < 0 || verbosity > 9) throw new UsageError(`invalid verbosity level ${verbosity} (0-9)`);
+  return { options, verbosity, quiet: Boolean(o.quiet) };
+}
+
+const LEVELS: Record<LogLevel, number> = { error: 0, warn: 2, info: 3, debug: 7 };
+
+export async function main(argv: readonly string[]): Promise<number> {
+  let parsed: Parsed;
+  try {
+    parsed = parseArgs(argv, process.env);
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      // --help and --version print through commander's stdout writer.
+      return e.exitCode;
+    }
+    process.stderr.write(`${PROG}: ${(e as Error).message}\nTry '${PROG} --help' for more information.\n`);
+    return 1;
+  }
+  const { options, verbosity, quiet } = parsed;
+  options.log = (level, message) => {
+    if (LEVELS[level] > verbosity || (quiet && level !== 'error')) return;
+    process.stderr.write(`${PROG}: ${level === 'warn' ? 'warning: ' : ''}${message}\n`);
+  };
+
+  const cleanupAndExit = (signal: NodeJS.Signals, code: number) => () => {
+    removeActiveTempFiles();
+    process.stderr.write(`${PROG}: interrupted by ${signal}\n`);
+    process.exit(code);
+  };
+  process.once('SIGINT', cleanupAndExit('SIGINT', 130));
+  process.once('SIGTERM', cleanupAndExit('SIGTERM', 143));
+
+  try {
+    if (!quiet && verbosity >= LEVELS.warn) process.stdout.write(`${PROG} (erofs-ts) ${packageVersion()}\n`);
+    const r = await buildImage(options);
+    if (!quiet && verbosity >= LEVELS.warn) {
+      process.stdout.write(
+        [
+          'Build completed.',
+          '------',
+          `Filesystem UUID: ${r.uuid}`,
+          `Filesystem total blocks: ${r.blocks} (of ${r.blockSize}-byte blocks)`,
+          `Filesystem total inodes: ${r.inodes}`,
+          `Filesystem total metadata blocks: ${r.metadataBlocks}`,
+          `Image size: ${r.imageBytes} bytes`,
+          '',
+        ].join('\n'),
+      );
+    }
+    return 0;
+  } catch (e) {
+    if (e instanceof BuildError || e instanceof UsageError) {
+      process.stderr.write(`${PROG}: ${e.message}\n`);
+      return 1;
+    }
+    removeActiveTempFiles();
+    process.stderr.write(`${PROG}: internal error: ${(e as Error).stack ?? String(e)}\n`);
+    return 70;
+  }
+}
