@@ -1,0 +1,57 @@
+import { afterAll, beforeAll, describe, expect } from 'vitest';
+import { build, expectImageMatches, scratchDir } from '../helpers/build.js';
+import { describeIfMount, itIfMount } from '../helpers/mount.js';
+import { fullFeatureSpec, makeTree, type Tree } from '../helpers/tree.js';
+
+describeIfMount('an image of a directory tree', () => {
+  let tree: Tree;
+  const out = scratchDir();
+  beforeAll(async () => {
+    tree = await makeTree(fullFeatureSpec());
+  });
+  afterAll(async () => {
+    await tree.cleanup();
+    out.cleanup();
+  });
+
+  for (const blockSize of [4096, 2048, 1024, 512]) {
+    itIfMount(`mounts and matches its source in every attribute with ${blockSize}-byte blocks`, async () => {
+      const image = `${out.dir}/b${blockSize}.erofs`;
+      const r = await build(tree.root, image, { blockSize });
+      expect(r.blockSize).toBe(blockSize);
+      await expectImageMatches(image, tree.root, { blockSize });
+    });
+  }
+
+  itIfMount('matches its source with compact inodes when -T fixes every time', async () => {
+    const image = `${out.dir}/t.erofs`;
+    await build(tree.root, image, { timestamp: 1_000_000 });
+    await expectImageMatches(image, tree.root, { expectMtime: () => 1_000_000n * 1_000_000_000n });
+  });
+
+  itIfMount('matches its source with every inode extended (-Eforce-inode-extended)', async () => {
+    const image = `${out.dir}/ext.erofs`;
+    await build(tree.root, image, { inodeVersion: 'extended' });
+    await expectImageMatches(image, tree.root);
+  });
+
+  itIfMount('matches its source with no inline data for regular files (-Enoinline_data)', async () => {
+    const image = `${out.dir}/noinline.erofs`;
+    await build(tree.root, image, { inlineData: false });
+    await expectImageMatches(image, tree.root);
+  });
+
+  itIfMount('matches its source with every xattr shared (-x0) and with none shared (-x100000)', async () => {
+    for (const xattrTolerance of [0, 100_000]) {
+      const image = `${out.dir}/x${xattrTolerance}.erofs`;
+      await build(tree.root, image, { xattrTolerance });
+      await expectImageMatches(image, tree.root);
+    }
+  });
+
+  itIfMount('matches its source without the superblock checksum or the xattr name filter', async () => {
+    const image = `${out.dir}/plain.erofs`;
+    await build(tree.root, image, { sbChecksum: false, xattrNameFilter: false });
+    await expectImageMatches(image, tree.root);
+  });
+});
