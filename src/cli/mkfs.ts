@@ -90,6 +90,9 @@ const NOT_YET: ReadonlyArray<[flags: string, description: string]> = [
   ['--incremental [mode]', 'incremental build (not supported yet)'],
 ];
 
+/** Repeatable options accumulate, as with getopt in the reference tool. */
+const collect = (value: string, previous: string[]): string[] => [...previous, value];
+
 interface Parsed {
   options: BuildOptions;
   verbosity: number;
@@ -107,15 +110,15 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv): Pars
     .option('-b <size>', 'set block size to <size> (512, 1024, 2048 or 4096; default 4096)')
     .option('-d <level>', 'set output verbosity; 0=quiet, 9=verbose (default=2)')
     .option('-x <n>', 'set xattr tolerance to <n> (< 0, disable xattrs; default 2)')
-    .option('-E <options...>', 'extended options, comma-separated, ^ negates (see README)')
+    .option('-E <options>', 'extended options, comma-separated, ^ negates (see README)', collect, [])
     .option('-L <label>', 'set the volume label (maximum 15 bytes)')
     .option('-T <seconds>', 'specify a fixed UNIX timestamp as build time')
     .option('--all-time', 'the timestamp is also applied to all files (default)')
     .option('--mkfs-time', 'the timestamp is applied as build time only')
     .option('-U <uuid>', 'use a given filesystem UUID (or "clear", "random")')
     .option('--all-root', 'make all files owned by root')
-    .option('--exclude-path <path...>', 'avoid including file <path> (exact path relative to SOURCE)')
-    .option('--exclude-regex <regex...>', 'avoid including files that match <regex>')
+    .option('--exclude-path <path>', 'avoid including file <path> (exact path relative to SOURCE)', collect, [])
+    .option('--exclude-regex <regex>', 'avoid including files that match <regex>', collect, [])
     .option('--force-uid <uid>', 'set all file uids to <uid>')
     .option('--force-gid <gid>', 'set all file gids to <gid>')
     .option('--uid-offset <n>', 'add offset <n> to all file uids')
@@ -128,7 +131,6 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv): Pars
   for (const [flags, description] of NOT_YET) program.addOption(new Option(flags, description));
   program.exitOverride();
   program.configureOutput({ writeErr: () => {} });
-  // Options repeat like getopt: the last one wins, lists accumulate.
   program.showSuggestionAfterError(false);
 
   try {
@@ -156,7 +158,7 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv): Pars
   options.xattrTolerance = int(o.x, 'xattr tolerance');
   if (o.L !== undefined) options.label = String(o.L);
   if (o.U !== undefined) options.uuid = String(o.U);
-  for (const e of (o.E as string[] | undefined) ?? []) applyExtendedOptions(options, e);
+  for (const e of o.E as string[]) applyExtendedOptions(options, e);
   options.timestamp = int(o.T, 'timestamp');
   if (o.mkfsTime) options.timestampScope = 'mkfs';
   if (o.allTime) options.timestampScope = 'all';
@@ -168,8 +170,8 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv): Pars
   options.uidOffset = int(o.uidOffset, '--uid-offset');
   options.gidOffset = int(o.gidOffset, '--gid-offset');
   if (o.hardDereference) options.hardDereference = true;
-  options.excludePaths = o.excludePath as string[] | undefined;
-  options.excludeRegexes = o.excludeRegex as string[] | undefined;
+  options.excludePaths = o.excludePath as string[];
+  options.excludeRegexes = o.excludeRegex as string[];
   options.rootXattrIsize = int(o.rootXattrIsize, '--root-xattr-isize');
 
   const sde = env.SOURCE_DATE_EPOCH;

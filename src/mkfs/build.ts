@@ -113,15 +113,11 @@ async function writeImage(cfg: BuildConfig, layout: Layout, w: ImageWriter): Pro
   let filterUsed = false;
   for (let i = 0; i < layout.plans.length; i++) {
     const p = layout.plans[i]!;
-    const tail = writeData(layout, p, w, io);
+    const tail = await writeData(cfg, layout, p, w, io);
     const ibody = encodeInodeXattrs(cfg, p);
     if (ibody && cfg.xattrNameFilter) filterUsed = true;
     writeInodeUnit(cfg, p, ibody, tail, w);
-    if (io.sinceYield >= YIELD_EVERY_BYTES || i % YIELD_EVERY_INODES === 0) {
-      io.sinceYield = 0;
-      await new Promise((r) => setImmediate(r));
-      cfg.signal?.throwIfAborted();
-    }
+    if (i % YIELD_EVERY_INODES === 0) await yieldToEventLoop(cfg, io);
   }
 
   const sb = superblockDefaults(g.blkszbits);
@@ -194,6 +190,13 @@ function writeInodeUnit(
   w.writeAt(p.metaOffset, unit);
 }
 
+/** Lets signal handlers and AbortSignals run during long synchronous stretches. */
+async function yieldToEventLoop(cfg: BuildConfig, io: IoState): Promise<void> {
+  io.sinceYield = 0;
+  await new Promise((r) => setImmediate(r));
+  cfg.signal?.throwIfAborted();
+}
+
 interface IoState {
   buf: Buffer;
   sinceYield: number;
@@ -203,7 +206,13 @@ interface IoState {
  * Writes an inode's data blocks and returns the bytes that go inline after it.
  * Directory data is encoded now that every nid is known; file data is streamed.
  */
-function writeData(layout: Layout, p: InodePlan, w: ImageWriter, io: IoState): Uint8Array | null {
+async function writeData(
+  cfg: BuildConfig,
+  layout: Layout,
+  p: InodePlan,
+  w: ImageWriter,
+  io: IoState,
+): Promise<Uint8Array | null> {
   const g = layout.geometry;
   const inode = p.inode;
   let content: Uint8Array | null = null;
@@ -219,7 +228,7 @@ function writeData(layout: Layout, p: InodePlan, w: ImageWriter, io: IoState): U
   } else if (inode.symlink) {
     content = inode.symlink;
   } else if (isReg(inode) && inode.size > 0) {
-    return streamFile(g, p, w, io);
+    return streamFile(cfg, g, p, w, io);
   }
   if (!content) return null;
   const inlineStart = content.length - p.inlineTail;
@@ -227,7 +236,13 @@ function writeData(layout: Layout, p: InodePlan, w: ImageWriter, io: IoState): U
   return p.inlineTail > 0 ? content.subarray(inlineStart) : null;
 }
 
-function streamFile(g: BlockGeometry, p: InodePlan, w: ImageWriter, io: IoState): Uint8Array | null {
+async function streamFile(
+  cfg: BuildConfig,
+  g: BlockGeometry,
+  p: InodePlan,
+  w: ImageWriter,
+  io: IoState,
+): Promise<Uint8Array | null> {
   const inode = p.inode;
   const shown = inode.dataPath!.toString();
   let fd: number;
@@ -263,6 +278,7 @@ function streamFile(g: BlockGeometry, p: InodePlan, w: ImageWriter, io: IoState)
       }
       pos += got;
       io.sinceYield += got;
+      if (io.sinceYield >= YIELD_EVERY_BYTES) await yieldToEventLoop(cfg, io);
     }
     if (tail) {
       let got = 0;
