@@ -1,13 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { build, scratchDir } from '../helpers/build.js';
-import { dir, file, hardlink, makeTree, symlink, type DirEntries } from '../helpers/tree.js';
+import { dir, type EntrySpec, file, hardlink, makeTree, symlink } from '../helpers/tree.js';
 
 describe('deterministic output', () => {
   const out = scratchDir();
   afterAll(() => out.cleanup());
 
-  const entries: Array<readonly [string, ReturnType<typeof file> | ReturnType<typeof dir> | ReturnType<typeof symlink> | ReturnType<typeof hardlink>]> = [
+  const entries: Array<readonly [string, EntrySpec]> = [
     ...Array.from({ length: 300 }, (_, i) => [`file-${(i * 7919) % 1000}`, file(`content ${i}\n`.repeat(i), { xattrs: i % 3 ? { 'user.k': `${i % 5}` } : {} })] as const),
     ['sub', dir(Object.fromEntries(Array.from({ length: 50 }, (_, i) => [`n${(i * 31) % 97}`, file('x'.repeat(i * 100))])))],
     ['link', symlink('sub')],
@@ -16,8 +16,8 @@ describe('deterministic output', () => {
 
   it('gives the same bytes for the same tree created in a different order', async () => {
     // Creating entries in reverse order changes what readdir returns first.
-    const a = await makeTree(dir(entries as unknown as DirEntries));
-    const b = await makeTree(dir([...entries].reverse() as unknown as DirEntries));
+    const a = await makeTree(dir(entries ));
+    const b = await makeTree(dir([...entries].reverse() ));
     try {
       const opts = { timestamp: 1_700_000_000, uuid: '11111111-2222-3333-4444-555555555555' };
       await build(a.root, `${out.dir}/a.erofs`, opts);
@@ -33,7 +33,7 @@ describe('deterministic output', () => {
   });
 
   it('gives the same bytes when the same tree is built twice', async () => {
-    const t = await makeTree(dir(entries as unknown as DirEntries));
+    const t = await makeTree(dir(entries ));
     try {
       await build(t.root, `${out.dir}/1.erofs`, { timestamp: 0 });
       await build(t.root, `${out.dir}/2.erofs`, { timestamp: 0 });

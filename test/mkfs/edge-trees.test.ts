@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { afterAll } from 'vitest';
 import { build, expectImageMatches, scratchDir } from '../helpers/build.js';
 import { describeIfMount, itIfMount } from '../helpers/mount.js';
-import { deepDir, dir, file, makeTree, type TreeSpec, wideDir } from '../helpers/tree.js';
+import { deepDir, dir, type EntrySpec, file, makeTree, type TreeSpec, wideDir } from '../helpers/tree.js';
 
 describeIfMount('trees at the edges of the format', () => {
   const out = scratchDir();
@@ -57,7 +57,7 @@ describeIfMount('trees at the edges of the format', () => {
 
   itIfMount('many and large xattrs, inline and shared, on many files', async () => {
     const common = { 'user.common': 'shared value', 'security.selinux': 'system_u:object_r:etc_t:s0\0' };
-    const entries = Array.from({ length: 50 }, (_, i) => [
+    const entries: Array<readonly [string, EntrySpec]> = Array.from({ length: 50 }, (_, i) => [
       `f${i}`,
       file(`${i}`, {
         xattrs: {
