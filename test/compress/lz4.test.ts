@@ -1,0 +1,205 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { DecompressError } from '../../src/compress/compressor.js';
+import { Lz4JsEncoder, lz4DecompressBlock } from '../../src/compress/lz4.js';
+import { setNativeDisabled } from '../../src/compress/native.js';
+import { createCompressor, getDecompressor } from '../../src/compress/registry.js';
+import {
+  CAPACITIES,
+  checkOne,
+  checkStream,
+  dataCases,
+  type Decode,
+  HAVE,
+  jsSource,
+  nativeLz4Decode,
+  randomBytes,
+  realText,
+  textBytes,
+  TINY_SIZES,
+} from './helpers.js';
+
+const tsDecode: Decode = (d, n) => lz4DecompressBlock(d, n, true);
+const decoders: Decode[] = HAVE.lz4 ? [tsDecode, nativeLz4Decode] : [tsDecode];
+
+function avgFull(sizes: number[]): number {
+  const full = sizes.slice(0, -1);
+  return full.reduce((a, b) => a + b, 0) / Math.max(1, full.length);
+}
+
+describe.each([
+  ['lz4', 'js'],
+  ['lz4hc', 'js'],
+  ...(HAVE.lz4 ? [['lz4', 'native'], ['lz4hc', 'native']] : []),
+] as Array<['lz4' | 'lz4hc', 'js' | 'native']>)('%s (%s backend)', (alg, backend) => {
+  it('runs the requested backend', () => {
+    expect(createCompressor(alg, { backend }).backend).toBe(backend);
+  });
+
+  for (const cap of CAPACITIES) {
+    for (const [label, data] of dataCases(cap)) {
+      it(`${label}, ${cap}-byte pclusters: every pcluster decodes to exactly its input`, () => {
+        const c = createCompressor(alg, { backend });
+        const sizes = checkStream(c, data, cap, decoders);
+        if (label === 'random') {
+          // Incompressible: about one pcluster of input per pcluster (minus the length bytes).
+          expect(sizes[0]).toBeGreaterThan(cap - cap / 128 - 16);
+          expect(sizes[0]).toBeLessThan(cap);
+        }
+        if (label === 'zeros') expect(sizes.length).toBe(1); // 40 pclusters of zeros fit in one
+      });
+    }
+
+    it(`tiny inputs, ${cap}-byte capacity`, () => {
+      const c = createCompressor(alg, { backend });
+      for (const n of TINY_SIZES) {
+        for (const data of [textBytes(n), randomBytes(n), new Uint8Array(n)]) {
+          const r = checkOne(c, data, cap, decoders);
+          expect(r!.consumed).toBe(n); // small inputs always fit whole
+        }
+      }
+    });
+
+    it(`inputs just around the capacity (${cap})`, () => {
+      const c = createCompressor(alg, { backend });
+      for (const n of [cap - 17, cap - 16, cap - 1, cap, cap + 1, cap + 16, cap + 300]) {
+        checkOne(c, randomBytes(n, n), cap, decoders);
+        const t = checkOne(c, textBytes(n, n), cap, decoders);
+        expect(t!.consumed).toBe(n); // text of this size compresses below cap
+      }
+    });
+  }
+
+  it('small capacities: uses the budget and obeys it', () => {
+    const c = createCompressor(alg, { backend });
+    const text = textBytes(5000);
+    const zeros = new Uint8Array(5000);
+    expect(c.compressDestSize(text, 1)).toBeNull();
+    expect(c.compressDestSize(new Uint8Array(0), 4096)).toBeNull();
+    for (let cap = 2; cap <= 64; cap++) {
+      const r = checkOne(c, text, cap, decoders);
+      expect(r!.consumed).toBeGreaterThanOrEqual(cap - 2); // at least the literals that fit
+      checkOne(c, zeros, cap, decoders);
+    }
+  });
+
+  it('highly compressible input: a 4 KiB pcluster holds ~1 MB of zeros', () => {
+    const c = createCompressor(alg, { backend });
+    const r = checkOne(c, new Uint8Array(2 << 20), 4096, decoders)!;
+    // Each 255 match-length byte covers 255 bytes of output.
+    expect(r.consumed).toBeGreaterThan(4000 * 250);
+    expect(r.data.length).toBeGreaterThan(4096 - 8);
+  });
+
+  it('fills pclusters of compressible text well', () => {
+    const c = createCompressor(alg, { backend });
+    const sizes = checkStream(c, realText(256 << 10), 4096, decoders);
+    // lz4hc packs > 8 KiB of this text per 4 KiB pcluster; plain lz4 a little less.
+    expect(avgFull(sizes)).toBeGreaterThan(alg === 'lz4hc' ? 8192 : 7000);
+  });
+
+  it('reuses its tables across calls without leaking state between inputs', () => {
+    const c = createCompressor(alg, { backend });
+    const a = textBytes(50000, 1);
+    const b = textBytes(50000, 2);
+    const r1 = c.compressDestSize(a, 4096)!;
+    c.compressDestSize(b, 4096);
+    c.compressDestSize(randomBytes(70000), 4096);
+    const r2 = c.compressDestSize(a, 4096)!;
+    expect(r2.consumed).toBe(r1.consumed);
+    expect(Buffer.from(r2.data).equals(Buffer.from(r1.data))).toBe(true);
+  });
+});
+
+describe('lz4hc levels (TS encoder)', () => {
+  it('every level 0-12 produces valid blocks; higher levels pack at least as well as level 1', () => {
+    const data = realText(96 << 10);
+    const per: number[] = [];
+    for (let level = 0; level <= 12; level++) {
+      const c = createCompressor('lz4hc', { level, backend: 'js' });
+      expect(c.level).toBe(level);
+      const sizes = checkStream(c, data, 4096, decoders);
+      per[level] = avgFull(sizes);
+    }
+    expect(per[9]).toBeGreaterThanOrEqual(per[1]!);
+    expect(per[12]).toBeGreaterThanOrEqual(per[4]! * 0.99);
+    expect(per[0]).toBe(per[9]); // 0 means the default level, as in liblz4
+  });
+
+  it.skipIf(!HAVE.lz4)('level 9 is within 2% of liblz4 HC-9 on real source code', () => {
+    const data = jsSource(512 << 10);
+    const js = avgFull(checkStream(createCompressor('lz4hc', { backend: 'js' }), data, 4096, decoders));
+    const nat = avgFull(checkStream(createCompressor('lz4hc', { backend: 'native' }), data, 4096, decoders));
+    expect(js).toBeGreaterThan(nat * 0.98);
+  });
+
+  it.skipIf(!HAVE.lz4)('plain lz4 is within 2% of liblz4 LZ4_compress_destSize on real text and code', () => {
+    for (const data of [realText(512 << 10), jsSource(512 << 10)]) {
+      const js = avgFull(checkStream(createCompressor('lz4', { backend: 'js' }), data, 4096, decoders));
+      const nat = avgFull(checkStream(createCompressor('lz4', { backend: 'native' }), data, 4096, decoders));
+      expect(js).toBeGreaterThan(nat * 0.98);
+    }
+  });
+});
+
+describe('backend selection', () => {
+  afterEach(() => setNativeDisabled(false));
+
+  it('auto uses liblz4 when present and the TS encoder when native is disabled', () => {
+    expect(createCompressor('lz4').backend).toBe(HAVE.lz4 ? 'native' : 'js');
+    setNativeDisabled(true);
+    const c = createCompressor('lz4hc');
+    expect(c.backend).toBe('js');
+    checkOne(c, textBytes(20000), 4096, decoders);
+  });
+});
+
+describe('Lz4JsEncoder', () => {
+  it('survives the position-base wraparound (tables are reset, output stays valid)', () => {
+    const enc = new Lz4JsEncoder();
+    const data = textBytes(30000);
+    const first = enc.compress(data, 4096, 0)!.slice();
+    (enc as unknown as { base: number }).base = 0x7fff0000 - 10; // force the reset path
+    const again = enc.compress(data, 4096, 0)!.slice();
+    expect(Buffer.from(again).equals(Buffer.from(first))).toBe(true);
+    expect(lz4DecompressBlock(again, enc.consumed).length).toBe(enc.consumed);
+  });
+});
+
+describe('lz4DecompressBlock', () => {
+  // "abcd" as literals, then a match (offset 4, length 4), then 1 final literal "x".
+  const block = new Uint8Array([0x40, 0x61, 0x62, 0x63, 0x64, 0x04, 0x00, 0x10, 0x78]);
+
+  it('decodes a hand-made block when not strict', () => {
+    expect(new TextDecoder().decode(lz4DecompressBlock(block, 9, false))).toBe('abcdabcdx');
+  });
+
+  it('strict mode rejects a match within the last 12 bytes (as liblz4 does)', () => {
+    expect(() => lz4DecompressBlock(block, 9)).toThrow(DecompressError);
+    if (HAVE.lz4) expect(() => nativeLz4Decode(block, 9)).toThrow();
+  });
+
+  it('rejects wrong sizes, truncation and bad offsets', () => {
+    const c = createCompressor('lz4hc', { backend: 'js' });
+    const src = textBytes(20000);
+    const r = c.compressDestSize(src, 4096)!;
+    expect(lz4DecompressBlock(r.data, r.consumed).length).toBe(r.consumed);
+    expect(() => lz4DecompressBlock(r.data, r.consumed - 1)).toThrow(DecompressError);
+    expect(() => lz4DecompressBlock(r.data, r.consumed + 1)).toThrow(DecompressError);
+    expect(() => lz4DecompressBlock(r.data.subarray(0, r.data.length - 1), r.consumed)).toThrow(DecompressError);
+    expect(() => lz4DecompressBlock(new Uint8Array([0x10, 0x61, 0x05, 0x00, 0x10, 0x61]), 20, false)).toThrow(
+      /offset/,
+    );
+    expect(() => lz4DecompressBlock(new Uint8Array(0), 0)).toThrow(DecompressError);
+  });
+
+  it('getDecompressor(LZ4) decodes both backends and rejects corrupt data', () => {
+    const d = getDecompressor(0);
+    const src = textBytes(30000);
+    for (const backend of ['js', ...(HAVE.lz4 ? ['native'] : [])] as Array<'js' | 'native'>) {
+      const r = createCompressor('lz4hc', { backend }).compressDestSize(src, 4096)!;
+      expect(Buffer.from(d.decompress(r.data, r.consumed)).equals(Buffer.from(src.subarray(0, r.consumed)))).toBe(true);
+      expect(() => d.decompress(r.data, r.consumed + 5)).toThrow();
+    }
+    expect(() => getDecompressor(0, 'js').decompress(new Uint8Array([0xf0]), 10)).toThrow(DecompressError);
+  });
+});
