@@ -3,6 +3,7 @@
 
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
+import { CompressionOptionError, parseCompressionOption } from '../compress/index.js';
 import { buildImage } from '../mkfs/build.js';
 import { BuildError } from '../mkfs/errors.js';
 import { type BuildOptions, type LogLevel, UsageError } from '../mkfs/options.js';
@@ -34,11 +35,13 @@ const EXTENDED_OPTIONS: Record<string, (o: BuildOptions, on: boolean) => void> =
   noinline_data: (o, on) => { o.inlineData = !on; },
   inline_data: (o, on) => { o.inlineData = on; },
   'xattr-name-filter': (o, on) => { o.xattrNameFilter = on; },
+  ztailpacking: (o, on) => { o.ztailpacking = on; },
+  'legacy-compress': (o, on) => { o.legacyCompress = on; },
 };
 
 /** -E sub-options of the reference that belong to features not built yet. */
 const EXTENDED_LATER = new Set([
-  'legacy-compress', 'ztailpacking', 'fragments', 'all-fragments', 'dedupe', 'fragdedupe', '48bit',
+  'fragments', 'all-fragments', 'dedupe', 'fragdedupe', '48bit',
   'dot-omitted', 'force-inode-blockmap', 'force-chunk-indexes', 'plain-xattr-prefixes',
 ]);
 
@@ -62,8 +65,6 @@ export function applyExtendedOptions(o: BuildOptions, arg: string): void {
 
 /** Options of the reference tool that later versions of this one will implement. */
 const NOT_YET: ReadonlyArray<[flags: string, description: string]> = [
-  ['-z <algorithms>', 'compression (not supported yet)'],
-  ['-C <bytes>', 'maximum physical cluster size (not supported yet)'],
   ['-m <bytes>', 'metadata compression (not supported yet)'],
   ['--tar <mode>', 'build from a tarball (not supported yet)'],
   ['--aufs', 'convert aufs whiteouts (not supported yet)'],
@@ -74,7 +75,6 @@ const NOT_YET: ReadonlyArray<[flags: string, description: string]> = [
   ['--chunksize <bytes>', 'chunk-based files (not supported yet)'],
   ['--blobdev <file>', 'extra blob device (not supported yet)'],
   ['--compress-hints <file>', 'per-file compression (not supported yet)'],
-  ['--max-extent-bytes <bytes>', 'maximum extent size (not supported yet)'],
   ['--zD [0|1]', 'directory compression (not supported yet)'],
   ['--MZ [zone]', 'metadata zone (not supported yet)'],
   ['--dsunit <blocks>', 'data alignment (not supported yet)'],
@@ -110,6 +110,9 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv): Pars
     .option('-b <size>', 'set block size to <size> (512, 1024, 2048 or 4096; default 4096)')
     .option('-d <level>', 'set output verbosity; 0=quiet, 9=verbose (default=2)')
     .option('-x <n>', 'set xattr tolerance to <n> (< 0, disable xattrs; default 2)')
+    .option('-z <algorithms>', 'compress with ALG[,level=N][,dictsize=N][:ALG2...] (lz4, lz4hc, lzma, deflate, zstd)')
+    .option('-C <bytes>', 'maximum physical cluster size in bytes (a multiple of the block size)')
+    .option('--max-extent-bytes <bytes>', 'maximum decompressed extent size in bytes')
     .option('-E <options>', 'extended options, comma-separated, ^ negates (see README)', collect, [])
     .option('-L <label>', 'set the volume label (maximum 15 bytes)')
     .option('-T <seconds>', 'specify a fixed UNIX timestamp as build time')
@@ -173,6 +176,16 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv): Pars
   options.excludePaths = o.excludePath as string[];
   options.excludeRegexes = o.excludeRegex as string[];
   options.rootXattrIsize = int(o.rootXattrIsize, '--root-xattr-isize');
+  if (o.z !== undefined) {
+    try {
+      options.compression = parseCompressionOption(String(o.z));
+    } catch (e) {
+      if (e instanceof CompressionOptionError) throw new UsageError(e.message);
+      throw e;
+    }
+  }
+  options.pclusterSize = int(o.C, 'physical cluster size');
+  options.maxExtentBytes = int(o.maxExtentBytes, '--max-extent-bytes');
 
   const sde = env.SOURCE_DATE_EPOCH;
   if (sde !== undefined && sde !== '') {

@@ -63,6 +63,11 @@ export interface Compressor {
   setMaxPclusterSize(maxPclusterBytes: number): void;
   /** Release native resources early (optional; they are also reclaimed at process exit). */
   dispose(): void;
+  /**
+   * Forget what earlier calls learned (the search start of zstd/deflate), so that a file's
+   * pclusters do not depend on the files compressed before it.
+   */
+  resetSearchHint?(): void;
 }
 
 export interface Decompressor {

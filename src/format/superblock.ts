@@ -141,7 +141,8 @@ export function superblockChecksumLength(blksz: number): number {
 }
 
 export function computeSuperblockChecksum(region: Uint8Array): number {
-  const copy = region.slice();
+  // A copy (Buffer.prototype.slice would return a view and zero the caller's checksum field).
+  const copy = new Uint8Array(region);
   copy.fill(0, 4, 8);
   return crc32cRaw(0xffffffff, copy);
 }
@@ -166,4 +167,24 @@ export function parseUuid(text: string): Uint8Array | null {
 export function formatUuid(u: Uint8Array): string {
   const h = Buffer.from(u).toString('hex');
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+
+/**
+ * Compression configuration records (COMPR_CFGS), stored right after the superblock:
+ * per algorithm in ascending id order, 4-byte aligned, a le16 length then the payload.
+ */
+export function encodeComprCfgs(records: ReadonlyArray<{ algorithm: number; payload: Uint8Array }>): Uint8Array {
+  const sorted = [...records].sort((a, b) => a.algorithm - b.algorithm);
+  let size = 0;
+  for (const r of sorted) size = Math.ceil(size / 4) * 4 + 2 + r.payload.length;
+  const out = new Uint8Array(size);
+  const v = new DataView(out.buffer);
+  let p = 0;
+  for (const r of sorted) {
+    p = Math.ceil(p / 4) * 4;
+    v.setUint16(p, r.payload.length, true);
+    out.set(r.payload, p + 2);
+    p += 2 + r.payload.length;
+  }
+  return out;
 }

@@ -6,7 +6,12 @@ import {
   EROFS_FEATURE_COMPAT_MTIME,
   EROFS_FEATURE_COMPAT_SB_CHKSUM,
   EROFS_FEATURE_COMPAT_XATTR_FILTER,
+  EROFS_FEATURE_INCOMPAT_COMPR_CFGS,
+  EROFS_FEATURE_INCOMPAT_ZERO_PADDING,
+  EROFS_FEATURE_INCOMPAT_ZTAILPACKING,
+  EROFS_SUPER_BASE_SIZE,
   EROFS_SUPER_OFFSET,
+  Z_EROFS_COMPRESSION_LZ4,
   S_IFBLK,
   S_IFCHR,
   S_IFMT,
@@ -14,6 +19,7 @@ import {
 import { encodeDirectory } from '../format/dirent.js';
 import { encodeInode, fileTypeOf, xattrIcount } from '../format/inode.js';
 import {
+  encodeComprCfgs,
   encodeSuperblock,
   formatUuid,
   sealSuperblock,
@@ -29,11 +35,19 @@ import {
   type Xattr,
 } from '../format/xattr.js';
 import { BuildError, describeFsError } from './errors.js';
-import { type BuildConfig, type BuildOptions, resolveOptions } from './options.js';
-import { direntsOf, type InodePlan, type Layout, planLayout } from './planner.js';
+import { type BuildConfig, type BuildOptions, type CompressionConfig, resolveOptions, UsageError } from './options.js';
+import { direntsOf, type InodePlan, type Layout, placeLayout, planInodes } from './planner.js';
+import { type CompressionSetup, writeCompressedFiles } from './zdata.js';
+import {
+  type Compressor,
+  CompressionOptionError,
+  createCompressor,
+  NativeLibraryError,
+  validateCompressorOptions,
+} from '../compress/index.js';
 import { inodeOrder, isDir, isReg } from './tree.js';
 import { walkSource } from './walker.js';
-import { ImageWriter } from './writer.js';
+import { ImageWriter, Spool } from './writer.js';
 
 export interface BuildResult {
   imagePath: string;
@@ -56,15 +70,41 @@ export async function buildImage(options: BuildOptions): Promise<BuildResult> {
   const g = geometry(cfg.blkszbits);
   const { root } = walkSource(cfg);
   const order = inodeOrder(root);
-  const layout = planLayout(cfg, g, order);
+  const planned = planInodes(cfg, g, order);
+  const zsetup = cfg.compression ? compressionSetup(cfg.compression, g) : null;
 
   const writer = ImageWriter.create(cfg.image);
+  const io: IoState = { buf: Buffer.allocUnsafe(READ_CHUNK), sinceYield: 0 };
+  let spool: Spool | null = null;
+  let layout: Layout;
   try {
-    await writeImage(cfg, layout, writer);
+    let preDataBlocks = 0;
+    let inlinePclusters = 0;
+    if (zsetup) {
+      spool = Spool.beside(writer);
+      const z = await writeCompressedFiles(
+        zsetup.setup,
+        g,
+        planned.plans,
+        writer,
+        spool,
+        (p) => streamFile(cfg, g, p, writer, io),
+        () => yieldToEventLoop(cfg, io),
+      );
+      preDataBlocks = z.preDataBlocks;
+      inlinePclusters = z.stats.inlinePclusters;
+    }
+    layout = placeLayout(g, planned, {
+      superBytes: EROFS_SUPER_BASE_SIZE + (zsetup?.cfgs.length ?? 0),
+      preDataBlocks,
+    });
+    await writeImage(cfg, layout, writer, spool, io, zsetup ? { ...zsetup, inlinePclusters } : null);
     writer.commit();
   } catch (e) {
     writer.abort();
     throw e;
+  } finally {
+    spool?.dispose();
   }
   cfg.log('info', `${cfg.image}: ${layout.plans.length} inodes, ${layout.totalBlocks} blocks`);
   return {
@@ -103,17 +143,59 @@ function checkPaths(cfg: BuildConfig): void {
   }
 }
 
-async function writeImage(cfg: BuildConfig, layout: Layout, w: ImageWriter): Promise<void> {
+interface ZSetup {
+  setup: CompressionSetup;
+  /** Compression configuration records behind the superblock (empty without COMPR_CFGS). */
+  cfgs: Uint8Array;
+}
+
+/** The compressor and the superblock records that describe it, as the reference sets them. */
+function compressionSetup(z: CompressionConfig, g: BlockGeometry): ZSetup {
+  const spec = z.specs[0]!;
+  let compressor: Compressor;
+  try {
+    for (const s of z.specs) validateCompressorOptions(s.name, s);
+    compressor = createCompressor(spec.name, { level: spec.level, dictSize: spec.dictSize, maxPclusterBytes: z.pclusterBytes });
+  } catch (e) {
+    if (e instanceof CompressionOptionError) throw new UsageError(e.message);
+    if (e instanceof NativeLibraryError) throw new BuildError(e.message);
+    throw e;
+  }
+  // COMPR_CFGS and BIG_PCLUSTER share a bit: any non-LZ4 algorithm or pcluster over a block.
+  const cfgsNeeded = compressor.algorithm !== Z_EROFS_COMPRESSION_LZ4 || z.pclusterBytes > g.blksz;
+  const cfgs = cfgsNeeded
+    ? encodeComprCfgs([{ algorithm: compressor.algorithm, payload: compressor.configRecord(z.pclusterBytes, g.blksz) }])
+    : new Uint8Array(0);
+  return {
+    setup: {
+      compressor,
+      pclusterBytes: z.pclusterBytes,
+      ztailpacking: z.ztailpacking,
+      legacyCompress: z.legacyCompress,
+      maxExtentBytes: z.maxExtentBytes,
+      bigPcluster: cfgsNeeded,
+    },
+    cfgs,
+  };
+}
+
+async function writeImage(
+  cfg: BuildConfig,
+  layout: Layout,
+  w: ImageWriter,
+  spool: Spool | null,
+  io: IoState,
+  z: (ZSetup & { inlinePclusters: number }) | null,
+): Promise<void> {
   const g = layout.geometry;
   w.setSize(layout.totalBlocks * g.blksz);
 
   for (const s of layout.sharedXattrs) w.writeAt(s.offset, encodeXattr(s.xattr));
 
-  const io = { buf: Buffer.allocUnsafe(READ_CHUNK), sinceYield: 0 };
   let filterUsed = false;
   for (let i = 0; i < layout.plans.length; i++) {
     const p = layout.plans[i]!;
-    const tail = await writeData(cfg, layout, p, w, io);
+    const tail = p.prewritten ? spool!.read(p.prewritten.spoolOffset, p.inlineTail) : await writeData(cfg, layout, p, w, io);
     const ibody = encodeInodeXattrs(cfg, p);
     if (ibody && cfg.xattrNameFilter) filterUsed = true;
     writeInodeUnit(cfg, p, ibody, tail, w);
@@ -132,6 +214,15 @@ async function writeImage(cfg: BuildConfig, layout: Layout, w: ImageWriter): Pro
   sb.xattrBlkaddr = layout.xattrBlkaddr;
   sb.uuid = cfg.uuid;
   sb.volumeName.set(cfg.label);
+  if (z) {
+    sb.featureIncompat =
+      EROFS_FEATURE_INCOMPAT_ZERO_PADDING |
+      (z.cfgs.length > 0 ? EROFS_FEATURE_INCOMPAT_COMPR_CFGS : 0) |
+      (z.inlinePclusters > 0 ? EROFS_FEATURE_INCOMPAT_ZTAILPACKING : 0);
+    // With COMPR_CFGS u1 is the algorithm bitmap, else LZ4's maximum match distance.
+    sb.u1 = z.cfgs.length > 0 ? 1 << z.setup.compressor.algorithm : 0xffff;
+    w.writeAt(byteOffset(EROFS_SUPER_OFFSET + EROFS_SUPER_BASE_SIZE), z.cfgs);
+  }
   w.writeAt(byteOffset(EROFS_SUPER_OFFSET), encodeSuperblock(sb));
   if (cfg.sbChecksum) {
     // The checksum covers the whole rest of the superblock's block, inodes included.
@@ -167,7 +258,7 @@ function writeInodeUnit(
 ): void {
   const inode = p.inode;
   const type = inode.mode & S_IFMT;
-  const u = type === S_IFCHR || type === S_IFBLK ? inode.rdev : p.startBlk;
+  const u = p.prewritten ? p.prewritten.u : type === S_IFCHR || type === S_IFBLK ? inode.rdev : p.startBlk;
   const disk = encodeInode({
     extended: p.extended,
     datalayout: p.datalayout,

@@ -1,6 +1,7 @@
 // Build options: the typed form of mkfs.erofs's command line, and their validation.
 
 import { randomBytes } from 'node:crypto';
+import type { CompressionSpec } from '../compress/registry.js';
 import { parseUuid } from '../format/superblock.js';
 
 export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
@@ -48,6 +49,16 @@ export interface BuildOptions {
   rootXattrIsize?: number;
   /** --hard-dereference: hard links become separate inodes. */
   hardDereference?: boolean;
+  /** -z: compression algorithms; files are compressed with the first. */
+  compression?: CompressionSpec[];
+  /** -C: largest physical cluster in bytes, a multiple of the block size up to 1 MiB. */
+  pclusterSize?: number;
+  /** -Eztailpacking: the last compressed extent goes inline after the index. */
+  ztailpacking?: boolean;
+  /** -Elegacy-compress: full 8-byte lcluster indexes instead of compact ones. */
+  legacyCompress?: boolean;
+  /** --max-extent-bytes: largest decompressed extent. */
+  maxExtentBytes?: number;
   log?: Logger;
   /** Aborting removes the temporary file and rejects with an AbortError. */
   signal?: AbortSignal;
@@ -78,11 +89,50 @@ export interface BuildConfig {
   excludeRegexes: RegExp[];
   rootXattrIsize: number;
   hardDereference: boolean;
+  compression: CompressionConfig | null;
   log: Logger;
   signal: AbortSignal | undefined;
 }
 
+export interface CompressionConfig {
+  specs: CompressionSpec[];
+  pclusterBytes: number;
+  ztailpacking: boolean;
+  legacyCompress: boolean;
+  maxExtentBytes: number;
+}
+
 export class UsageError extends Error {}
+
+/** Largest pcluster the format allows (Z_EROFS_PCLUSTER_MAX_SIZE). */
+const PCLUSTER_MAX = 1 << 20;
+
+function resolveCompression(o: BuildOptions, blksz: number): CompressionConfig | null {
+  const compressOnly = (what: string, v: unknown) => {
+    if (v !== undefined && v !== false) throw new UsageError(`${what} needs compression (-z)`);
+  };
+  if (!o.compression || o.compression.length === 0) {
+    compressOnly('-C', o.pclusterSize);
+    compressOnly('-Eztailpacking', o.ztailpacking);
+    compressOnly('--max-extent-bytes', o.maxExtentBytes);
+    return null;
+  }
+  const pclusterBytes = o.pclusterSize ?? blksz;
+  if (!Number.isInteger(pclusterBytes) || pclusterBytes < blksz || pclusterBytes % blksz !== 0 || pclusterBytes > PCLUSTER_MAX) {
+    throw new UsageError(`invalid physical cluster size ${pclusterBytes}: a multiple of the block size (${blksz}) up to ${PCLUSTER_MAX}`);
+  }
+  const maxExtentBytes = o.maxExtentBytes ?? Number.MAX_SAFE_INTEGER;
+  if (!Number.isInteger(maxExtentBytes) || maxExtentBytes < blksz) {
+    throw new UsageError(`invalid --max-extent-bytes ${maxExtentBytes}: at least the block size (${blksz})`);
+  }
+  return {
+    specs: o.compression,
+    pclusterBytes,
+    ztailpacking: o.ztailpacking ?? false,
+    legacyCompress: o.legacyCompress ?? false,
+    maxExtentBytes,
+  };
+}
 
 const U32 = 0xffffffff;
 
@@ -168,6 +218,7 @@ export function resolveOptions(o: BuildOptions): BuildConfig {
     excludeRegexes,
     rootXattrIsize,
     hardDereference: o.hardDereference ?? false,
+    compression: resolveCompression(o, blockSize),
     log: o.log ?? (() => {}),
     signal: o.signal,
   };

@@ -8,7 +8,6 @@ import {
   EROFS_INODE_FLAT_PLAIN,
   EROFS_ISLOTSIZE,
   EROFS_NULL_ADDR,
-  EROFS_SUPER_BASE_SIZE,
   EROFS_SUPER_OFFSET,
   EROFS_XATTR_IBODY_HEADER_SIZE,
 } from '../format/constants.js';
@@ -38,7 +37,8 @@ export interface InodePlan {
   /** 32-bit serial for stat's st_ino on 32-bit userspace; root = 1. */
   ino: number;
   extended: boolean;
-  datalayout: typeof EROFS_INODE_FLAT_PLAIN | typeof EROFS_INODE_FLAT_INLINE;
+  /** EROFS_INODE_FLAT_PLAIN, _FLAT_INLINE, _COMPRESSED_FULL or _COMPRESSED_COMPACT. */
+  datalayout: number;
   /** Inline xattr area length (0 when the inode has none). */
   xattrSize: number;
   sharedXattrIds: number[];
@@ -46,8 +46,13 @@ export interface InodePlan {
   /** Blocks in the data area (full blocks, plus a padded tail block when not inline). */
   dataBlocks: number;
   startBlk: BlockAddr;
-  /** Bytes of data stored right after the inode and its xattrs. */
+  /** Bytes stored right after the inode and its xattrs: the inline tail, or a compressed index. */
   inlineTail: number;
+  /**
+   * Set once the data blocks have been written ahead of layout (compressed builds): then
+   * i_u is `u` and the bytes after the xattrs come from the spool.
+   */
+  prewritten: { u: number; spoolOffset: number } | null;
   metaOffset: ByteOffset;
   nid: Nid;
 }
@@ -95,7 +100,8 @@ class MetaAllocator {
 
   constructor(
     private readonly g: BlockGeometry,
-    private readonly firstBlock: number,
+    /** Absolute block of the allocator's n-th block: metadata need not be contiguous. */
+    private readonly absBlock: (rel: number) => number,
   ) {
     this.slotsPerBlock = g.blksz / EROFS_ISLOTSIZE;
     this.buckets = Array.from({ length: this.slotsPerBlock + 1 }, () => []);
@@ -117,7 +123,7 @@ class MetaAllocator {
   }
 
   private offsetOf(b: number): ByteOffset {
-    return byteOffset((this.firstBlock + b) * this.g.blksz + this.used[b]!);
+    return byteOffset(this.absBlock(b) * this.g.blksz + this.used[b]!);
   }
 
   /** Marks the start of the first block (superblock area) as used. */
@@ -169,7 +175,9 @@ class MetaAllocator {
     }
     const out: ByteOffset[] = [];
     for (const size of sizes) {
-      if (this.used[b]! + size > this.g.blksz && size <= this.g.blksz) {
+      // Only blocks after the superblock's are known to be contiguous, so a long entry
+      // may run on from one of them but never from the superblock's block.
+      if (this.used[b]! + size > this.g.blksz && (size <= this.g.blksz || b === 0)) {
         b = this.newBlock();
       }
       out.push(this.offsetOf(b));
@@ -232,14 +240,20 @@ function chooseExtended(cfg: BuildConfig, inode: TreeInode, path: () => string):
   return extended;
 }
 
-export function planLayout(cfg: BuildConfig, g: BlockGeometry, order: readonly TreeInode[]): Layout {
+/** The block holding the superblock; blocks before it stay zero ("room for boot sectors"). */
+export const superBlockAddr = (g: BlockGeometry): number => Math.floor(EROFS_SUPER_OFFSET / g.blksz);
+
+export interface InodePlans {
+  plans: InodePlan[];
+  byInode: Map<TreeInode, InodePlan>;
+  shared: Xattr[];
+}
+
+/** Decides every inode's form: extended or compact, xattrs inline or shared, flat data layout. */
+export function planInodes(cfg: BuildConfig, g: BlockGeometry, order: readonly TreeInode[]): InodePlans {
   const shared = chooseSharedXattrs(order, cfg.xattrTolerance);
   const sharedIndex = new Map<string, number>();
   shared.forEach((x, i) => sharedIndex.set(xattrKeyString(x), i));
-
-  const superBlock = Math.floor(EROFS_SUPER_OFFSET / g.blksz);
-  const alloc = new MetaAllocator(g, superBlock);
-  alloc.reserveHead(EROFS_SUPER_OFFSET + EROFS_SUPER_BASE_SIZE - superBlock * g.blksz);
 
   const plans: InodePlan[] = [];
   const byInode = new Map<TreeInode, InodePlan>();
@@ -284,12 +298,33 @@ export function planLayout(cfg: BuildConfig, g: BlockGeometry, order: readonly T
       dataBlocks: Math.floor(size / g.blksz) + (tail > 0 && !inlineAllowed ? 1 : 0),
       startBlk: blockAddr(0),
       inlineTail: inlineAllowed ? tail : 0,
+      prewritten: null,
       metaOffset: byteOffset(0),
       nid: nid(0),
     };
     plans.push(plan);
     byInode.set(inode, plan);
   }
+  return { plans, byInode, shared };
+}
+
+export interface PlacementOptions {
+  /** Bytes used from EROFS_SUPER_OFFSET on: the superblock and compression configs. */
+  superBytes: number;
+  /** Blocks right after the superblock block already holding (compressed) file data. */
+  preDataBlocks: number;
+}
+
+/**
+ * Packs inode units into metadata blocks (the rest of the superblock block, then blocks
+ * after any pre-written data) and assigns data blocks to everything not yet written.
+ */
+export function placeLayout(g: BlockGeometry, planned: InodePlans, opts: PlacementOptions): Layout {
+  const { plans, byInode, shared } = planned;
+  const superBlock = superBlockAddr(g);
+  const metaStart = superBlock + 1 + opts.preDataBlocks;
+  const alloc = new MetaAllocator(g, (rel) => (rel === 0 ? superBlock : metaStart + rel - 1));
+  alloc.reserveHead(EROFS_SUPER_OFFSET + opts.superBytes - superBlock * g.blksz);
 
   // The root goes first so that its nid fits the superblock's 16-bit field.
   const place = (p: InodePlan): void => {
@@ -305,9 +340,10 @@ export function planLayout(cfg: BuildConfig, g: BlockGeometry, order: readonly T
     p.sharedXattrIds = p.sharedXattrIds.map((s) => (sharedOffsets[s]! - xattrBlkaddr * g.blksz) / 4);
   }
 
-  const dataStart = superBlock + alloc.blockCount;
+  const dataStart = metaStart + alloc.blockCount - 1;
   let next = dataStart;
   for (const p of plans) {
+    if (p.prewritten) continue;
     if (p.dataBlocks > 0) {
       p.startBlk = blockAddr(next);
       next += p.dataBlocks;

@@ -139,3 +139,81 @@ export class ImageWriter {
     activeTemps.delete(this.tempPath);
   }
 }
+
+/**
+ * Append-only scratch file beside the image for what must wait until the metadata is
+ * laid out (compressed indexes, inline tails), so memory does not grow with file data.
+ */
+export class Spool {
+  private readonly fd: number;
+  private size = 0;
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  private flushed = 0;
+
+  constructor(private readonly path: string) {
+    try {
+      this.fd = fs.openSync(path, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600);
+    } catch (e) {
+      throw new BuildError(`${path}: cannot create scratch file: ${describeFsError(e)}`);
+    }
+    activeTemps.add(path);
+  }
+
+  static beside(w: ImageWriter): Spool {
+    return new Spool(`${w.tempPath}.spool`);
+  }
+
+  /** Appends the parts back to back; returns the offset of the first. */
+  append(...parts: Uint8Array[]): number {
+    const at = this.size;
+    for (const p of parts) {
+      if (p.length === 0) continue;
+      this.pending.push(Buffer.from(p));
+      this.pendingBytes += p.length;
+      this.size += p.length;
+    }
+    if (this.pendingBytes >= COALESCE_BYTES) this.flush();
+    return at;
+  }
+
+  private flush(): void {
+    if (this.pendingBytes === 0) return;
+    const buf = Buffer.concat(this.pending, this.pendingBytes);
+    try {
+      let done = 0;
+      while (done < buf.length) done += fs.writeSync(this.fd, buf, done, buf.length - done, this.flushed + done);
+    } catch (e) {
+      throw new BuildError(`${this.path}: write failed: ${describeFsError(e)}`);
+    }
+    this.flushed += buf.length;
+    this.pending = [];
+    this.pendingBytes = 0;
+  }
+
+  read(offset: number, length: number): Buffer {
+    this.flush();
+    const out = Buffer.alloc(length);
+    let done = 0;
+    while (done < length) {
+      const n = fs.readSync(this.fd, out, done, length - done, offset + done);
+      if (n === 0) throw new Error(`internal: spool ends at ${offset + done}`);
+      done += n;
+    }
+    return out;
+  }
+
+  dispose(): void {
+    try {
+      fs.closeSync(this.fd);
+    } catch {
+      // already closed
+    }
+    try {
+      fs.unlinkSync(this.path);
+    } catch {
+      // already gone
+    }
+    activeTemps.delete(this.path);
+  }
+}

@@ -1,0 +1,246 @@
+// Compressed-inode index: struct z_erofs_map_header, full (8-byte) lcluster indexes and
+// the compact 4B/2B packs, written so that the kernel's z_erofs_map_blocks_fo() decodes
+// them back into the extents they were built from.
+
+import {
+  Z_EROFS_ADVISE_COMPACTED_2B,
+  Z_EROFS_FULL_INDEX_ALIGN_SIZE,
+  Z_EROFS_FULL_INDEX_SIZE,
+  Z_EROFS_LCLUSTER_TYPE_HEAD1,
+  Z_EROFS_LCLUSTER_TYPE_NONHEAD,
+  Z_EROFS_LCLUSTER_TYPE_PLAIN,
+  Z_EROFS_LI_D0_CBLKCNT,
+  Z_EROFS_MAP_HEADER_SIZE,
+} from './constants.js';
+
+/** One decompressed extent of a file and the pcluster holding it. */
+export interface Extent {
+  /** Logical byte offset in the file. */
+  start: number;
+  length: number;
+  /** Stored uncompressed (a PLAIN lcluster head) rather than compressed (HEAD1). */
+  raw: boolean;
+  /** First block of the pcluster; for an inline tail, where the next pcluster would go. */
+  pblk: number;
+  /** pcluster length in blocks (1 for raw and inline extents). */
+  pblocks: number;
+}
+
+/** One lcluster's index record, as in the full (legacy) layout. */
+export interface LclusterRecord {
+  type: number;
+  /** HEAD/PLAIN: where the extent starts inside this lcluster. */
+  clusterofs: number;
+  /** HEAD/PLAIN: pcluster block address. */
+  blkaddr: number;
+  /** NONHEAD: lclusters back to the head, or Z_EROFS_LI_D0_CBLKCNT | pcluster blocks. */
+  delta0: number;
+  /** NONHEAD: lclusters forward to the next head (or EOF). */
+  delta1: number;
+}
+
+/**
+ * Records for extents that tile [0, size) in order. lcluster size = block size.
+ * With big pclusters the first NONHEAD after a head carries the pcluster's block count,
+ * which is why a multi-block pcluster must decompress to more than its own size.
+ */
+export function buildLclusterRecords(extents: readonly Extent[], blkszbits: number, bigPcluster: boolean): LclusterRecord[] {
+  const blksz = 1 << blkszbits;
+  const out: LclusterRecord[] = [];
+  let clusterofs = 0;
+  for (const e of extents) {
+    let count = e.length;
+    let c = clusterofs;
+    let d0 = 0;
+    let d1 = (c + count) >> blkszbits;
+    const head = { type: e.raw ? Z_EROFS_LCLUSTER_TYPE_PLAIN : Z_EROFS_LCLUSTER_TYPE_HEAD1, blkaddr: e.pblk, delta0: 0, delta1: 0 };
+    if (d1 === 0) {
+      // The extent ends inside the lcluster it starts in: only the EOF extent can.
+      out.push({ ...head, clusterofs: c });
+      clusterofs = 0;
+      continue;
+    }
+    do {
+      if (d0 === 0) {
+        out.push({ ...head, clusterofs: c });
+      } else {
+        const delta0 =
+          d0 === 1 && bigPcluster ? Z_EROFS_LI_D0_CBLKCNT | e.pblocks : Math.min(d0, Z_EROFS_LI_D0_CBLKCNT - 1);
+        out.push({ type: Z_EROFS_LCLUSTER_TYPE_NONHEAD, clusterofs: 0, blkaddr: 0, delta0, delta1: d1 });
+      }
+      count -= blksz - c;
+      c = 0;
+      d0++;
+      d1--;
+    } while (c + count >= blksz);
+    clusterofs = c + count;
+  }
+  // The last lcluster is cut by EOF inside an extent that began earlier: a PLAIN record
+  // whose clusterofs is the EOF keeps readers from mapping past the end.
+  if (clusterofs !== 0) {
+    out.push({ type: Z_EROFS_LCLUSTER_TYPE_PLAIN, clusterofs, blkaddr: 0, delta0: 0, delta1: 0 });
+  }
+  return out;
+}
+
+export interface MapHeader {
+  /** Bytes of the inline (tail-packed) pcluster, 0 if none. */
+  idataSize: number;
+  advise: number;
+  /** h_algorithmtype: low nibble for HEAD1, high nibble for HEAD2. */
+  algorithmType: number;
+  /** lclusterbits - blkszbits. */
+  clusterBits: number;
+}
+
+export function encodeMapHeader(h: MapHeader): Uint8Array {
+  const b = new Uint8Array(Z_EROFS_MAP_HEADER_SIZE);
+  const v = new DataView(b.buffer);
+  v.setUint16(2, h.idataSize, true);
+  v.setUint16(4, h.advise, true);
+  v.setUint8(6, h.algorithmType);
+  v.setUint8(7, h.clusterBits);
+  return b;
+}
+
+export function decodeMapHeader(b: Uint8Array): MapHeader & { fragmentOffset: number } {
+  const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  return {
+    fragmentOffset: v.getUint32(0, true),
+    idataSize: v.getUint16(2, true),
+    advise: v.getUint16(4, true),
+    algorithmType: v.getUint8(6),
+    clusterBits: v.getUint8(7),
+  };
+}
+
+/** Full layout: 16-byte header area (map header + 8 reserved), then 8 bytes per lcluster. */
+export function fullIndexSize(lclusters: number): number {
+  return Z_EROFS_FULL_INDEX_ALIGN_SIZE + lclusters * Z_EROFS_FULL_INDEX_SIZE;
+}
+
+export function encodeFullIndexes(header: MapHeader, records: readonly LclusterRecord[]): Uint8Array {
+  const out = new Uint8Array(fullIndexSize(records.length));
+  out.set(encodeMapHeader(header), 0);
+  const v = new DataView(out.buffer);
+  records.forEach((r, i) => {
+    const p = Z_EROFS_FULL_INDEX_ALIGN_SIZE + i * Z_EROFS_FULL_INDEX_SIZE;
+    v.setUint16(p, r.type, true);
+    if (r.type === Z_EROFS_LCLUSTER_TYPE_NONHEAD) {
+      v.setUint16(p + 4, r.delta0, true);
+      v.setUint16(p + 6, r.delta1, true);
+    } else {
+      v.setUint16(p + 2, r.clusterofs, true);
+      v.setUint32(p + 4, r.blkaddr, true);
+    }
+  });
+  return out;
+}
+
+/** How the compact index area of `lclusters` records splits into 4B and 2B packs. */
+export interface CompactSplit {
+  initial4b: number;
+  twoB: number;
+  end4b: number;
+}
+
+/**
+ * `mpos` is where the index area starts, relative to the (32-byte aligned) inode:
+ * round_up(inode + xattrs, 8) + 8. Leading 4B packs bring the 2B packs to 32-byte alignment.
+ */
+export function compactSplit(lclusters: number, mpos: number, use2b: boolean): CompactSplit {
+  if (!use2b) return { initial4b: 0, twoB: 0, end4b: lclusters };
+  const initial4b = ((32 - (mpos % 32)) / 4) & 7;
+  if (initial4b >= lclusters) return { initial4b: 0, twoB: 0, end4b: lclusters };
+  const twoB = Math.floor((lclusters - initial4b) / 16) * 16;
+  return { initial4b, twoB, end4b: lclusters - initial4b - twoB };
+}
+
+/** Bytes of the map header plus compact indexes. */
+export function compactIndexSize(lclusters: number, mpos: number, use2b: boolean): number {
+  const s = compactSplit(lclusters, mpos, use2b);
+  return Z_EROFS_MAP_HEADER_SIZE + s.initial4b * 4 + s.twoB * 2 + Math.ceil(s.end4b / 2) * 8;
+}
+
+const LOBITS = 12; // max(lclusterbits, ilog2(Z_EROFS_LI_D0_CBLKCNT) + 1) for lclusters <= 4 KiB
+
+/**
+ * pcluster blocks the kernel counts before entry `i` of a pack (z_erofs_load_compact_lcluster):
+ * the pack's base address plus this gives the head's block address.
+ */
+function blocksBefore(types: readonly number[], los: readonly number[], i: number, big: boolean): number {
+  let nblk = big ? 0 : 1;
+  let j = i;
+  while (j > 0) {
+    j--;
+    if (types[j] === Z_EROFS_LCLUSTER_TYPE_NONHEAD) {
+      if (big) {
+        if (los[j]! & Z_EROFS_LI_D0_CBLKCNT) {
+          j--;
+          nblk += los[j + 1]! & ~Z_EROFS_LI_D0_CBLKCNT;
+        } else {
+          j -= los[j]! - 2;
+        }
+        continue;
+      }
+      j -= los[j]!;
+    }
+    if (big || j >= 0) nblk++;
+  }
+  return nblk;
+}
+
+function encodePack(out: DataView, at: number, recs: readonly LclusterRecord[], vcnt: number, bytes: number, big: boolean, fallbackBase: number): number {
+  const encodebits = ((vcnt * bytes - 4) * 8) / vcnt;
+  const types: number[] = [];
+  const los: number[] = [];
+  for (let i = 0; i < vcnt; i++) {
+    const r = recs[i];
+    if (!r) {
+      // Padding entry of an odd final 4B pack.
+      types.push(Z_EROFS_LCLUSTER_TYPE_PLAIN);
+      los.push(0);
+      continue;
+    }
+    types.push(r.type);
+    if (r.type !== Z_EROFS_LCLUSTER_TYPE_NONHEAD) los.push(r.clusterofs);
+    else if (r.delta0 & Z_EROFS_LI_D0_CBLKCNT) los.push(r.delta0);
+    else if (i === vcnt - 1) los.push(Math.min(r.delta1, Z_EROFS_LI_D0_CBLKCNT - 1)); // last field holds delta[1]
+    else los.push(r.delta0);
+  }
+  let bitpos = 0;
+  for (let i = 0; i < vcnt; i++) {
+    const value = (types[i]! << LOBITS) | los[i]!;
+    for (let b = 0; b < encodebits; b++, bitpos++) {
+      if ((value >>> b) & 1) {
+        const byte = at + (bitpos >> 3);
+        out.setUint8(byte, out.getUint8(byte) | (1 << (bitpos & 7)));
+      }
+    }
+  }
+  const firstHead = recs.findIndex((r) => r.type !== Z_EROFS_LCLUSTER_TYPE_NONHEAD);
+  const base = firstHead < 0 ? fallbackBase : recs[firstHead]!.blkaddr - blocksBefore(types, los, firstHead, big);
+  out.setUint32(at + vcnt * bytes - 4, base >>> 0, true);
+  return base;
+}
+
+/** Map header + compact indexes (COMPRESSED_COMPACT); records from buildLclusterRecords. */
+export function encodeCompactIndexes(header: MapHeader, records: readonly LclusterRecord[], mpos: number, big: boolean): Uint8Array {
+  const use2b = (header.advise & Z_EROFS_ADVISE_COMPACTED_2B) !== 0;
+  const out = new Uint8Array(compactIndexSize(records.length, mpos, use2b));
+  out.set(encodeMapHeader(header), 0);
+  const v = new DataView(out.buffer);
+  const s = compactSplit(records.length, mpos, use2b);
+  let p = Z_EROFS_MAP_HEADER_SIZE;
+  let r = 0;
+  let base = 0;
+  const pack = (vcnt: number, bytes: number): void => {
+    base = encodePack(v, p, records.slice(r, r + vcnt), vcnt, bytes, big, base);
+    p += vcnt * bytes;
+    r += vcnt;
+  };
+  for (let i = 0; i < s.initial4b; i += 2) pack(2, 4);
+  for (let i = 0; i < s.twoB; i += 16) pack(16, 2);
+  for (let i = 0; i < s.end4b; i += 2) pack(2, 4);
+  return out;
+}

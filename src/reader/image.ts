@@ -1,0 +1,189 @@
+// Random access to the bytes of an image. The image is never loaded whole: a
+// file is read with positioned reads, and small (metadata) reads go through a
+// bounded block cache. Every read is bounds-checked here, which is what makes a
+// hostile offset harmless everywhere else.
+
+import * as fs from 'node:fs';
+import { CorruptImageError } from './errors.js';
+
+/** Where image bytes come from. `pread` is only called with in-range arguments. */
+export interface ByteSource {
+  readonly size: number;
+  pread(pos: number, len: number): Uint8Array;
+  close(): void;
+}
+
+export class FileSource implements ByteSource {
+  readonly size: number;
+  private fd: number | null;
+
+  constructor(path: string) {
+    this.fd = fs.openSync(path, 'r');
+    try {
+      const st = fs.fstatSync(this.fd);
+      if (st.isDirectory()) throw new Error(`${path} is a directory`);
+      // Block devices report size 0 through fstat; ask the kernel for the end instead.
+      this.size = st.isBlockDevice() ? blockDeviceSize(this.fd) : st.size;
+    } catch (e) {
+      fs.closeSync(this.fd);
+      this.fd = null;
+      throw e;
+    }
+  }
+
+  pread(pos: number, len: number): Uint8Array {
+    if (this.fd === null) throw new Error('image is closed');
+    const out = new Uint8Array(len);
+    let done = 0;
+    while (done < len) {
+      const n = fs.readSync(this.fd, out, done, len - done, pos + done);
+      if (n === 0) throw new CorruptImageError(`unexpected end of image at byte ${pos + done}`);
+      done += n;
+    }
+    return out;
+  }
+
+  close(): void {
+    if (this.fd !== null) fs.closeSync(this.fd);
+    this.fd = null;
+  }
+}
+
+function blockDeviceSize(fd: number): number {
+  // Binary search for the last readable byte; block devices are rare inputs here.
+  const one = new Uint8Array(1);
+  const readable = (pos: number): boolean => {
+    try {
+      return fs.readSync(fd, one, 0, 1, pos) === 1;
+    } catch {
+      return false;
+    }
+  };
+  let lo = 0;
+  let hi = 1;
+  while (readable(hi - 1) && hi < 2 ** 52) hi *= 2;
+  // Invariant: bytes < lo readable, byte hi-1 unreadable.
+  while (hi - lo > 1) {
+    const mid = Math.floor((lo + hi) / 2);
+    if (readable(mid - 1)) lo = mid;
+    else hi = mid;
+  }
+  return readable(lo) ? lo + 1 : lo;
+}
+
+/** An image held in memory (tests, fuzzing, images already in a buffer). */
+export class BufferSource implements ByteSource {
+  readonly size: number;
+  constructor(private readonly bytes: Uint8Array) {
+    this.size = bytes.length;
+  }
+  pread(pos: number, len: number): Uint8Array {
+    // A plain Uint8Array view (not a Buffer), so that .slice() elsewhere copies.
+    return new Uint8Array(this.bytes.buffer, this.bytes.byteOffset + pos, len);
+  }
+  close(): void {}
+}
+
+/** Largest single read the reader ever issues; anything bigger is a corrupt length. */
+export const MAX_READ = 1 << 30;
+
+/**
+ * Bounds-checked reads with a small LRU cache of blocks. Returned arrays may be
+ * views into the cache: callers must treat them as read-only.
+ */
+export class ImageReader {
+  private readonly cache = new Map<number, Uint8Array>();
+  private blksz = 4096;
+  private blkszbits = 12;
+
+  constructor(
+    readonly source: ByteSource,
+    private readonly cacheBlocks = 512,
+  ) {}
+
+  get size(): number {
+    return this.source.size;
+  }
+
+  /** Switches the cache granularity to the image's block size (after the superblock is read). */
+  setBlockBits(bits: number): void {
+    this.blkszbits = bits;
+    this.blksz = 1 << bits;
+    this.cache.clear();
+  }
+
+  /** Whether [pos, pos+len) lies inside the image. */
+  contains(pos: number, len: number): boolean {
+    return (
+      Number.isSafeInteger(pos) && Number.isSafeInteger(len) && pos >= 0 && len >= 0 && pos + len <= this.source.size
+    );
+  }
+
+  /** Throws a CorruptImageError naming `what` unless [pos, pos+len) is inside the image. */
+  checkRange(pos: number, len: number, what: string): void {
+    if (!this.contains(pos, len)) {
+      throw new CorruptImageError(
+        `${what} (bytes ${pos}..${pos + len}) lies outside the image (${this.source.size} bytes)`,
+      );
+    }
+  }
+
+  read(pos: number, len: number, what: string): Uint8Array {
+    this.checkRange(pos, len, what);
+    if (len > MAX_READ) throw new CorruptImageError(`${what}: length ${len} is implausibly large`);
+    if (len === 0) return new Uint8Array(0);
+    const first = Math.floor(pos / this.blksz);
+    const last = Math.floor((pos + len - 1) / this.blksz);
+    if (first === last) {
+      const b = this.block(first);
+      const off = pos - first * this.blksz;
+      return b.subarray(off, off + len);
+    }
+    if (last - first > 2) return this.source.pread(pos, len);
+    const out = new Uint8Array(len);
+    let done = 0;
+    for (let blk = first; blk <= last; blk++) {
+      const b = this.block(blk);
+      const start = blk === first ? pos - first * this.blksz : 0;
+      const n = Math.min(b.length - start, len - done);
+      out.set(b.subarray(start, start + n), done);
+      done += n;
+    }
+    return out;
+  }
+
+  /** Reads without the cache (bulk file data), still bounds-checked. */
+  readUncached(pos: number, len: number, what: string): Uint8Array {
+    this.checkRange(pos, len, what);
+    if (len > MAX_READ) throw new CorruptImageError(`${what}: length ${len} is implausibly large`);
+    return this.source.pread(pos, len);
+  }
+
+  private block(blk: number): Uint8Array {
+    const hit = this.cache.get(blk);
+    if (hit !== undefined) {
+      // Re-insert to mark as most recently used.
+      this.cache.delete(blk);
+      this.cache.set(blk, hit);
+      return hit;
+    }
+    const start = blk * this.blksz;
+    const len = Math.min(this.blksz, this.source.size - start);
+    const data = this.source.pread(start, len);
+    this.cache.set(blk, data);
+    if (this.cache.size > this.cacheBlocks) {
+      const oldest = this.cache.keys().next().value as number;
+      this.cache.delete(oldest);
+    }
+    return data;
+  }
+
+  get blockBits(): number {
+    return this.blkszbits;
+  }
+
+  close(): void {
+    this.cache.clear();
+    this.source.close();
+  }
+}
