@@ -88,7 +88,8 @@ export async function buildImage(options: BuildOptions): Promise<BuildResult> {
         planned.plans,
         writer,
         spool,
-        (p) => streamFile(cfg, g, p, writer, io),
+        // Over pclusters tried for the file: zeros must be written, not skipped.
+        (p) => streamFile(cfg, g, p, writer, io, false),
         () => yieldToEventLoop(cfg, io),
       );
       preDataBlocks = z.preDataBlocks;
@@ -319,7 +320,7 @@ async function writeData(
   } else if (inode.symlink) {
     content = inode.symlink;
   } else if (isReg(inode) && inode.size > 0) {
-    return streamFile(cfg, g, p, w, io);
+    return streamFile(cfg, g, p, w, io, true);
   }
   if (!content) return null;
   const inlineStart = content.length - p.inlineTail;
@@ -333,6 +334,8 @@ async function streamFile(
   p: InodePlan,
   w: ImageWriter,
   io: IoState,
+  /** The destination still reads as zeros, so all-zero chunks need not be written. */
+  untouched: boolean,
 ): Promise<Uint8Array | null> {
   const inode = p.inode;
   const shown = inode.dataPath!.toString();
@@ -363,8 +366,8 @@ async function streamFile(
         if (n === 0) throw new BuildError(`${shown}: file shrank while being read (expected ${size} bytes, got ${pos + got})`);
         got += n;
       }
-      // All-zero chunks are left as holes: the image file was sized up front.
-      if (io.buf.compare(zero, 0, got, 0, got) !== 0) {
+      // All-zero chunks are left as holes where nothing was written yet.
+      if (!untouched || io.buf.compare(zero, 0, got, 0, got) !== 0) {
         w.writeAt(byteOffset(p.startBlk * g.blksz + pos), io.buf.subarray(0, got));
       }
       pos += got;
