@@ -55,7 +55,6 @@ const alignUp = (n: number, a: number): number => Math.ceil(n / a) * a;
 
 /** Streams a file through a window buffer without ever holding more than 2 * WINDOW. */
 class FileQueue {
-  readonly buf = Buffer.allocUnsafe(2 * WINDOW);
   head = 0;
   tail = 0;
   /** File offset of buf[head]. */
@@ -63,6 +62,7 @@ class FileQueue {
   private readPos = 0;
 
   constructor(
+    readonly buf: Buffer,
     private readonly fd: number,
     private readonly size: number,
     private readonly shown: string,
@@ -102,6 +102,17 @@ class FileQueue {
   }
 }
 
+/** Scratch memory reused for every file of a build. */
+export interface ZBuffers {
+  queue: Buffer;
+  raw: Buffer;
+  pcluster: Buffer;
+}
+
+export function zBuffers(setup: CompressionSetup, g: BlockGeometry): ZBuffers {
+  return { queue: Buffer.allocUnsafe(2 * WINDOW), raw: Buffer.alloc(g.blksz), pcluster: Buffer.alloc(setup.pclusterBytes) };
+}
+
 export interface CompressedData {
   /** i_u: data blocks of the pclusters (the inline tail is not counted). */
   blocks: number;
@@ -128,6 +139,7 @@ export function compressFile(
   plan: InodePlan,
   start: number,
   w: ImageWriter,
+  buffers: ZBuffers,
 ): CompressedData | NotWorthIt {
   const inode = plan.inode;
   const size = inode.size;
@@ -159,9 +171,9 @@ export function compressFile(
   const extents: Extent[] = [];
   let cursor = start;
   let inlineData: Uint8Array | null = null;
-  const raw = Buffer.alloc(B);
+  const { raw, pcluster } = buffers;
   try {
-    const q = new FileQueue(fd, size, shown);
+    const q = new FileQueue(buffers.queue, fd, size, shown);
     while (q.pos < size) {
       q.fill();
       const len = q.tail - q.head;
@@ -186,9 +198,9 @@ export function compressFile(
         }
         // Raw extents are "shifted": the extent's first byte at the start of its block.
         const n = Math.min(B, len);
-        raw.fill(0);
+        raw.fill(0, n, B);
         q.buf.copy(raw, 0, q.head, q.head + n);
-        w.writeAt(byteOffset(cursor * B), raw);
+        w.writeAt(byteOffset(cursor * B), raw.subarray(0, B));
         extents.push({ start: q.pos, length: n, raw: true, pblk: cursor, pblocks: 1 });
         cursor++;
         q.consume(n);
@@ -196,7 +208,8 @@ export function compressFile(
       }
       // Right-aligned in the pcluster: the leading zeros are padding (ZERO_PADDING).
       const pblocks = alignUp(r.data.length, B) / B;
-      const out = Buffer.alloc(pblocks * B);
+      const out = pcluster.subarray(0, pblocks * B);
+      out.fill(0, 0, out.length - r.data.length);
       out.set(r.data, out.length - r.data.length);
       w.writeAt(byteOffset(cursor * B), out);
       extents.push({ start: q.pos, length: r.consumed, raw: false, pblk: cursor, pblocks });
@@ -262,11 +275,12 @@ export async function writeCompressedFiles(
   let cursor = first;
   let dirtyEnd = first;
   const stats: ZdataStats = { compressedFiles: 0, inlinePclusters: 0 };
+  const buffers = zBuffers(setup, g);
   for (const p of plans) {
     const inode = p.inode;
     if (!inode.dataPath || inode.size === 0) continue;
     if (inode.size <= g.blksz && !setup.ztailpacking) continue; // cannot save a block
-    const z = compressFile(setup, g, p, cursor, w);
+    const z = compressFile(setup, g, p, cursor, w, buffers);
     if ('blob' in z) {
       p.datalayout = z.datalayout;
       p.inlineTail = z.pad + z.blob.length;
