@@ -189,6 +189,12 @@ export function compressFile(
       }
       // Keep compressed data only where it saves at least a whole block.
       if (r && alignUp(r.data.length, B) >= r.consumed) r = null;
+      if (r && setup.ztailpacking && final && r.consumed === len && r.data.length % B !== 0 && r.data.length > B) {
+        // The last pcluster ends part-way into a block: fitting less input into whole blocks
+        // and packing the rest inline may save that block.
+        const fewer = c.compressDestSize(src, Math.floor(r.data.length / B) * B);
+        if (fewer && fewer.data.length + (len - fewer.consumed) < alignUp(r.data.length, B)) r = fewer;
+      }
       if (!r) {
         if (setup.ztailpacking && final && len < B && canInline(len)) {
           inlineData = Uint8Array.from(q.buf.subarray(q.head, q.tail));

@@ -1,0 +1,88 @@
+#!/usr/bin/env node
+// npm run bench [-- TREE]: builds the same tree with this tool and with the reference
+// mkfs.erofs (MKFS_EROFS_REF, or mkfs.erofs on PATH) for each algorithm, and prints wall
+// time, image size and peak RSS with the ratios ours / reference. Medians of BENCH_RUNS runs.
+
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const ours = path.resolve(here, '../../bin/mkfs.erofs.js');
+const runs = Number(process.env.BENCH_RUNS ?? 3);
+const timeBin = ['/usr/bin/time'].find((p) => existsSync(p));
+
+function pickTree() {
+  const given = process.argv[2] ?? process.env.BENCH_TREE;
+  if (given) return given;
+  const cached = path.resolve(here, '../../.ci-cache/rootfs');
+  if (existsSync(`${cached}.complete`)) return cached;
+  console.error('no tree given (npm run bench -- DIR); using /usr/share');
+  return '/usr/share';
+}
+
+function which(cmd) {
+  try {
+    return execFileSync('sh', ['-c', `command -v ${cmd}`], { encoding: 'utf8' }).trim() || null;
+  } catch {
+    return null;
+  }
+}
+
+/** One build: wall seconds, peak RSS in MiB (needs GNU time), image bytes; null if it failed. */
+function measure(argv, image) {
+  rmSync(image, { force: true });
+  const start = process.hrtime.bigint();
+  const cmd = timeBin ? [timeBin, '-f', '%M', ...argv] : argv;
+  const r = spawnSync(cmd[0], cmd.slice(1), { encoding: 'utf8', stdio: ['ignore', 'ignore', 'pipe'] });
+  const wall = Number(process.hrtime.bigint() - start) / 1e9;
+  if (r.status !== 0) return null;
+  const rssKiB = timeBin ? Number(r.stderr.trim().split('\n').pop()) : NaN;
+  return { wall, rss: rssKiB / 1024, size: statSync(image).size };
+}
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+function bench(argv, image) {
+  const results = [];
+  for (let i = 0; i < runs; i++) {
+    const m = measure(argv, image);
+    if (!m) return null;
+    results.push(m);
+  }
+  return { wall: median(results.map((r) => r.wall)), rss: median(results.map((r) => r.rss)), size: results[0].size };
+}
+
+const tree = pickTree();
+const ref = process.env.MKFS_EROFS_REF ?? which('mkfs.erofs');
+const scratch = mkdtempSync(path.join(os.tmpdir(), 'erofs-bench-'));
+const cases = [
+  ['none', []],
+  ['lz4', ['-zlz4']],
+  ['lz4hc', ['-zlz4hc']],
+  ['lz4hc,12 -C65536 -Eztailpacking', ['-zlz4hc,12', '-C65536', '-Eztailpacking']],
+  ['lzma', ['-zlzma']],
+  ['deflate', ['-zdeflate']],
+  ['zstd', ['-zzstd']],
+];
+
+const fmt = (v, d = 2) => (v === undefined || Number.isNaN(v) ? 'n/a' : v.toFixed(d));
+const ratio = (a, b) => (a && b ? fmt(a / b) : 'n/a');
+console.log(`tree: ${tree}; reference: ${ref ?? 'none found'}; ${runs} runs each; ${os.cpus().length} cores; node ${process.version}`);
+console.log('| options | ours s | ref s | time ratio | ours MiB | ref MiB | size ratio | ours RSS MiB | ref RSS MiB |');
+console.log('|---|---|---|---|---|---|---|---|---|');
+try {
+  for (const [name, args] of cases) {
+    const common = ['-T0', '-U', '11111111-2222-3333-4444-555555555555', ...args];
+    const a = bench([process.execPath, ours, '--quiet', ...common, `${scratch}/ours.erofs`, tree], `${scratch}/ours.erofs`);
+    const b = ref ? bench([ref, ...common, `${scratch}/ref.erofs`, tree], `${scratch}/ref.erofs`) : null;
+    const mib = (r) => (r ? fmt(r.size / 2 ** 20, 1) : 'n/a');
+    console.log(
+      `| ${name} | ${fmt(a?.wall)} | ${fmt(b?.wall)} | ${ratio(a?.wall, b?.wall)} | ${mib(a)} | ${mib(b)} | ${ratio(a?.size, b?.size)} | ${fmt(a?.rss, 0)} | ${fmt(b?.rss, 0)} |`,
+    );
+  }
+} finally {
+  rmSync(scratch, { recursive: true, force: true });
+}
