@@ -83,7 +83,6 @@ const NOT_YET: ReadonlyArray<[flags: string, description: string]> = [
   ['--xattr-prefix <prefix>', 'long xattr name prefixes (not supported yet)'],
   ['--mount-point <path>', 'target path prefix (not supported yet)'],
   ['--file-contexts <file>', 'selinux labels (not supported yet)'],
-  ['--workers <n>', 'worker threads (not supported yet)'],
   ['--zfeature-bits <bits>', 'compression feature bits (not supported yet)'],
   ['--vmdk-desc <file>', 'VMDK descriptor (not supported yet)'],
   ['--clean [mode]', 'clean build (not supported yet)'],
@@ -113,6 +112,7 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv): Pars
     .option('-z <algorithms>', 'compress with ALG[,level=N][,dictsize=N][:ALG2...] (lz4, lz4hc, lzma, deflate, zstd)')
     .option('-C <bytes>', 'maximum physical cluster size in bytes (a multiple of the block size)')
     .option('--max-extent-bytes <bytes>', 'maximum decompressed extent size in bytes')
+    .option('--workers <n>', 'compression threads (default: the number of CPUs)')
     .option('-E <options>', 'extended options, comma-separated, ^ negates (see README)', collect, [])
     .option('-L <label>', 'set the volume label (maximum 15 bytes)')
     .option('-T <seconds>', 'specify a fixed UNIX timestamp as build time')
@@ -186,6 +186,7 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv): Pars
   }
   options.pclusterSize = int(o.C, 'physical cluster size');
   options.maxExtentBytes = int(o.maxExtentBytes, '--max-extent-bytes');
+  options.workers = int(o.workers, '--workers');
 
   const sde = env.SOURCE_DATE_EPOCH;
   if (sde !== undefined && sde !== '') {

@@ -37,7 +37,8 @@ import {
 import { BuildError, describeFsError } from './errors.js';
 import { type BuildConfig, type BuildOptions, type CompressionConfig, resolveOptions, UsageError } from './options.js';
 import { direntsOf, type InodePlan, type Layout, placeLayout, planInodes } from './planner.js';
-import { type CompressionSetup, writeCompressedFiles } from './zdata.js';
+import { type CompressionSetup, writeCompressedFiles, zParams } from './zdata.js';
+import { ZPool } from './zpool.js';
 import {
   type Compressor,
   CompressionOptionError,
@@ -76,12 +77,14 @@ export async function buildImage(options: BuildOptions): Promise<BuildResult> {
   const writer = ImageWriter.create(cfg.image);
   const io: IoState = { buf: Buffer.allocUnsafe(READ_CHUNK), sinceYield: 0 };
   let spool: Spool | null = null;
+  let pool: ZPool | null = null;
   let layout: Layout;
   try {
     let preDataBlocks = 0;
     let inlinePclusters = 0;
     if (zsetup) {
       spool = Spool.beside(writer);
+      if (cfg.workers > 1) pool = new ZPool(cfg.workers, zParams(zsetup.setup, g));
       const z = await writeCompressedFiles(
         zsetup.setup,
         g,
@@ -91,6 +94,7 @@ export async function buildImage(options: BuildOptions): Promise<BuildResult> {
         // Over pclusters tried for the file: zeros must be written, not skipped.
         (p) => streamFile(cfg, g, p, writer, io, false),
         () => yieldToEventLoop(cfg, io),
+        pool,
       );
       preDataBlocks = z.preDataBlocks;
       inlinePclusters = z.stats.inlinePclusters;
@@ -106,6 +110,7 @@ export async function buildImage(options: BuildOptions): Promise<BuildResult> {
     throw e;
   } finally {
     spool?.dispose();
+    await pool?.close();
   }
   cfg.log('info', `${cfg.image}: ${layout.plans.length} inodes, ${layout.totalBlocks} blocks`);
   return {
@@ -170,6 +175,7 @@ function compressionSetup(z: CompressionConfig, g: BlockGeometry): ZSetup {
   return {
     setup: {
       compressor,
+      spec,
       pclusterBytes: z.pclusterBytes,
       ztailpacking: z.ztailpacking,
       legacyCompress: z.legacyCompress,

@@ -1,6 +1,7 @@
 // Build options: the typed form of mkfs.erofs's command line, and their validation.
 
 import { randomBytes } from 'node:crypto';
+import { availableParallelism } from 'node:os';
 import type { CompressionSpec } from '../compress/registry.js';
 import { parseUuid } from '../format/superblock.js';
 
@@ -59,6 +60,8 @@ export interface BuildOptions {
   legacyCompress?: boolean;
   /** --max-extent-bytes: largest decompressed extent. */
   maxExtentBytes?: number;
+  /** --workers: compression threads (default: the number of CPUs; 0 or 1: the main thread). */
+  workers?: number;
   log?: Logger;
   /** Aborting removes the temporary file and rejects with an AbortError. */
   signal?: AbortSignal;
@@ -90,6 +93,7 @@ export interface BuildConfig {
   rootXattrIsize: number;
   hardDereference: boolean;
   compression: CompressionConfig | null;
+  workers: number;
   log: Logger;
   signal: AbortSignal | undefined;
 }
@@ -169,6 +173,9 @@ export function resolveOptions(o: BuildOptions): BuildConfig {
   checkId('--uid-offset', o.uidOffset);
   checkId('--gid-offset', o.gidOffset);
 
+  const workers = o.workers ?? availableParallelism();
+  if (!Number.isInteger(workers) || workers < 0 || workers > 1024) throw new UsageError(`invalid --workers ${workers}`);
+
   const rootXattrIsize = o.rootXattrIsize ?? 0;
   if (!Number.isInteger(rootXattrIsize) || rootXattrIsize < 0 || rootXattrIsize > 0xffff * 4) {
     throw new UsageError(`invalid --root-xattr-isize ${rootXattrIsize}`);
@@ -219,6 +226,7 @@ export function resolveOptions(o: BuildOptions): BuildConfig {
     rootXattrIsize,
     hardDereference: o.hardDereference ?? false,
     compression: resolveCompression(o, blockSize),
+    workers,
     log: o.log ?? (() => {}),
     signal: o.signal,
   };

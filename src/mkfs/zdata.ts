@@ -4,7 +4,8 @@
 // for the inode writer.
 
 import * as fs from 'node:fs';
-import type { Compressor } from '../compress/compressor.js';
+import type { AlgorithmName, Compressor } from '../compress/compressor.js';
+import type { CompressionSpec } from '../compress/registry.js';
 import {
   EROFS_INODE_COMPRESSED_COMPACT,
   EROFS_INODE_COMPRESSED_FULL,
@@ -30,12 +31,15 @@ import {
 import { BuildError, describeFsError } from './errors.js';
 import type { InodePlan } from './planner.js';
 import type { ImageWriter, Spool } from './writer.js';
+import type { ZPool } from './zpool.js';
 
 /** How much of a file is looked at for one extent; bounds memory, not pcluster size. */
 const WINDOW = 4 << 20;
 
 export interface CompressionSetup {
   compressor: Compressor;
+  /** What the user asked for (-z), to make the same compressor in a worker. */
+  spec: CompressionSpec;
   /** Largest pcluster in bytes (-C), a multiple of the block size. */
   pclusterBytes: number;
   ztailpacking: boolean;
@@ -102,15 +106,149 @@ class FileQueue {
   }
 }
 
-/** Scratch memory reused for every file of a build. */
+/** Scratch memory reused for every file one thread compresses. */
 export interface ZBuffers {
   queue: Buffer;
   raw: Buffer;
   pcluster: Buffer;
 }
 
-export function zBuffers(setup: CompressionSetup, g: BlockGeometry): ZBuffers {
-  return { queue: Buffer.allocUnsafe(2 * WINDOW), raw: Buffer.alloc(g.blksz), pcluster: Buffer.alloc(setup.pclusterBytes) };
+export function zBuffers(params: ZParams): ZBuffers {
+  const blksz = 1 << params.blkszbits;
+  return { queue: Buffer.allocUnsafe(2 * WINDOW), raw: Buffer.alloc(blksz), pcluster: Buffer.alloc(params.pclusterBytes) };
+}
+
+/** What a compressing thread needs to know; plain data, so it can be sent to a worker. */
+export interface ZParams {
+  algorithm: AlgorithmName;
+  level?: number;
+  dictSize?: number;
+  pclusterBytes: number;
+  ztailpacking: boolean;
+  maxExtentBytes: number;
+  blkszbits: number;
+}
+
+export interface ZJob {
+  path: Uint8Array;
+  size: number;
+  /** Bytes of inode, xattrs, padding and index in front of an inline pcluster. */
+  inlineStart: number;
+}
+
+/** A compressed file before it has a place: pclusters are numbered from block 0. */
+export interface ZResult {
+  extents: Extent[];
+  blocks: number;
+  inline: Uint8Array | null;
+}
+
+export function zParams(setup: CompressionSetup, g: BlockGeometry): ZParams {
+  return {
+    algorithm: setup.spec.name,
+    level: setup.spec.level,
+    dictSize: setup.spec.dictSize,
+    pclusterBytes: setup.pclusterBytes,
+    ztailpacking: setup.ztailpacking,
+    maxExtentBytes: setup.maxExtentBytes,
+    blkszbits: g.blkszbits,
+  };
+}
+
+/** Where a file's index starts relative to its inode, which decides the index layout. */
+function indexGeometry(setup: CompressionSetup, g: BlockGeometry, plan: InodePlan) {
+  const metaBase = inodeSize(plan.extended) + plan.xattrSize;
+  const mapPos = alignUp(metaBase, 8);
+  const lclusters = Math.ceil(plan.inode.size / g.blksz);
+  const indexBytes = setup.legacyCompress
+    ? fullIndexSize(lclusters)
+    : compactIndexSize(lclusters, mapPos + Z_EROFS_MAP_HEADER_SIZE, true);
+  return { mapPos, pad: mapPos - metaBase, lclusters, inlineStart: mapPos + indexBytes };
+}
+
+export function zJob(setup: CompressionSetup, g: BlockGeometry, plan: InodePlan): ZJob {
+  return { path: plan.inode.dataPath!, size: plan.inode.size, inlineStart: indexGeometry(setup, g, plan).inlineStart };
+}
+
+/**
+ * Cuts a file into extents: each compressed into one pcluster of at most pclusterBytes
+ * (`emit`ted right-aligned, block by block from 0), stored raw where compression saves no
+ * block, and with tail packing the last one inline. Deterministic for a given file.
+ */
+export function compressStream(c: Compressor, p: ZParams, job: ZJob, buffers: ZBuffers, emit: (rel: number, bytes: Uint8Array) => void): ZResult {
+  const B = 1 << p.blkszbits;
+  const size = job.size;
+  // Sent to a worker, a Buffer arrives as a plain Uint8Array.
+  const path = Buffer.from(job.path.buffer, job.path.byteOffset, job.path.byteLength);
+  const shown = path.toString();
+  c.resetSearchHint?.();
+  // A tail-packed pcluster follows the index and must not cross a block boundary.
+  const canInline = (len: number): boolean => job.inlineStart + len <= B || (job.inlineStart % B) + len <= B;
+
+  let fd: number;
+  try {
+    fd = fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+  } catch (e) {
+    throw new BuildError(`${shown}: cannot open: ${describeFsError(e)}`);
+  }
+  const extents: Extent[] = [];
+  let cursor = 0;
+  let inlineData: Uint8Array | null = null;
+  const { raw, pcluster } = buffers;
+  try {
+    const q = new FileQueue(buffers.queue, fd, size, shown);
+    while (q.pos < size) {
+      q.fill();
+      const len = q.tail - q.head;
+      const final = q.pos + len === size;
+      const src = q.buf.subarray(q.head, q.head + Math.min(len, p.maxExtentBytes));
+      let r = final && len <= B && !p.ztailpacking ? null : c.compressDestSize(src, p.pclusterBytes);
+      if (r && p.ztailpacking && final && r.consumed === len && r.data.length < Math.min(B, len) && canInline(r.data.length)) {
+        // The last extent compresses below a block: pack it right after the index.
+        inlineData = r.data;
+        extents.push({ start: q.pos, length: len, raw: false, pblk: cursor, pblocks: 1 });
+        q.consume(len);
+        break;
+      }
+      // Keep compressed data only where it saves at least a whole block.
+      if (r && alignUp(r.data.length, B) >= r.consumed) r = null;
+      if (r && p.ztailpacking && final && r.consumed === len && r.data.length % B !== 0 && r.data.length > B) {
+        // The last pcluster ends part-way into a block: fitting less input into whole blocks
+        // and packing the rest inline may save that block.
+        const fewer = c.compressDestSize(src, Math.floor(r.data.length / B) * B);
+        if (fewer && fewer.data.length + (len - fewer.consumed) < alignUp(r.data.length, B)) r = fewer;
+      }
+      if (!r) {
+        if (p.ztailpacking && final && len < B && canInline(len)) {
+          inlineData = Uint8Array.from(q.buf.subarray(q.head, q.tail));
+          extents.push({ start: q.pos, length: len, raw: true, pblk: cursor, pblocks: 1 });
+          q.consume(len);
+          break;
+        }
+        // Raw extents are "shifted": the extent's first byte at the start of its block.
+        const n = Math.min(B, len);
+        raw.fill(0, n, B);
+        q.buf.copy(raw, 0, q.head, q.head + n);
+        emit(cursor, raw.subarray(0, B));
+        extents.push({ start: q.pos, length: n, raw: true, pblk: cursor, pblocks: 1 });
+        cursor++;
+        q.consume(n);
+        continue;
+      }
+      // Right-aligned in the pcluster: the leading zeros are padding (ZERO_PADDING).
+      const pblocks = alignUp(r.data.length, B) / B;
+      const out = pcluster.subarray(0, pblocks * B);
+      out.fill(0, 0, out.length - r.data.length);
+      out.set(r.data, out.length - r.data.length);
+      emit(cursor, out);
+      extents.push({ start: q.pos, length: r.consumed, raw: false, pblk: cursor, pblocks });
+      cursor += pblocks;
+      q.consume(r.consumed);
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+  return { extents, blocks: cursor, inline: inlineData };
 }
 
 export interface CompressedData {
@@ -124,136 +262,47 @@ export interface CompressedData {
   inline: boolean;
 }
 
-/** Compression did not make the file smaller; `written` blocks from the start were used. */
-export interface NotWorthIt {
-  written: number;
-}
-
 /**
- * Compresses `plan`'s file into pclusters starting at block `start`. When compression
- * would not make the file smaller it is to be stored flat instead, as the reference does.
+ * Places a compressed file's pclusters at block `start` and encodes its index, or returns
+ * null when compression does not make the file smaller: it is then stored flat, as the
+ * reference does.
  */
-export function compressFile(
+export function finishCompressedFile(
   setup: CompressionSetup,
   g: BlockGeometry,
   plan: InodePlan,
+  res: ZResult,
   start: number,
-  w: ImageWriter,
-  buffers: ZBuffers,
-): CompressedData | NotWorthIt {
-  const inode = plan.inode;
-  const size = inode.size;
-  const shown = inode.dataPath!.toString();
-  const B = g.blksz;
-  const c = setup.compressor;
-  c.resetSearchHint?.();
-
-  // Where the index starts relative to the 32-byte aligned inode decides its 4B/2B split.
-  const metaBase = inodeSize(plan.extended) + plan.xattrSize;
-  const mapPos = alignUp(metaBase, 8);
-  const pad = mapPos - metaBase;
-  const lclusters = Math.ceil(size / B);
-  const indexBytes = setup.legacyCompress
-    ? fullIndexSize(lclusters)
-    : compactIndexSize(lclusters, mapPos + Z_EROFS_MAP_HEADER_SIZE, true);
-  // A tail-packed pcluster follows the index and must not cross a block boundary.
-  const canInline = (len: number): boolean => {
-    const before = mapPos + indexBytes;
-    return before + len <= B || (before % B) + len <= B;
-  };
-
-  let fd: number;
-  try {
-    fd = fs.openSync(inode.dataPath!, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
-  } catch (e) {
-    throw new BuildError(`${shown}: cannot open: ${describeFsError(e)}`);
-  }
-  const extents: Extent[] = [];
-  let cursor = start;
-  let inlineData: Uint8Array | null = null;
-  const { raw, pcluster } = buffers;
-  try {
-    const q = new FileQueue(buffers.queue, fd, size, shown);
-    while (q.pos < size) {
-      q.fill();
-      const len = q.tail - q.head;
-      const final = q.pos + len === size;
-      const src = q.buf.subarray(q.head, q.head + Math.min(len, setup.maxExtentBytes));
-      let r = final && len <= B && !setup.ztailpacking ? null : c.compressDestSize(src, setup.pclusterBytes);
-      if (r && setup.ztailpacking && final && r.consumed === len && r.data.length < Math.min(B, len) && canInline(r.data.length)) {
-        // The last extent compresses below a block: pack it right after the index.
-        inlineData = r.data;
-        extents.push({ start: q.pos, length: len, raw: false, pblk: cursor, pblocks: 1 });
-        q.consume(len);
-        break;
-      }
-      // Keep compressed data only where it saves at least a whole block.
-      if (r && alignUp(r.data.length, B) >= r.consumed) r = null;
-      if (r && setup.ztailpacking && final && r.consumed === len && r.data.length % B !== 0 && r.data.length > B) {
-        // The last pcluster ends part-way into a block: fitting less input into whole blocks
-        // and packing the rest inline may save that block.
-        const fewer = c.compressDestSize(src, Math.floor(r.data.length / B) * B);
-        if (fewer && fewer.data.length + (len - fewer.consumed) < alignUp(r.data.length, B)) r = fewer;
-      }
-      if (!r) {
-        if (setup.ztailpacking && final && len < B && canInline(len)) {
-          inlineData = Uint8Array.from(q.buf.subarray(q.head, q.tail));
-          extents.push({ start: q.pos, length: len, raw: true, pblk: cursor, pblocks: 1 });
-          q.consume(len);
-          break;
-        }
-        // Raw extents are "shifted": the extent's first byte at the start of its block.
-        const n = Math.min(B, len);
-        raw.fill(0, n, B);
-        q.buf.copy(raw, 0, q.head, q.head + n);
-        w.writeAt(byteOffset(cursor * B), raw.subarray(0, B));
-        extents.push({ start: q.pos, length: n, raw: true, pblk: cursor, pblocks: 1 });
-        cursor++;
-        q.consume(n);
-        continue;
-      }
-      // Right-aligned in the pcluster: the leading zeros are padding (ZERO_PADDING).
-      const pblocks = alignUp(r.data.length, B) / B;
-      const out = pcluster.subarray(0, pblocks * B);
-      out.fill(0, 0, out.length - r.data.length);
-      out.set(r.data, out.length - r.data.length);
-      w.writeAt(byteOffset(cursor * B), out);
-      extents.push({ start: q.pos, length: r.consumed, raw: false, pblk: cursor, pblocks });
-      cursor += pblocks;
-      q.consume(r.consumed);
-    }
-  } finally {
-    fs.closeSync(fd);
-  }
-
-  const blocks = cursor - start;
+): CompressedData | null {
+  const ig = indexGeometry(setup, g, plan);
+  const extents = res.extents.map((e) => ({ ...e, pblk: e.pblk + start }));
   const records = buildLclusterRecords(extents, g.blkszbits, setup.bigPcluster);
-  if (records.length !== lclusters) throw new Error(`internal: ${records.length} index records for ${lclusters} lclusters`);
-  const inlineLen = inlineData?.length ?? 0;
+  if (records.length !== ig.lclusters) throw new Error(`internal: ${records.length} index records for ${ig.lclusters} lclusters`);
+  const inlineLen = res.inline?.length ?? 0;
   // As the reference: compressed only if data, inline tail and full-size index beat i_size.
-  if (blocks * B + inlineLen + fullIndexSize(lclusters) >= size) return { written: blocks };
+  if (res.blocks * g.blksz + inlineLen + fullIndexSize(ig.lclusters) >= plan.inode.size) return null;
 
   const header: MapHeader = {
     idataSize: inlineLen,
     advise:
       (setup.legacyCompress ? 0 : Z_EROFS_ADVISE_COMPACTED_2B) |
       (setup.bigPcluster ? Z_EROFS_ADVISE_BIG_PCLUSTER_1 | (setup.legacyCompress ? 0 : Z_EROFS_ADVISE_BIG_PCLUSTER_2) : 0) |
-      (inlineData ? Z_EROFS_ADVISE_INLINE_PCLUSTER : 0),
-    algorithmType: c.algorithm,
+      (res.inline ? Z_EROFS_ADVISE_INLINE_PCLUSTER : 0),
+    algorithmType: setup.compressor.algorithm,
     clusterBits: 0,
   };
   const index = setup.legacyCompress
     ? encodeFullIndexes(header, records)
-    : encodeCompactIndexes(header, records, mapPos + Z_EROFS_MAP_HEADER_SIZE, setup.bigPcluster);
+    : encodeCompactIndexes(header, records, ig.mapPos + Z_EROFS_MAP_HEADER_SIZE, setup.bigPcluster);
   const blob = new Uint8Array(index.length + inlineLen);
   blob.set(index, 0);
-  if (inlineData) blob.set(inlineData, index.length);
+  if (res.inline) blob.set(res.inline, index.length);
   return {
-    blocks,
+    blocks: res.blocks,
     datalayout: setup.legacyCompress ? EROFS_INODE_COMPRESSED_FULL : EROFS_INODE_COMPRESSED_COMPACT,
     blob,
-    pad,
-    inline: inlineData !== null,
+    pad: ig.pad,
+    inline: res.inline !== null,
   };
 }
 
@@ -263,10 +312,16 @@ export function compressFile(
  */
 export type FlatWriter = (plan: InodePlan) => Promise<Uint8Array | null>;
 
+/** Files at least this big are compressed on the main thread, streaming to the image. */
+const STREAM_THRESHOLD = 16 << 20;
+/** Input bytes of files handed to workers and not yet written. */
+const IN_FLIGHT_BYTES = 16 << 20;
+
 /**
  * Writes every regular file worth compressing, right after the superblock's block, and
- * returns how many blocks that took. Files compression does not help are written flat
- * in place, over the pclusters tried for them.
+ * returns how many blocks that took. Workers compress files in parallel; results are
+ * placed in inode order, so the image does not depend on the number of workers. Files
+ * compression does not help are written flat in place, over the pclusters tried for them.
  */
 export async function writeCompressedFiles(
   setup: CompressionSetup,
@@ -276,18 +331,21 @@ export async function writeCompressedFiles(
   spool: Spool,
   writeFlat: FlatWriter,
   yieldNow: () => Promise<void>,
+  pool: ZPool | null,
 ): Promise<{ preDataBlocks: number; stats: ZdataStats }> {
   const first = Math.floor(1024 / g.blksz) + 1;
   let cursor = first;
   let dirtyEnd = first;
   const stats: ZdataStats = { compressedFiles: 0, inlinePclusters: 0 };
-  const buffers = zBuffers(setup, g);
-  for (const p of plans) {
-    const inode = p.inode;
-    if (!inode.dataPath || inode.size === 0) continue;
-    if (inode.size <= g.blksz && !setup.ztailpacking) continue; // cannot save a block
-    const z = compressFile(setup, g, p, cursor, w, buffers);
-    if ('blob' in z) {
+  const params = zParams(setup, g);
+  let buffers: ZBuffers | null = null;
+
+  /** `data`: the pclusters a worker made; null when they were streamed to the image already. */
+  const place = async (p: InodePlan, res: ZResult, data: Uint8Array | null): Promise<void> => {
+    const z = finishCompressedFile(setup, g, p, res, cursor);
+    if (z && data && data.length > 0) w.writeAt(byteOffset(cursor * g.blksz), data);
+    if (!z && !data) dirtyEnd = Math.max(dirtyEnd, cursor + res.blocks);
+    if (z) {
       p.datalayout = z.datalayout;
       p.inlineTail = z.pad + z.blob.length;
       p.dataBlocks = z.blocks;
@@ -296,7 +354,7 @@ export async function writeCompressedFiles(
       stats.compressedFiles++;
       if (z.inline) stats.inlinePclusters++;
     } else {
-      dirtyEnd = Math.max(dirtyEnd, cursor + z.written);
+      // Compression lost: the file goes flat, over any blocks streamed for it.
       p.startBlk = blockAddr(cursor);
       const tail = await writeFlat(p);
       const start = p.dataBlocks > 0 ? cursor : p.datalayout === EROFS_INODE_FLAT_INLINE ? EROFS_NULL_ADDR : 0;
@@ -304,8 +362,39 @@ export async function writeCompressedFiles(
       cursor += p.dataBlocks;
     }
     dirtyEnd = Math.max(dirtyEnd, cursor);
+  };
+
+  const pending: Array<{ plan: InodePlan; result: Promise<{ res: ZResult; data: Uint8Array }> }> = [];
+  let inFlight = 0;
+  const drainOne = async (): Promise<void> => {
+    const head = pending.shift()!;
+    const { res, data } = await head.result;
+    inFlight -= head.plan.inode.size;
+    await place(head.plan, res, data);
+  };
+
+  for (const p of plans) {
+    const inode = p.inode;
+    if (!inode.dataPath || inode.size === 0) continue;
+    if (inode.size <= g.blksz && !setup.ztailpacking) continue; // cannot save a block
+    const job = zJob(setup, g, p);
+    if (pool && inode.size < STREAM_THRESHOLD) {
+      pending.push({ plan: p, result: pool.compress(job) });
+      inFlight += inode.size;
+      while (inFlight > IN_FLIGHT_BYTES || pending.length > 4 * pool.size) await drainOne();
+      continue;
+    }
+    while (pending.length > 0) await drainOne();
+    // Big files stream straight into the image; a fallback rewrites the same blocks.
+    buffers ??= zBuffers(params);
+    const start = cursor;
+    const res = compressStream(setup.compressor, params, job, buffers, (rel, bytes) =>
+      w.writeAt(byteOffset((start + rel) * g.blksz), bytes),
+    );
+    await place(p, res, null);
     await yieldNow();
   }
+  while (pending.length > 0) await drainOne();
   // Blocks a fallen-back file left behind past the end are cleared, not leaked into metadata.
   if (dirtyEnd > cursor) w.writeAt(byteOffset(cursor * g.blksz), new Uint8Array((dirtyEnd - cursor) * g.blksz));
   return { preDataBlocks: cursor - first, stats };

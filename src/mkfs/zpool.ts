@@ -1,0 +1,86 @@
+// A pool of worker threads that compress whole files (zworker.ts); the main thread
+// places their output in inode order, so the image is the same for any pool size.
+
+import { Worker } from 'node:worker_threads';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { BuildError } from './errors.js';
+import type { ZJob, ZParams, ZResult } from './zdata.js';
+
+export interface ZReply {
+  id: number;
+  res?: ZResult;
+  data?: Uint8Array;
+  error?: string;
+  internal?: boolean;
+}
+
+/** The compiled worker script (tests run the TypeScript sources; workers need JavaScript). */
+function workerScript(): URL {
+  const local = new URL('./zworker.js', import.meta.url);
+  if (existsSync(fileURLToPath(local))) return local;
+  return new URL('../../dist/mkfs/zworker.js', import.meta.url);
+}
+
+export class ZPool {
+  private readonly workers: Worker[] = [];
+  private readonly idle: Worker[] = [];
+  private readonly queue: Array<{ id: number; job: ZJob }> = [];
+  private readonly waiting = new Map<number, { resolve: (v: { res: ZResult; data: Uint8Array }) => void; reject: (e: Error) => void }>();
+  private nextId = 0;
+  private failure: Error | null = null;
+
+  constructor(
+    readonly size: number,
+    params: ZParams,
+  ) {
+    const script = workerScript();
+    for (let i = 0; i < size; i++) {
+      // A small young generation: workers allocate little but their pclusters.
+      const worker = new Worker(script, { workerData: params, resourceLimits: { maxYoungGenerationSizeMb: 8 } });
+      worker.on('message', (m: ZReply) => this.settle(worker, m));
+      worker.on('error', (e) => this.fail(new Error(`compression worker failed: ${e.message}`)));
+      this.workers.push(worker);
+      this.idle.push(worker);
+    }
+  }
+
+  compress(job: ZJob): Promise<{ res: ZResult; data: Uint8Array }> {
+    if (this.failure) return Promise.reject(this.failure);
+    const id = this.nextId++;
+    const p = new Promise<{ res: ZResult; data: Uint8Array }>((resolve, reject) => this.waiting.set(id, { resolve, reject }));
+    // Callers await results in order; a rejection is observed there, never left unhandled.
+    p.catch(() => {});
+    this.queue.push({ id, job });
+    this.pump();
+    return p;
+  }
+
+  private pump(): void {
+    while (this.idle.length > 0 && this.queue.length > 0) {
+      const { id, job } = this.queue.shift()!;
+      this.idle.pop()!.postMessage({ id, job });
+    }
+  }
+
+  private settle(worker: Worker, m: ZReply): void {
+    this.idle.push(worker);
+    const w = this.waiting.get(m.id);
+    this.waiting.delete(m.id);
+    if (w) {
+      if (m.error !== undefined) w.reject(m.internal ? new Error(m.error) : new BuildError(m.error));
+      else w.resolve({ res: m.res!, data: m.data! });
+    }
+    this.pump();
+  }
+
+  private fail(e: Error): void {
+    this.failure = e;
+    for (const w of this.waiting.values()) w.reject(e);
+    this.waiting.clear();
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.workers.map((w) => w.terminate()));
+  }
+}
