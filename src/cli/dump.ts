@@ -189,8 +189,13 @@ function showExtents(img: ErofsImage, n: Nid, path: string | null): void {
   for (const e of img.extents(n)) {
     const w = (v: number, width: number): string => String(v).padStart(width);
     const phys =
-      e.kind === 'hole' ? `${'-'.padStart(10)}..${'-'.padStart(10)}` : `${w(e.physical, 10)}..${w(e.physical + e.physicalLength, 10)}`;
-    out(`${w(i, 4)}: ${w(e.logical, 8)}..${w(e.logical + e.length, 8)} | ${w(e.length, 7)} : ${phys} | ${w(e.physicalLength, 7)} | ${extentKind(e)}${e.kind === 'fragment' ? ' (packed inode offset)' : ''}`);
+      e.kind === 'hole'
+        ? `${'-'.padStart(10)}..${'-'.padStart(10)}`
+        : e.kind === 'fragment'
+          ? `${w(e.fragmentOffset ?? 0, 10)}..${w((e.fragmentOffset ?? 0) + e.length, 10)}`
+          : `${w(e.physical, 10)}..${w(e.physical + e.physicalLength, 10)}`;
+    const plen = e.kind === 'fragment' ? e.length : e.physicalLength;
+    out(`${w(i, 4)}: ${w(e.logical, 8)}..${w(e.logical + e.length, 8)} | ${w(e.length, 7)} : ${phys} | ${w(plen, 7)} | ${extentKind(e)}${e.kind === 'fragment' ? ' (offset in packed inode)' : ''}`);
     i++;
   }
   out(`${path ?? `nid ${n}`}: ${i} extents found`);

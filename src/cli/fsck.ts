@@ -46,7 +46,7 @@ function parse(argv: readonly string[]): { image: string; o: FsckCliOptions } {
     .option('-d <level>', 'set output message level (accepted for compatibility)')
     .option('-p', 'print total compression ratio of all files')
     .option('--device <path>', 'extra device (not supported)', (v: string, prev: string[]) => [...prev, v], [])
-    .option('--extract [dir]', 'check all files; with DIR, also extract them to DIR')
+    .option('--extract [DIR]', 'check all files (always done); --extract=DIR also extracts them to DIR')
     .option('--force', 'allow extracting to root')
     .option('--overwrite', 'overwrite files that already exist')
     .option('--preserve', 'extract with the same ownership and permissions as in the image (default for root)')
@@ -57,8 +57,14 @@ function parse(argv: readonly string[]): { image: string; o: FsckCliOptions } {
     .option('--no-preserve-perms', "apply the user's umask to permissions");
   program.exitOverride();
   program.configureOutput({ writeErr: (s) => process.stderr.write(s) });
-  program.parse(argv as string[], { from: 'user' });
+  // Like getopt's optional arguments, a bare --extract takes no value from the next word
+  // (which is the image): only --extract=DIR names a directory.
+  program.parse(
+    argv.map((a) => (a === '--extract' ? '--extract=' : a)),
+    { from: 'user' },
+  );
   const o = program.opts<FsckCliOptions>();
+  if (o.extract === '') o.extract = true;
   const image = program.args[0]!;
   if (o.device && o.device.length > 0) throw new UsageError('extra devices (--device) are not supported');
   const extracting = typeof o.extract === 'string';

@@ -15,6 +15,7 @@ import type { Extent } from './extent.js';
 import type { ImageReader } from './image.js';
 import type { Inode } from './inode.js';
 import type { SuperInfo } from './super.js';
+import { byteOffset } from '../format/types.js';
 
 /** Maps an offset of a FLAT_PLAIN or FLAT_INLINE inode. */
 export function mapFlat(img: ImageReader, sb: SuperInfo, inode: Inode, pos: number): Extent {
@@ -36,7 +37,7 @@ export function mapFlat(img: ImageReader, sb: SuperInfo, inode: Inode, pos: numb
         ctx,
       );
     }
-    return { logical: 0, length: blockBytes, kind: 'plain', physical, physicalLength: blockBytes };
+    return { logical: 0, length: blockBytes, kind: 'plain', physical: byteOffset(physical), physicalLength: blockBytes };
   }
   // The inline tail follows the inode and its xattrs and must not cross a block boundary.
   const tail = size - blockBytes;
@@ -106,7 +107,7 @@ export class ChunkMap {
     } else {
       blk = v.getUint32(0, true);
     }
-    if (blk === EROFS_NULL_ADDR) return { logical, length, kind: 'hole', physical: 0, physicalLength: 0 };
+    if (blk === EROFS_NULL_ADDR) return { logical, length, kind: 'hole', physical: byteOffset(0), physicalLength: 0 };
     if (device !== 0) {
       throw new UnsupportedFeatureError(`chunk ${i} is stored on extra device ${device}, which is not available`, ctx);
     }
@@ -114,6 +115,6 @@ export class ChunkMap {
     if (!this.img.contains(physical, length)) {
       throw new CorruptImageError(`chunk ${i} (block ${blk}, ${length} bytes) lies outside the image`, ctx);
     }
-    return { logical, length, kind: 'plain', physical, physicalLength: length, device };
+    return { logical, length, kind: 'plain', physical: byteOffset(physical), physicalLength: length, device };
   }
 }

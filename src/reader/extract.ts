@@ -160,16 +160,18 @@ export class Extractor {
       fd = fs.openSync(path, flags, 0o600);
     });
     try {
+      const write = (data: Uint8Array, pos: number): void => {
+        let done = 0;
+        while (done < data.length) done += fs.writeSync(fd, data, done, data.length - done, pos + done);
+      };
       for (const ext of this.img.extents(n)) {
         if (ext.kind === 'hole') continue;
-        const end = ext.logical + ext.length;
-        // A decoded extent is written in one go (decoding it per chunk would repeat work).
-        const step = ext.kind === 'raw' || ext.kind === 'compressed' ? ext.length : DATA_CHUNK;
-        for (let pos = ext.logical; pos < end; pos += step) {
-          const data = this.img.read(n, pos, Math.min(step, end - pos));
-          let done = 0;
-          while (done < data.length) done += fs.writeSync(fd, data, done, data.length - done, pos + done);
+        if (ext.kind === 'raw' || ext.kind === 'compressed') {
+          write(this.img.decodeExtent(n, ext), ext.logical);
+          continue;
         }
+        const end = ext.logical + ext.length;
+        for (let pos = ext.logical; pos < end; pos += DATA_CHUNK) write(this.img.read(n, pos, Math.min(DATA_CHUNK, end - pos)), pos);
       }
       // Trailing holes: set the final size without writing zeros.
       fs.ftruncateSync(fd, ino.size);

@@ -92,14 +92,18 @@ export const MAX_READ = 1 << 30;
  * views into the cache: callers must treat them as read-only.
  */
 export class ImageReader {
-  private readonly cache = new Map<number, Uint8Array>();
+  private readonly cache: GenerationalCache<number, Uint8Array>;
+  private lastBlock = -1;
+  private lastData: Uint8Array | null = null;
   private blksz = 4096;
   private blkszbits = 12;
 
   constructor(
     readonly source: ByteSource,
-    private readonly cacheBlocks = 512,
-  ) {}
+    cacheBlocks = 1024,
+  ) {
+    this.cache = new GenerationalCache(cacheBlocks);
+  }
 
   get size(): number {
     return this.source.size;
@@ -110,6 +114,8 @@ export class ImageReader {
     this.blkszbits = bits;
     this.blksz = 1 << bits;
     this.cache.clear();
+    this.lastBlock = -1;
+    this.lastData = null;
   }
 
   /** Whether [pos, pos+len) lies inside the image. */
@@ -160,21 +166,15 @@ export class ImageReader {
   }
 
   private block(blk: number): Uint8Array {
-    const hit = this.cache.get(blk);
-    if (hit !== undefined) {
-      // Re-insert to mark as most recently used.
-      this.cache.delete(blk);
-      this.cache.set(blk, hit);
-      return hit;
+    if (blk === this.lastBlock && this.lastData !== null) return this.lastData;
+    let data = this.cache.get(blk);
+    if (data === undefined) {
+      const start = blk * this.blksz;
+      data = this.source.pread(start, Math.min(this.blksz, this.source.size - start));
+      this.cache.set(blk, data);
     }
-    const start = blk * this.blksz;
-    const len = Math.min(this.blksz, this.source.size - start);
-    const data = this.source.pread(start, len);
-    this.cache.set(blk, data);
-    if (this.cache.size > this.cacheBlocks) {
-      const oldest = this.cache.keys().next().value as number;
-      this.cache.delete(oldest);
-    }
+    this.lastBlock = blk;
+    this.lastData = data;
     return data;
   }
 
@@ -184,6 +184,43 @@ export class ImageReader {
 
   close(): void {
     this.cache.clear();
+    this.lastData = null;
     this.source.close();
+  }
+}
+
+/**
+ * An approximate LRU with O(1) cheap operations: entries live in a young and an old
+ * generation; a hit in the old one promotes the entry; when the young generation fills
+ * up it becomes the old one (dropping the previous old one). Holds at most `limit` entries.
+ */
+export class GenerationalCache<K, V> {
+  private young = new Map<K, V>();
+  private old = new Map<K, V>();
+  private readonly half: number;
+
+  constructor(limit: number) {
+    this.half = Math.max(1, Math.floor(limit / 2));
+  }
+
+  get(k: K): V | undefined {
+    const v = this.young.get(k);
+    if (v !== undefined) return v;
+    const o = this.old.get(k);
+    if (o !== undefined) this.set(k, o);
+    return o;
+  }
+
+  set(k: K, v: V): void {
+    if (this.young.size >= this.half && !this.young.has(k)) {
+      this.old = this.young;
+      this.young = new Map();
+    }
+    this.young.set(k, v);
+  }
+
+  clear(): void {
+    this.young.clear();
+    this.old.clear();
   }
 }

@@ -13,7 +13,7 @@ import { type DecompressorProvider, ExtentDecoder } from './decompress.js';
 import { type DirEntry, lookupName, readDirectory } from './dir.js';
 import { CorruptImageError, ErofsError, InvalidArgumentError, NotFoundError } from './errors.js';
 import type { Extent } from './extent.js';
-import { BufferSource, type ByteSource, FileSource, ImageReader } from './image.js';
+import { BufferSource, type ByteSource, FileSource, GenerationalCache, ImageReader } from './image.js';
 import { type FileKind, type Inode, LAYOUT_NAMES, isCompressedLayout, loadInode } from './inode.js';
 import { type SuperInfo, loadSuperblock } from './super.js';
 import { type LongPrefix, type XattrEntry, filterExcludes, loadLongPrefixes, readXattrs } from './xattr.js';
@@ -31,6 +31,11 @@ export { ALGORITHM_NAMES, featureNames } from './super.js';
 export type { XattrEntry } from './xattr.js';
 export type { DecompressorLike, DecompressorProvider } from './decompress.js';
 export { BufferSource, FileSource, type ByteSource } from './image.js';
+export { fsckImage, type FsckOptions, type FsckProblem, type FsckReport } from './fsck.js';
+export { ExtractError, type ExtractOptions } from './extract.js';
+export { collectStats, type ImageStats, type SizeBucket } from './stats.js';
+export { walkTree, type WalkEntry, type WalkHooks } from './walk.js';
+export { MAX_EXTENT_BYTES } from './zmap.js';
 
 /** Directories larger than this (millions of entries) are treated as corrupt. */
 export const MAX_DIR_BYTES = 128 * 1024 * 1024;
@@ -65,33 +70,15 @@ export interface InodeStat {
   readonly xattrSize: number;
 }
 
-/** Small LRU keyed by number/string. */
-class Lru<K, V> {
-  private readonly map = new Map<K, V>();
-  constructor(private readonly limit: number) {}
-  get(k: K): V | undefined {
-    const v = this.map.get(k);
-    if (v !== undefined) {
-      this.map.delete(k);
-      this.map.set(k, v);
-    }
-    return v;
-  }
-  set(k: K, v: V): void {
-    this.map.delete(k);
-    this.map.set(k, v);
-    if (this.map.size > this.limit) this.map.delete(this.map.keys().next().value as K);
-  }
-}
-
 export class ErofsImage {
   readonly superblock: SuperInfo;
   readonly rootNid: Nid;
   private readonly img: ImageReader;
   private readonly decoder: ExtentDecoder;
-  private readonly inodes = new Lru<number, Inode>(8192);
-  private readonly zmaps = new Lru<number, ZMap>(512);
-  private readonly chunkMaps = new Lru<number, ChunkMap>(512);
+  private readonly inodes = new GenerationalCache<number, Inode>(8192);
+  private readonly zmaps = new GenerationalCache<number, ZMap>(512);
+  private readonly chunkMaps = new GenerationalCache<number, ChunkMap>(512);
+  private lastInode: Inode | null = null;
   private readonly extentCache = new Map<string, Uint8Array>();
   private extentCacheBytes = 0;
   private readonly extentCacheLimit: number;
@@ -126,10 +113,13 @@ export class ErofsImage {
 
   /** The validated inode `n`. */
   inode(n: Nid | number): Inode {
-    const cached = this.inodes.get(n);
-    if (cached) return cached;
-    const ino = loadInode(this.img, this.superblock, n as Nid);
-    this.inodes.set(n, ino);
+    if (this.lastInode !== null && this.lastInode.nid === n) return this.lastInode;
+    let ino = this.inodes.get(n);
+    if (!ino) {
+      ino = loadInode(this.img, this.superblock, n as Nid);
+      this.inodes.set(n, ino);
+    }
+    this.lastInode = ino;
     return ino;
   }
 
@@ -270,6 +260,25 @@ export class ErofsImage {
     return this.mapInode(this.inode(n), pos);
   }
 
+  /**
+   * File offset where the extent holding `pos` starts, found by index lookback alone
+   * (cheaper than mapExtent; fsck uses it to check every lcluster of an extent).
+   */
+  extentStart(n: Nid | number, pos: number): number {
+    const i = this.inode(n);
+    if (isCompressedLayout(i.layout)) return this.zmap(i).extentStart(pos);
+    return this.mapInode(i, pos).logical;
+  }
+
+  /**
+   * The decoded bytes of a raw or compressed extent of inode `n` (as returned by
+   * extents()/mapExtent()), bypassing the extent cache.
+   */
+  decodeExtent(n: Nid | number, e: Extent): Uint8Array {
+    if (e.kind !== 'raw' && e.kind !== 'compressed') throw new InvalidArgumentError(`cannot decode a ${e.kind} extent`);
+    return this.decoder.decode(e, this.inode(n).nid);
+  }
+
   /** Every extent of inode `n`, in file order. */
   *extents(n: Nid | number): Generator<Extent> {
     const i = this.inode(n);
@@ -333,7 +342,7 @@ export class ErofsImage {
           out.set(this.img.readUncached(e.physical + within, n, 'file data'), dst);
           break;
         case 'fragment':
-          out.set(this.readPacked(e.physical + within, n), dst);
+          out.set(this.readPacked((e.fragmentOffset ?? 0) + within, n), dst);
           break;
         case 'raw':
         case 'compressed':

@@ -31,6 +31,7 @@ import type { Extent } from './extent.js';
 import type { ImageReader } from './image.js';
 import type { Inode } from './inode.js';
 import { Z_EROFS_PCLUSTER_MAX_SIZE, type SuperInfo } from './super.js';
+import { byteOffset } from '../format/types.js';
 
 /** Largest decompressed extent accepted (memory bound for hostile images). */
 export const MAX_EXTENT_BYTES = 64 * 1024 * 1024;
@@ -63,6 +64,7 @@ export class ZMap {
   readonly algorithms: readonly [number, number] = [0, 0];
   readonly compact: boolean;
   private readonly lclusterbits: number = 0;
+  private readonly lsz: number = 1;
   private readonly totalIdx: number = 0;
   private readonly indexPos: number = 0;
   private readonly c4bInitial: number = 0;
@@ -107,8 +109,8 @@ export class ZMap {
       throw new UnsupportedFeatureError(`logical clusters larger than a block (h_clusterbits ${clusterbits})`, this.ctx);
     }
     this.lclusterbits = sb.blkszbits + clusterbits;
-    const lsz = 2 ** this.lclusterbits;
-    this.totalIdx = Math.ceil(inode.size / lsz);
+    this.lsz = 2 ** this.lclusterbits;
+    this.totalIdx = Math.ceil(inode.size / this.lsz);
 
     const adv = this.advise;
     this.bigHead1 = (adv & Z_EROFS_ADVISE_BIG_PCLUSTER_1) !== 0;
@@ -174,7 +176,7 @@ export class ZMap {
   }
 
   get lclusterSize(): number {
-    return 2 ** this.lclusterbits;
+    return this.lsz;
   }
 
   /** Loads lcluster `lcn` (0 <= lcn < totalIdx). */
@@ -240,20 +242,27 @@ export class ZMap {
     const pack = this.img.read(packStart, packBytes, 'compact lcluster index pack');
     const encodeBits = (packBytes * 8 - 32) / vcnt;
     const lobits = Math.max(this.lclusterbits, 12);
-    const field = (i: number): { type: number; lo: number } => {
+    const lomask = (1 << lobits) - 1;
+    const valmask = (1 << encodeBits) - 1;
+    // Field i as (type << 16) | lo, without allocating.
+    const field = (i: number): number => {
       const bit = i * encodeBits;
       const byte = bit >> 3;
       const word = pack[byte]! | (pack[byte + 1]! << 8) | ((pack[byte + 2] ?? 0) << 16);
-      const val = (word >>> (bit & 7)) & ((1 << encodeBits) - 1);
-      return { type: (val >>> lobits) & 3, lo: val & ((1 << lobits) - 1) };
+      const val = (word >>> (bit & 7)) & valmask;
+      return (((val >>> lobits) & 3) << 16) | (val & lomask);
     };
+    const typeOf = (f: number): number => f >>> 16;
+    const loOf = (f: number): number => f & 0xffff;
     const big = this.bigHead1;
-    const isCblk = (f: { type: number; lo: number }): boolean =>
-      big && f.type === Z_EROFS_LCLUSTER_TYPE_NONHEAD && (f.lo & Z_EROFS_LI_D0_CBLKCNT) !== 0;
+    const isCblk = (f: number): boolean =>
+      big && typeOf(f) === Z_EROFS_LCLUSTER_TYPE_NONHEAD && (loOf(f) & Z_EROFS_LI_D0_CBLKCNT) !== 0;
 
     const me = field(idx);
+    const meType = typeOf(me);
+    const meLo = loOf(me);
     const rec: Lcluster = {
-      type: me.type,
+      type: meType,
       clusterofs: 0,
       delta0: 0,
       delta1: 0,
@@ -262,35 +271,35 @@ export class ZMap {
       partialRef: false,
       packEnd: packStart + packBytes,
     };
-    if (me.type === Z_EROFS_LCLUSTER_TYPE_NONHEAD) {
+    if (meType === Z_EROFS_LCLUSTER_TYPE_NONHEAD) {
       if (isCblk(me)) {
-        rec.cblkcnt = me.lo & ~Z_EROFS_LI_D0_CBLKCNT;
+        rec.cblkcnt = meLo & ~Z_EROFS_LI_D0_CBLKCNT;
         rec.delta0 = 1;
         rec.delta1 = 1;
       } else if (idx + 1 < vcnt) {
-        rec.delta0 = me.lo;
+        rec.delta0 = meLo;
         // delta[1] is not stored except in the pack's last field: scan forward.
         rec.delta1 = 1;
         for (let j = idx + 1; j < vcnt; j++) {
           const f = field(j);
-          if (f.type !== Z_EROFS_LCLUSTER_TYPE_NONHEAD) break;
+          if (typeOf(f) !== Z_EROFS_LCLUSTER_TYPE_NONHEAD) break;
           if (j === vcnt - 1 && !isCblk(f)) {
-            rec.delta1 = j - idx + Math.max(f.lo, 1);
+            rec.delta1 = j - idx + Math.max(loOf(f), 1);
             break;
           }
           rec.delta1 = j - idx + 1;
         }
       } else {
         // The last field stores delta[1]; delta[0] follows from the field before it.
-        rec.delta1 = me.lo;
+        rec.delta1 = meLo;
         const prev = field(idx - 1);
-        if (prev.type !== Z_EROFS_LCLUSTER_TYPE_NONHEAD) rec.delta0 = 1;
+        if (typeOf(prev) !== Z_EROFS_LCLUSTER_TYPE_NONHEAD) rec.delta0 = 1;
         else if (isCblk(prev)) rec.delta0 = 2;
-        else rec.delta0 = prev.lo === 0 ? 0 : prev.lo + 1;
+        else rec.delta0 = loOf(prev) === 0 ? 0 : loOf(prev) + 1;
       }
       return rec;
     }
-    rec.clusterofs = me.lo;
+    rec.clusterofs = meLo;
     // Block addresses are implicit: the pack's base plus the blocks of the pclusters
     // accounted before us in this pack. One-block pclusters count at their head (and the
     // base is one less than the first of them); big pclusters count at their CBLKCNT
@@ -299,11 +308,12 @@ export class ZMap {
     let nblk = big ? 0 : 1;
     for (let j = 0; j < idx; j++) {
       const f = field(j);
+      const t = typeOf(f);
       if (!big) {
-        if (f.type !== Z_EROFS_LCLUSTER_TYPE_NONHEAD) nblk++;
+        if (t !== Z_EROFS_LCLUSTER_TYPE_NONHEAD) nblk++;
       } else if (isCblk(f)) {
-        nblk += f.lo & ~Z_EROFS_LI_D0_CBLKCNT;
-      } else if (f.type !== Z_EROFS_LCLUSTER_TYPE_NONHEAD && !isCblk(field(j + 1))) {
+        nblk += loOf(f) & ~Z_EROFS_LI_D0_CBLKCNT;
+      } else if (t !== Z_EROFS_LCLUSTER_TYPE_NONHEAD && !isCblk(field(j + 1))) {
         nblk++;
       }
     }
@@ -347,6 +357,14 @@ export class ZMap {
     if (rec.type === Z_EROFS_LCLUSTER_TYPE_HEAD2 && !(this.sb.featureIncompat & 0x8)) {
       this.corrupt(`lcluster ${lcn} is HEAD2 without the compr_head2 feature`);
     }
+  }
+
+  /** File offset where the extent holding `pos` starts (index lookback only, no end search). */
+  extentStart(pos: number): number {
+    if (!(pos >= 0 && pos < this.inode.size)) this.corrupt(`offset ${pos} outside the file (${this.inode.size} bytes)`);
+    if (this.wholeFragmentOffset !== null) return 0;
+    const h = this.findHead(pos);
+    return h.lcn * this.lsz + h.rec.clusterofs;
   }
 
   /** Head lcluster of the extent holding the last byte (the one that may be inline or a fragment). */
@@ -394,7 +412,7 @@ export class ZMap {
     const size = this.inode.size;
     if (!(pos >= 0 && pos < size)) this.corrupt(`offset ${pos} outside the file (${size} bytes)`);
     if (this.wholeFragmentOffset !== null) {
-      return { logical: 0, length: size, kind: 'fragment', physical: this.wholeFragmentOffset, physicalLength: size };
+      return { logical: 0, length: size, kind: 'fragment', physical: byteOffset(0), physicalLength: 0, fragmentOffset: this.wholeFragmentOffset };
     }
     const lsz = this.lclusterSize;
     const head = this.findHead(pos);
@@ -425,7 +443,7 @@ export class ZMap {
     if (isTail && this.advise & Z_EROFS_ADVISE_FRAGMENT_PCLUSTER) {
       // Full indexes keep the high 32 bits of the fragment offset in the tail head's blkaddr.
       const off = this.compact ? this.fragmentOffLow : head.rec.blkaddr * 2 ** 32 + this.fragmentOffLow;
-      return { logical: start, length, kind: 'fragment', physical: off, physicalLength: length };
+      return { logical: start, length, kind: 'fragment', physical: byteOffset(0), physicalLength: 0, fragmentOffset: off };
     }
     if (length > MAX_EXTENT_BYTES) this.corrupt(`extent at offset ${start} is ${length} bytes long`);
 
@@ -440,7 +458,7 @@ export class ZMap {
     };
     if (isTail && this.advise & Z_EROFS_ADVISE_INLINE_PCLUSTER) {
       const idata = this.inlineData()!;
-      return { ...common, physical: idata.pos, physicalLength: idata.size, inline: true };
+      return { ...common, physical: byteOffset(idata.pos), physicalLength: idata.size, inline: true };
     }
     const blocks = this.pclusterBlocks(head.lcn, head.rec);
     const physical = head.rec.blkaddr * this.sb.blksz;
@@ -454,6 +472,6 @@ export class ZMap {
     if (!this.img.contains(physical, plen)) {
       this.corrupt(`pcluster of the extent at offset ${start} (block ${head.rec.blkaddr}, ${blocks} blocks) is outside the image`);
     }
-    return { ...common, physical, physicalLength: plen };
+    return { ...common, physical: byteOffset(physical), physicalLength: plen };
   }
 }

@@ -61,9 +61,13 @@ describe('bad input is reported in one line and leaves no image behind', () => {
     [['-d', '12'], /invalid verbosity level 12/],
     [['--force-uid', '-5'], /invalid --force-uid/],
     [['-Eunknown-thing'], /unknown extended option -Eunknown-thing/],
-    [['-zlz4'], /option -z is not supported yet/],
+    [['-zlz5'], /unknown compression algorithm "lz5"/],
+    [['-zlz4hc,13'], /level/],
+    [['-zlz4', '-C', '5000'], /invalid physical cluster size 5000/],
+    [['-Eztailpacking'], /-Eztailpacking needs compression/],
+    [['--chunksize=4096'], /option --chunksize is not supported yet/],
     [['--tar=f'], /option --tar is not supported yet/],
-    [['-Eztailpacking'], /-Eztailpacking is not supported yet/],
+    [['-Efragments'], /-Efragments is not supported yet/],
     [['--exclude-regex', '(['], /invalid --exclude-regex/],
   ] as const) {
     it(`a bad option: ${args.join(' ')}`, async () => {
