@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { expect } from 'vitest';
 import { buildImage, type BuildOptions, type BuildResult } from '../../src/index.js';
+import { fsckImage, openImage } from '../../src/reader/index.js';
 import { type CompareOptions, compareTrees } from './compare.js';
 import { runFsck, withMount } from './mount.js';
 
@@ -58,6 +59,13 @@ export async function expectImageMatches(
 ): Promise<void> {
   const diffs = await withMount(image, (mnt) => compareTrees(source, mnt, opts));
   expect(diffs).toEqual([]);
+  // Second oracle: this project's reader checks every index and decompresses every file.
+  const img = openImage(image);
+  try {
+    expect(fsckImage(img).problems).toEqual([]);
+  } finally {
+    img.close();
+  }
   if ((opts.blockSize ?? 4096) !== 4096 || opts.fsck === false) return;
   const fsck = await runFsck(image);
   expect(fsck.output).toBe(fsck.ok ? fsck.output : '(fsck passed)');

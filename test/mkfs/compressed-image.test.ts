@@ -92,3 +92,29 @@ describeIfMount('compressed images', () => {
     expect(z.imageBytes).toBeLessThan(plain.imageBytes * 0.7);
   });
 });
+
+describeIfMount('compression with worker threads', () => {
+  let tree: Tree;
+  const out = scratchDir();
+  beforeAll(async () => {
+    tree = await makeTree(compressionSpec());
+  });
+  afterAll(async () => {
+    await tree.cleanup();
+    out.cleanup();
+  });
+
+  itIfMount('gives byte-identical images for 0, 1, 2 and 5 workers', async () => {
+    const { readFileSync } = await import('node:fs');
+    for (const name of ['lz4hc', 'zstd', 'deflate'] as const) {
+      const images = [];
+      for (const workers of [0, 1, 2, 5]) {
+        const image = `${out.dir}/${name}-w${workers}.erofs`;
+        await build(tree.root, image, { compression: [{ name }], workers, ztailpacking: true, pclusterSize: 16_384, timestamp: 0 });
+        images.push(readFileSync(image));
+      }
+      for (const img of images.slice(1)) expect(img.equals(images[0]!)).toBe(true);
+      await expectImageMatches(`${out.dir}/${name}-w2.erofs`, tree.root, { fsck: name === 'lz4hc', expectMtime: () => 0n });
+    }
+  });
+});
