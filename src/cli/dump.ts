@@ -3,6 +3,7 @@
 //
 // Exit status: 0 = success; 1 = the image (or the requested inode) is unusable; 2 = usage error.
 
+import { exitQuietlyOnClosedStdout } from './stdio.js';
 import { readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { Command, CommanderError } from 'commander';
@@ -231,6 +232,7 @@ function parse(argv: readonly string[]): { image: string; o: DumpOptions } {
 }
 
 export async function main(argv: readonly string[]): Promise<number> {
+  exitQuietlyOnClosedStdout();
   let image: string;
   let o: DumpOptions;
   try {

@@ -4,6 +4,7 @@
 // Exit status: 0 = no problems; 1 = the image is corrupt or cannot be read;
 // 2 = usage error; 3 = the image is fine but extraction was incomplete.
 
+import { exitQuietlyOnClosedStdout } from './stdio.js';
 import { readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { Command, CommanderError } from 'commander';
@@ -75,6 +76,7 @@ function parse(argv: readonly string[]): { image: string; o: FsckCliOptions } {
 }
 
 export async function main(argv: readonly string[]): Promise<number> {
+  exitQuietlyOnClosedStdout();
   let image: string;
   let o: FsckCliOptions;
   try {

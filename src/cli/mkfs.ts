@@ -1,6 +1,7 @@
 // mkfs.erofs command line: parses the reference tool's options into BuildOptions.
 // Nothing here touches the file system except through buildImage().
 
+import { exitQuietlyOnClosedStdout } from './stdio.js';
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { CompressionOptionError, parseCompressionOption } from '../compress/index.js';
@@ -74,7 +75,6 @@ const NOT_YET: ReadonlyArray<[flags: string, description: string]> = [
   ['--unxz [file]', 'unxz tar input (not supported yet)'],
   ['--chunksize <bytes>', 'chunk-based files (not supported yet)'],
   ['--blobdev <file>', 'extra blob device (not supported yet)'],
-  ['--compress-hints <file>', 'per-file compression (not supported yet)'],
   ['--zD [0|1]', 'directory compression (not supported yet)'],
   ['--MZ [zone]', 'metadata zone (not supported yet)'],
   ['--dsunit <blocks>', 'data alignment (not supported yet)'],
@@ -88,6 +88,29 @@ const NOT_YET: ReadonlyArray<[flags: string, description: string]> = [
   ['--clean [mode]', 'clean build (not supported yet)'],
   ['--incremental [mode]', 'incremental build (not supported yet)'],
 ];
+
+/**
+ * --compress-hints file, as the reference reads it: "PCLUSTER_SIZE [ALGORITHM_INDEX] REGEX"
+ * per line; '#' starts a comment line.
+ */
+export function readCompressHints(file: string): NonNullable<BuildOptions['compressHints']> {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new UsageError(`${file}: cannot read compress hints: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  const hints: NonNullable<BuildOptions['compressHints']> = [];
+  text.split('\n').forEach((line, i) => {
+    if (line === '' || line.startsWith('#')) return;
+    const m = /^[\t ]*(\S+)[\t ]+(\S+)(?:[\t ]+(.*))?$/.exec(line);
+    if (!m) throw new UsageError(`${file}:${i + 1}: cannot find a match pattern`);
+    const pclusterSize = parseInteger(m[1]!, `physical cluster size at ${file}:${i + 1}`);
+    if (m[3] === undefined || m[3] === '') hints.push({ pclusterSize, pattern: m[2]! });
+    else hints.push({ pclusterSize, algorithm: parseInteger(m[2]!, `algorithm at ${file}:${i + 1}`), pattern: m[3] });
+  });
+  return hints;
+}
 
 /** Repeatable options accumulate, as with getopt in the reference tool. */
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
@@ -112,6 +135,7 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv): Pars
     .option('-z <algorithms>', 'compress with ALG[,level=N][,dictsize=N][:ALG2...] (lz4, lz4hc, lzma, deflate, zstd)')
     .option('-C <bytes>', 'maximum physical cluster size in bytes (a multiple of the block size)')
     .option('--max-extent-bytes <bytes>', 'maximum decompressed extent size in bytes')
+    .option('--compress-hints <file>', 'per-file pcluster size and algorithm: lines of "SIZE [ALG#] REGEX"')
     .option('--workers <n>', 'compression threads (default: the number of CPUs)')
     .option('-E <options>', 'extended options, comma-separated, ^ negates (see README)', collect, [])
     .option('-L <label>', 'set the volume label (maximum 15 bytes)')
@@ -187,6 +211,7 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv): Pars
   options.pclusterSize = int(o.C, 'physical cluster size');
   options.maxExtentBytes = int(o.maxExtentBytes, '--max-extent-bytes');
   options.workers = int(o.workers, '--workers');
+  if (o.compressHints !== undefined) options.compressHints = readCompressHints(String(o.compressHints));
 
   const sde = env.SOURCE_DATE_EPOCH;
   if (sde !== undefined && sde !== '') {
@@ -202,6 +227,7 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv): Pars
 const LEVELS: Record<LogLevel, number> = { error: 0, warn: 2, info: 3, debug: 7 };
 
 export async function main(argv: readonly string[]): Promise<number> {
+  exitQuietlyOnClosedStdout();
   let parsed: Parsed;
   try {
     parsed = parseArgs(argv, process.env);

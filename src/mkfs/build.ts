@@ -44,7 +44,6 @@ import {
   CompressionOptionError,
   createCompressor,
   NativeLibraryError,
-  validateCompressorOptions,
 } from '../compress/index.js';
 import { inodeOrder, isDir, isReg } from './tree.js';
 import { walkSource } from './walker.js';
@@ -72,7 +71,7 @@ export async function buildImage(options: BuildOptions): Promise<BuildResult> {
   const { root } = walkSource(cfg);
   const order = inodeOrder(root);
   const planned = planInodes(cfg, g, order);
-  const zsetup = cfg.compression ? compressionSetup(cfg.compression, g) : null;
+  const zsetup = cfg.compression ? compressionSetup(cfg, cfg.compression, g) : null;
 
   const writer = ImageWriter.create(cfg.image);
   const io: IoState = { buf: Buffer.allocUnsafe(READ_CHUNK), sinceYield: 0 };
@@ -153,36 +152,44 @@ interface ZSetup {
   setup: CompressionSetup;
   /** Compression configuration records behind the superblock (empty without COMPR_CFGS). */
   cfgs: Uint8Array;
+  /** available_compr_algs: a bit per algorithm id. */
+  algorithms: number;
 }
 
-/** The compressor and the superblock records that describe it, as the reference sets them. */
-function compressionSetup(z: CompressionConfig, g: BlockGeometry): ZSetup {
-  const spec = z.specs[0]!;
-  let compressor: Compressor;
+/** The compressors and the superblock records that describe them, as the reference sets them. */
+function compressionSetup(cfg: BuildConfig, z: CompressionConfig, g: BlockGeometry): ZSetup {
+  let compressors: Compressor[];
   try {
-    for (const s of z.specs) validateCompressorOptions(s.name, s);
-    compressor = createCompressor(spec.name, { level: spec.level, dictSize: spec.dictSize, maxPclusterBytes: z.pclusterBytes });
+    compressors = z.specs.map((spec) =>
+      createCompressor(spec.name, { level: spec.level, dictSize: spec.dictSize, maxPclusterBytes: z.maxPclusterBytes }),
+    );
   } catch (e) {
     if (e instanceof CompressionOptionError) throw new UsageError(e.message);
     if (e instanceof NativeLibraryError) throw new BuildError(e.message);
     throw e;
   }
   // COMPR_CFGS and BIG_PCLUSTER share a bit: any non-LZ4 algorithm or pcluster over a block.
-  const cfgsNeeded = compressor.algorithm !== Z_EROFS_COMPRESSION_LZ4 || z.pclusterBytes > g.blksz;
+  const cfgsNeeded = compressors.some((c) => c.algorithm !== Z_EROFS_COMPRESSION_LZ4) || z.maxPclusterBytes > g.blksz;
+  const records = new Map<number, Uint8Array>();
+  for (const c of compressors) if (!records.has(c.algorithm)) records.set(c.algorithm, c.configRecord(z.maxPclusterBytes, g.blksz));
   const cfgs = cfgsNeeded
-    ? encodeComprCfgs([{ algorithm: compressor.algorithm, payload: compressor.configRecord(z.pclusterBytes, g.blksz) }])
+    ? encodeComprCfgs([...records].map(([algorithm, payload]) => ({ algorithm, payload })))
     : new Uint8Array(0);
   return {
     setup: {
-      compressor,
-      spec,
+      compressors,
+      specs: z.specs,
       pclusterBytes: z.pclusterBytes,
+      maxPclusterBytes: z.maxPclusterBytes,
+      hints: z.hints,
+      sourcePrefix: Buffer.byteLength(cfg.source),
       ztailpacking: z.ztailpacking,
       legacyCompress: z.legacyCompress,
       maxExtentBytes: z.maxExtentBytes,
       bigPcluster: cfgsNeeded,
     },
     cfgs,
+    algorithms: [...records.keys()].reduce((bits, a) => bits | (1 << a), 0),
   };
 }
 
@@ -227,7 +234,7 @@ async function writeImage(
       (z.cfgs.length > 0 ? EROFS_FEATURE_INCOMPAT_COMPR_CFGS : 0) |
       (z.inlinePclusters > 0 ? EROFS_FEATURE_INCOMPAT_ZTAILPACKING : 0);
     // With COMPR_CFGS u1 is the algorithm bitmap, else LZ4's maximum match distance.
-    sb.u1 = z.cfgs.length > 0 ? 1 << z.setup.compressor.algorithm : 0xffff;
+    sb.u1 = z.cfgs.length > 0 ? z.algorithms : 0xffff;
     w.writeAt(byteOffset(EROFS_SUPER_OFFSET + EROFS_SUPER_BASE_SIZE), z.cfgs);
   }
   w.writeAt(byteOffset(EROFS_SUPER_OFFSET), encodeSuperblock(sb));

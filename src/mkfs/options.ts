@@ -3,6 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import type { CompressionSpec } from '../compress/registry.js';
+import type { CompressHint } from './zdata.js';
 import { parseUuid } from '../format/superblock.js';
 
 export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
@@ -60,6 +61,11 @@ export interface BuildOptions {
   legacyCompress?: boolean;
   /** --max-extent-bytes: largest decompressed extent. */
   maxExtentBytes?: number;
+  /**
+   * --compress-hints: the first rule whose pattern matches a file's path (relative to the
+   * source) sets its pcluster size (0: leave it uncompressed) and -z algorithm (an index).
+   */
+  compressHints?: Array<{ pclusterSize: number; algorithm?: number; pattern: string }>;
   /** --workers: compression threads (default: the number of CPUs; 0 or 1: the main thread). */
   workers?: number;
   log?: Logger;
@@ -101,6 +107,8 @@ export interface BuildConfig {
 export interface CompressionConfig {
   specs: CompressionSpec[];
   pclusterBytes: number;
+  maxPclusterBytes: number;
+  hints: CompressHint[];
   ztailpacking: boolean;
   legacyCompress: boolean;
   maxExtentBytes: number;
@@ -111,7 +119,7 @@ export class UsageError extends Error {}
 /** Largest pcluster the format allows (Z_EROFS_PCLUSTER_MAX_SIZE). */
 const PCLUSTER_MAX = 1 << 20;
 
-function resolveCompression(o: BuildOptions, blksz: number): CompressionConfig | null {
+function resolveCompression(o: BuildOptions, blksz: number, log: Logger): CompressionConfig | null {
   const compressOnly = (what: string, v: unknown) => {
     if (v !== undefined && v !== false) throw new UsageError(`${what} needs compression (-z)`);
   };
@@ -119,6 +127,7 @@ function resolveCompression(o: BuildOptions, blksz: number): CompressionConfig |
     compressOnly('-C', o.pclusterSize);
     compressOnly('-Eztailpacking', o.ztailpacking);
     compressOnly('--max-extent-bytes', o.maxExtentBytes);
+    if (o.compressHints && o.compressHints.length > 0) compressOnly('--compress-hints', true);
     return null;
   }
   const pclusterBytes = o.pclusterSize ?? blksz;
@@ -129,9 +138,32 @@ function resolveCompression(o: BuildOptions, blksz: number): CompressionConfig |
   if (!Number.isInteger(maxExtentBytes) || maxExtentBytes < blksz) {
     throw new UsageError(`invalid --max-extent-bytes ${maxExtentBytes}: at least the block size (${blksz})`);
   }
+  const hints: CompressHint[] = [];
+  for (const h of o.compressHints ?? []) {
+    const algorithm = h.algorithm ?? 0;
+    if (!Number.isInteger(algorithm) || algorithm < 0 || algorithm >= o.compression.length) {
+      throw new UsageError(`compress hint "${h.pattern}": no compression algorithm #${algorithm} in -z`);
+    }
+    if (!Number.isInteger(h.pclusterSize) || h.pclusterSize < 0 || h.pclusterSize > PCLUSTER_MAX) {
+      throw new UsageError(`compress hint "${h.pattern}": invalid physical cluster size ${h.pclusterSize}`);
+    }
+    if (h.pclusterSize % blksz !== 0) {
+      log('warn', `compress hint "${h.pattern}": physical cluster size ${h.pclusterSize} is not a multiple of ${blksz}, hint ignored`);
+      continue;
+    }
+    let pattern: RegExp;
+    try {
+      pattern = new RegExp(h.pattern);
+    } catch (e) {
+      throw new UsageError(`compress hint: invalid regex ${h.pattern}: ${(e as Error).message}`);
+    }
+    hints.push({ pattern, pclusterBytes: h.pclusterSize, algorithm });
+  }
   return {
     specs: o.compression,
     pclusterBytes,
+    maxPclusterBytes: Math.max(pclusterBytes, ...hints.map((h) => h.pclusterBytes)),
+    hints,
     ztailpacking: o.ztailpacking ?? false,
     legacyCompress: o.legacyCompress ?? false,
     maxExtentBytes,
@@ -225,7 +257,7 @@ export function resolveOptions(o: BuildOptions): BuildConfig {
     excludeRegexes,
     rootXattrIsize,
     hardDereference: o.hardDereference ?? false,
-    compression: resolveCompression(o, blockSize),
+    compression: resolveCompression(o, blockSize, o.log ?? (() => {})),
     workers,
     log: o.log ?? (() => {}),
     signal: o.signal,

@@ -4,7 +4,7 @@
 // for the inode writer.
 
 import * as fs from 'node:fs';
-import type { AlgorithmName, Compressor } from '../compress/compressor.js';
+import type { Compressor } from '../compress/compressor.js';
 import type { CompressionSpec } from '../compress/registry.js';
 import {
   EROFS_INODE_COMPRESSED_COMPACT,
@@ -37,11 +37,17 @@ import type { ZPool } from './zpool.js';
 const WINDOW = 4 << 20;
 
 export interface CompressionSetup {
-  compressor: Compressor;
-  /** What the user asked for (-z), to make the same compressor in a worker. */
-  spec: CompressionSpec;
-  /** Largest pcluster in bytes (-C), a multiple of the block size. */
+  /** One per -z algorithm, in order; files use the first unless a hint says otherwise. */
+  compressors: Compressor[];
+  /** What the user asked for (-z), to make the same compressors in a worker. */
+  specs: CompressionSpec[];
+  /** pcluster size (-C) for files no hint matches, a multiple of the block size. */
   pclusterBytes: number;
+  /** Largest pcluster any file may use. */
+  maxPclusterBytes: number;
+  hints: CompressHint[];
+  /** Length of the source root path: file paths after it are what hints match. */
+  sourcePrefix: number;
   ztailpacking: boolean;
   legacyCompress: boolean;
   maxExtentBytes: number;
@@ -115,15 +121,13 @@ export interface ZBuffers {
 
 export function zBuffers(params: ZParams): ZBuffers {
   const blksz = 1 << params.blkszbits;
-  return { queue: Buffer.allocUnsafe(2 * WINDOW), raw: Buffer.alloc(blksz), pcluster: Buffer.alloc(params.pclusterBytes) };
+  return { queue: Buffer.allocUnsafe(2 * WINDOW), raw: Buffer.alloc(blksz), pcluster: Buffer.alloc(params.maxPclusterBytes) };
 }
 
 /** What a compressing thread needs to know; plain data, so it can be sent to a worker. */
 export interface ZParams {
-  algorithm: AlgorithmName;
-  level?: number;
-  dictSize?: number;
-  pclusterBytes: number;
+  specs: CompressionSpec[];
+  maxPclusterBytes: number;
   ztailpacking: boolean;
   maxExtentBytes: number;
   blkszbits: number;
@@ -132,6 +136,9 @@ export interface ZParams {
 export interface ZJob {
   path: Uint8Array;
   size: number;
+  /** Index into the -z algorithms. */
+  algorithm: number;
+  pclusterBytes: number;
   /** Bytes of inode, xattrs, padding and index in front of an inline pcluster. */
   inlineStart: number;
 }
@@ -145,10 +152,8 @@ export interface ZResult {
 
 export function zParams(setup: CompressionSetup, g: BlockGeometry): ZParams {
   return {
-    algorithm: setup.spec.name,
-    level: setup.spec.level,
-    dictSize: setup.spec.dictSize,
-    pclusterBytes: setup.pclusterBytes,
+    specs: setup.specs,
+    maxPclusterBytes: setup.maxPclusterBytes,
     ztailpacking: setup.ztailpacking,
     maxExtentBytes: setup.maxExtentBytes,
     blkszbits: g.blkszbits,
@@ -166,8 +171,26 @@ function indexGeometry(setup: CompressionSetup, g: BlockGeometry, plan: InodePla
   return { mapPos, pad: mapPos - metaBase, lclusters, inlineStart: mapPos + indexBytes };
 }
 
-export function zJob(setup: CompressionSetup, g: BlockGeometry, plan: InodePlan): ZJob {
-  return { path: plan.inode.dataPath!, size: plan.inode.size, inlineStart: indexGeometry(setup, g, plan).inlineStart };
+/** --compress-hints: files whose path (relative to the source) matches use these settings. */
+export interface CompressHint {
+  pattern: RegExp;
+  /** 0: store the file uncompressed. */
+  pclusterBytes: number;
+  algorithm: number;
+}
+
+/** The job for a file, or null when a hint says not to compress it. */
+export function zJob(setup: CompressionSetup, g: BlockGeometry, plan: InodePlan): ZJob | null {
+  const path = plan.inode.dataPath!;
+  let pclusterBytes = setup.pclusterBytes;
+  let algorithm = 0;
+  if (setup.hints.length > 0) {
+    const rel = path.subarray(setup.sourcePrefix).toString().replace(/^\/+/, '');
+    const hit = setup.hints.find((h) => h.pattern.test(rel));
+    if (hit) ({ pclusterBytes, algorithm } = hit);
+  }
+  if (pclusterBytes === 0) return null;
+  return { path, size: plan.inode.size, algorithm, pclusterBytes, inlineStart: indexGeometry(setup, g, plan).inlineStart };
 }
 
 /**
@@ -202,7 +225,7 @@ export function compressStream(c: Compressor, p: ZParams, job: ZJob, buffers: ZB
       const len = q.tail - q.head;
       const final = q.pos + len === size;
       const src = q.buf.subarray(q.head, q.head + Math.min(len, p.maxExtentBytes));
-      let r = final && len <= B && !p.ztailpacking ? null : c.compressDestSize(src, p.pclusterBytes);
+      let r = final && len <= B && !p.ztailpacking ? null : c.compressDestSize(src, job.pclusterBytes);
       if (r && p.ztailpacking && final && r.consumed === len && r.data.length < Math.min(B, len) && canInline(r.data.length)) {
         // The last extent compresses below a block: pack it right after the index.
         inlineData = r.data;
@@ -273,6 +296,7 @@ export function finishCompressedFile(
   plan: InodePlan,
   res: ZResult,
   start: number,
+  algorithm: number,
 ): CompressedData | null {
   const ig = indexGeometry(setup, g, plan);
   const extents = res.extents.map((e) => ({ ...e, pblk: e.pblk + start }));
@@ -288,7 +312,7 @@ export function finishCompressedFile(
       (setup.legacyCompress ? 0 : Z_EROFS_ADVISE_COMPACTED_2B) |
       (setup.bigPcluster ? Z_EROFS_ADVISE_BIG_PCLUSTER_1 | (setup.legacyCompress ? 0 : Z_EROFS_ADVISE_BIG_PCLUSTER_2) : 0) |
       (res.inline ? Z_EROFS_ADVISE_INLINE_PCLUSTER : 0),
-    algorithmType: setup.compressor.algorithm,
+    algorithmType: setup.compressors[algorithm]!.algorithm,
     clusterBits: 0,
   };
   const index = setup.legacyCompress
@@ -341,8 +365,8 @@ export async function writeCompressedFiles(
   let buffers: ZBuffers | null = null;
 
   /** `data`: the pclusters a worker made; null when they were streamed to the image already. */
-  const place = async (p: InodePlan, res: ZResult, data: Uint8Array | null): Promise<void> => {
-    const z = finishCompressedFile(setup, g, p, res, cursor);
+  const place = async (p: InodePlan, job: ZJob, res: ZResult, data: Uint8Array | null): Promise<void> => {
+    const z = finishCompressedFile(setup, g, p, res, cursor, job.algorithm);
     if (z && data && data.length > 0) w.writeAt(byteOffset(cursor * g.blksz), data);
     if (!z && !data) dirtyEnd = Math.max(dirtyEnd, cursor + res.blocks);
     if (z) {
@@ -364,13 +388,13 @@ export async function writeCompressedFiles(
     dirtyEnd = Math.max(dirtyEnd, cursor);
   };
 
-  const pending: Array<{ plan: InodePlan; result: Promise<{ res: ZResult; data: Uint8Array }> }> = [];
+  const pending: Array<{ plan: InodePlan; job: ZJob; result: Promise<{ res: ZResult; data: Uint8Array }> }> = [];
   let inFlight = 0;
   const drainOne = async (): Promise<void> => {
     const head = pending.shift()!;
     const { res, data } = await head.result;
     inFlight -= head.plan.inode.size;
-    await place(head.plan, res, data);
+    await place(head.plan, head.job, res, data);
   };
 
   for (const p of plans) {
@@ -378,8 +402,9 @@ export async function writeCompressedFiles(
     if (!inode.dataPath || inode.size === 0) continue;
     if (inode.size <= g.blksz && !setup.ztailpacking) continue; // cannot save a block
     const job = zJob(setup, g, p);
+    if (!job) continue;
     if (pool && inode.size < STREAM_THRESHOLD) {
-      pending.push({ plan: p, result: pool.compress(job) });
+      pending.push({ plan: p, job, result: pool.compress(job) });
       inFlight += inode.size;
       while (inFlight > IN_FLIGHT_BYTES || pending.length > 4 * pool.size) await drainOne();
       continue;
@@ -388,10 +413,10 @@ export async function writeCompressedFiles(
     // Big files stream straight into the image; a fallback rewrites the same blocks.
     buffers ??= zBuffers(params);
     const start = cursor;
-    const res = compressStream(setup.compressor, params, job, buffers, (rel, bytes) =>
+    const res = compressStream(setup.compressors[job.algorithm]!, params, job, buffers, (rel, bytes) =>
       w.writeAt(byteOffset((start + rel) * g.blksz), bytes),
     );
-    await place(p, res, null);
+    await place(p, job, res, null);
     await yieldNow();
   }
   while (pending.length > 0) await drainOne();

@@ -8,11 +8,9 @@ import { compressStream, type ZJob, type ZParams, zBuffers } from './zdata.js';
 import type { ZReply } from './zpool.js';
 
 const params = workerData as ZParams;
-const compressor = createCompressor(params.algorithm, {
-  level: params.level,
-  dictSize: params.dictSize,
-  maxPclusterBytes: params.pclusterBytes,
-});
+const compressors = params.specs.map((s) =>
+  createCompressor(s.name, { level: s.level, dictSize: s.dictSize, maxPclusterBytes: params.maxPclusterBytes }),
+);
 const buffers = zBuffers(params);
 let out = new Uint8Array(1 << 20);
 
@@ -21,7 +19,7 @@ parentPort!.on('message', ({ id, job }: { id: number; job: ZJob }) => {
   let reply: ZReply;
   try {
     let used = 0;
-    const res = compressStream(compressor, params, job, buffers, (rel, bytes) => {
+    const res = compressStream(compressors[job.algorithm]!, params, job, buffers, (rel, bytes) => {
       const end = rel * blksz + bytes.length;
       if (end > out.length) {
         const grown = new Uint8Array(Math.max(end, out.length * 2));

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect } from 'vitest';
 import type { AlgorithmName } from '../../src/compress/index.js';
-import { build, expectImageMatches, scratchDir } from '../helpers/build.js';
+import { build, cli, expectImageMatches, scratchDir } from '../helpers/build.js';
 import { describeIfMount, itIfMount } from '../helpers/mount.js';
 import { dir, file, hardlink, makeTree, symlink, type Tree } from '../helpers/tree.js';
 
@@ -116,5 +116,53 @@ describeIfMount('compression with worker threads', () => {
       for (const img of images.slice(1)) expect(img.equals(images[0]!)).toBe(true);
       await expectImageMatches(`${out.dir}/${name}-w2.erofs`, tree.root, { fsck: name === 'lz4hc', expectMtime: () => 0n });
     }
+  });
+});
+
+describeIfMount('--compress-hints', () => {
+  const out = scratchDir();
+  afterAll(() => out.cleanup());
+
+  itIfMount('chooses pcluster size and algorithm per file by path, or no compression', async () => {
+    const { writeFileSync } = await import('node:fs');
+    const { openImage } = await import('../../src/reader/index.js');
+    const { Z_EROFS_COMPRESSION_LZ4, Z_EROFS_COMPRESSION_ZSTD } = await import('../../src/format/constants.js');
+    const text = (seed: string) => file({ size: 300_000, pattern: 'text', seed });
+    const tree = await makeTree(dir({ 'a.txt': text('a'), 'b.log': text('b'), 'c.gz': text('c'), docs: dir({ 'd.txt': text('d') }) }));
+    try {
+      const hints = `${out.dir}/hints`;
+      writeFileSync(hints, '# no compression for archives\n0 \\.gz$\n16384 1 ^docs/\n8192 \\.txt$\n');
+      const image = `${out.dir}/hints.erofs`;
+      const r = await cli(['--quiet', '-Uclear', '-zlz4hc:zstd', `--compress-hints=${hints}`, image, tree.root]);
+      expect(r).toMatchObject({ code: 0, stderr: '' });
+      await expectImageMatches(image, tree.root, { fsck: false });
+      const img = openImage(image);
+      try {
+        const extentsOf = (p: string) => [...img.extents(img.lookup(p))];
+        expect(extentsOf('/c.gz').every((e) => e.kind === 'plain')).toBe(true);
+        const docs = extentsOf('/docs/d.txt').filter((e) => e.kind === 'compressed');
+        expect(docs.length).toBeGreaterThan(0);
+        expect(docs.every((e) => e.algorithm === Z_EROFS_COMPRESSION_ZSTD && e.physicalLength <= 16_384)).toBe(true);
+        expect(docs.some((e) => e.physicalLength > 8192)).toBe(true);
+        const a = extentsOf('/a.txt').filter((e) => e.kind === 'compressed');
+        expect(a.every((e) => e.algorithm === Z_EROFS_COMPRESSION_LZ4 && e.physicalLength <= 8192)).toBe(true);
+        expect(a.some((e) => e.physicalLength === 8192)).toBe(true);
+        const b = extentsOf('/b.log').filter((e) => e.kind === 'compressed');
+        expect(b.every((e) => e.algorithm === Z_EROFS_COMPRESSION_LZ4 && e.physicalLength === 4096)).toBe(true);
+      } finally {
+        img.close();
+      }
+    } finally {
+      await tree.cleanup();
+    }
+  });
+
+  itIfMount('rejects a hint naming an algorithm -z does not list', async () => {
+    const { writeFileSync } = await import('node:fs');
+    const hints = `${out.dir}/bad-hints`;
+    writeFileSync(hints, '4096 3 .*\n');
+    const r = await cli(['-zlz4', `--compress-hints=${hints}`, `${out.dir}/x.erofs`, out.dir]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/no compression algorithm #3/);
   });
 });
