@@ -217,4 +217,23 @@ export class LzmaDecompressor implements Decompressor {
     }
     return s.outBuf.view.slice(0, outLen);
   }
+
+  /**
+   * The first outLen bytes of a pcluster that decodes to more (a partial reference):
+   * outLen is then only an upper bound for the decoder, and input may be left over.
+   */
+  decompressPartial(src: Uint8Array, outLen: number): Uint8Array {
+    const s = this.stream;
+    if (src.length === 0) throw new DecompressError('lzma: empty stream');
+    s.inBuf.ensure(src.length);
+    s.inBuf.view.set(src);
+    s.outBuf.ensure(outLen);
+    let r = this.nat.microlzmaDecoder(s.strm.ptr, src.length, outLen, 0, Math.max(LZMA_MIN_DICT, outLen)) as number;
+    if (r !== LZMA_OK) throw new DecompressError(`lzma: lzma_microlzma_decoder failed (lzma_ret ${r})`);
+    s.setBuffers(src.length, outLen);
+    r = this.nat.code(s.strm.ptr, LZMA_RUN) as number;
+    if (r !== LZMA_STREAM_END && r !== LZMA_OK) throw new DecompressError(`lzma: corrupt stream (lzma_ret ${r})`);
+    if (s.totalOut !== outLen) throw new DecompressError(`lzma: stream decodes to ${s.totalOut} bytes, expected ${outLen}`);
+    return s.outBuf.view.slice(0, outLen);
+  }
 }

@@ -86,6 +86,15 @@ export function craftAllFeatures(opts: { small?: boolean } = {}): CraftedImage {
     add({ name: 'partial-ref.bin', data: src.subarray(0, len), expectKinds: ['compressed'] }, nid);
   }
   {
+    // The same with LZMA, whose decoder must stop early without an exact size.
+    const src = sampleData(60_000, 29, 0);
+    const { plan } = c.addCompressed(src, { alg: 'lzma' });
+    const first = plan[0]!;
+    const len = Math.min(first.length - 1000, 5000);
+    const nid = c.addCompressedFile(len, [{ ...first, length: len, partial: true }], { alg: 'lzma' });
+    add({ name: 'partial-ref-lzma.bin', data: src.subarray(0, len), expectKinds: ['compressed'] }, nid);
+  }
+  {
     const data = sample(10 * 4096 + 123, 28);
     add({ name: 'chunk-map.bin', data, expectKinds: ['plain', 'hole'] }, c.addChunkedFile(data, 13, { holes: [1, 4] }));
     data.fill(0, 8192, 16384);
