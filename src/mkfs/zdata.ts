@@ -233,8 +233,14 @@ export function compressStream(c: Compressor, p: ZParams, job: ZJob, buffers: ZB
         q.consume(len);
         break;
       }
-      // Keep compressed data only where it saves at least a whole block.
-      if (r && alignUp(r.data.length, B) >= r.consumed) r = null;
+      // Keep compressed data only where it saves at least a whole block. Input that did not
+      // compress is stored raw as a whole, not retried block by block (16x the work for
+      // incompressible data with 64 KiB pclusters), as the reference does.
+      let rawBytes = B;
+      if (r && alignUp(r.data.length, B) >= r.consumed) {
+        rawBytes = Math.max(B, Math.floor(r.consumed / B) * B);
+        r = null;
+      }
       if (r && p.ztailpacking && final && r.consumed === len && r.data.length % B !== 0 && r.data.length > B) {
         // The last pcluster ends part-way into a block: fitting less input into whole blocks
         // and packing the rest inline may save that block.
@@ -249,13 +255,16 @@ export function compressStream(c: Compressor, p: ZParams, job: ZJob, buffers: ZB
           break;
         }
         // Raw extents are "shifted": the extent's first byte at the start of its block.
-        const n = Math.min(B, len);
-        raw.fill(0, n, B);
-        q.buf.copy(raw, 0, q.head, q.head + n);
-        emit(cursor, raw.subarray(0, B));
-        extents.push({ start: q.pos, length: n, raw: true, pblk: cursor, pblocks: 1 });
-        cursor++;
-        q.consume(n);
+        for (let left = Math.min(rawBytes, len); left > 0; ) {
+          const n = Math.min(B, left);
+          raw.fill(0, n, B);
+          q.buf.copy(raw, 0, q.head, q.head + n);
+          emit(cursor, raw.subarray(0, B));
+          extents.push({ start: q.pos, length: n, raw: true, pblk: cursor, pblocks: 1 });
+          cursor++;
+          q.consume(n);
+          left -= n;
+        }
         continue;
       }
       // Right-aligned in the pcluster: the leading zeros are padding (ZERO_PADDING).

@@ -80,7 +80,7 @@ try {
     const b = ref ? bench([ref, ...common, `${scratch}/ref.erofs`, tree], `${scratch}/ref.erofs`) : null;
     const mib = (r) => (r ? fmt(r.size / 2 ** 20, 1) : 'n/a');
     console.log(
-      `| ${name} | ${fmt(a?.wall)} | ${fmt(b?.wall)} | ${ratio(a?.wall, b?.wall)} | ${mib(a)} | ${mib(b)} | ${ratio(a?.size, b?.size)} | ${fmt(a?.rss, 0)} | ${fmt(b?.rss, 0)} |`,
+      `| ${name} | ${fmt(a?.wall)} | ${fmt(b?.wall)} | ${ratio(a?.wall, b?.wall)} | ${mib(a)} | ${mib(b)} | ${a && b ? (a.size / b.size).toFixed(4) : 'n/a'} | ${fmt(a?.rss, 0)} | ${fmt(b?.rss, 0)} |`,
     );
   }
 } finally {
