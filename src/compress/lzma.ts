@@ -200,22 +200,7 @@ export class LzmaDecompressor implements Decompressor {
    * so outLen (at least the kernel's 4096 minimum) is used.
    */
   decompress(src: Uint8Array, outLen: number): Uint8Array {
-    const s = this.stream;
-    if (src.length === 0) throw new DecompressError('lzma: empty stream');
-    s.inBuf.ensure(src.length);
-    s.inBuf.view.set(src);
-    s.outBuf.ensure(outLen);
-    const dict = Math.max(LZMA_MIN_DICT, outLen);
-    let r = this.nat.microlzmaDecoder(s.strm.ptr, src.length, outLen, 1, dict) as number;
-    if (r !== LZMA_OK) throw new DecompressError(`lzma: lzma_microlzma_decoder failed (lzma_ret ${r})`);
-    s.setBuffers(src.length, outLen);
-    r = this.nat.code(s.strm.ptr, LZMA_RUN) as number;
-    if (r !== LZMA_STREAM_END && r !== LZMA_OK) throw new DecompressError(`lzma: corrupt stream (lzma_ret ${r})`);
-    if (s.totalOut !== outLen) throw new DecompressError(`lzma: stream decodes to ${s.totalOut} bytes, expected ${outLen}`);
-    if (s.totalIn !== src.length) {
-      throw new DecompressError(`lzma: stream uses ${s.totalIn} of ${src.length} compressed bytes`);
-    }
-    return s.outBuf.view.slice(0, outLen);
+    return this.decode(src, outLen, true);
   }
 
   /**
@@ -223,17 +208,25 @@ export class LzmaDecompressor implements Decompressor {
    * outLen is then only an upper bound for the decoder, and input may be left over.
    */
   decompressPartial(src: Uint8Array, outLen: number): Uint8Array {
+    return this.decode(src, outLen, false);
+  }
+
+  private decode(src: Uint8Array, outLen: number, exact: boolean): Uint8Array {
     const s = this.stream;
     if (src.length === 0) throw new DecompressError('lzma: empty stream');
     s.inBuf.ensure(src.length);
     s.inBuf.view.set(src);
     s.outBuf.ensure(outLen);
-    let r = this.nat.microlzmaDecoder(s.strm.ptr, src.length, outLen, 0, Math.max(LZMA_MIN_DICT, outLen)) as number;
+    const dict = Math.max(LZMA_MIN_DICT, outLen);
+    let r = this.nat.microlzmaDecoder(s.strm.ptr, src.length, outLen, exact ? 1 : 0, dict) as number;
     if (r !== LZMA_OK) throw new DecompressError(`lzma: lzma_microlzma_decoder failed (lzma_ret ${r})`);
     s.setBuffers(src.length, outLen);
     r = this.nat.code(s.strm.ptr, LZMA_RUN) as number;
     if (r !== LZMA_STREAM_END && r !== LZMA_OK) throw new DecompressError(`lzma: corrupt stream (lzma_ret ${r})`);
     if (s.totalOut !== outLen) throw new DecompressError(`lzma: stream decodes to ${s.totalOut} bytes, expected ${outLen}`);
+    if (exact && s.totalIn !== src.length) {
+      throw new DecompressError(`lzma: stream uses ${s.totalIn} of ${src.length} compressed bytes`);
+    }
     return s.outBuf.view.slice(0, outLen);
   }
 }
