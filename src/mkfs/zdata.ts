@@ -397,38 +397,49 @@ export async function writeCompressedFiles(
     dirtyEnd = Math.max(dirtyEnd, cursor);
   };
 
-  const pending: Array<{ plan: InodePlan; job: ZJob; result: Promise<{ res: ZResult; data: Uint8Array }> }> = [];
-  let inFlight = 0;
-  const drainOne = async (): Promise<void> => {
-    const head = pending.shift()!;
-    const { res, data } = await head.result;
-    inFlight -= head.plan.inode.size;
-    await place(head.plan, head.job, res, data);
-  };
-
+  // Files to compress, in the order their pclusters are placed.
+  const work: Array<{ plan: InodePlan; job: ZJob; result?: Promise<{ res: ZResult; data: Uint8Array }> }> = [];
   for (const p of plans) {
     const inode = p.inode;
     if (!inode.dataPath || inode.size === 0) continue;
     if (inode.size <= g.blksz && !setup.ztailpacking) continue; // cannot save a block
     const job = zJob(setup, g, p);
-    if (!job) continue;
-    if (pool && inode.size < STREAM_THRESHOLD) {
-      pending.push({ plan: p, job, result: pool.compress(job) });
-      inFlight += inode.size;
-      while (inFlight > IN_FLIGHT_BYTES || pending.length > 4 * pool.size) await drainOne();
+    if (job) work.push({ plan: p, job });
+  }
+
+  // Workers run ahead of placement by up to IN_FLIGHT_BYTES of input. Big files are left
+  // to the main thread, which streams them into the image while workers go on with the
+  // files after them.
+  let submitted = 0;
+  let inFlight = 0;
+  const submitAhead = (): void => {
+    if (!pool) return;
+    while (submitted < work.length && (inFlight < IN_FLIGHT_BYTES || submitted === 0)) {
+      const item = work[submitted++]!;
+      if (item.job.size >= STREAM_THRESHOLD) continue;
+      item.result = pool.compress(item.job);
+      inFlight += item.job.size;
+    }
+  };
+
+  for (const item of work) {
+    submitAhead();
+    if (item.result) {
+      const { res, data } = await item.result;
+      item.result = undefined;
+      inFlight -= item.job.size;
+      await place(item.plan, item.job, res, data);
       continue;
     }
-    while (pending.length > 0) await drainOne();
-    // Big files stream straight into the image; a fallback rewrites the same blocks.
+    // Streamed straight into the image; a fallback rewrites the same blocks.
     buffers ??= zBuffers(params);
     const start = cursor;
-    const res = compressStream(setup.compressors[job.algorithm]!, params, job, buffers, (rel, bytes) =>
+    const res = compressStream(setup.compressors[item.job.algorithm]!, params, item.job, buffers, (rel, bytes) =>
       w.writeAt(byteOffset((start + rel) * g.blksz), bytes),
     );
-    await place(p, job, res, null);
+    await place(item.plan, item.job, res, null);
     await yieldNow();
   }
-  while (pending.length > 0) await drainOne();
   // Blocks a fallen-back file left behind past the end are cleared, not leaked into metadata.
   if (dirtyEnd > cursor) w.writeAt(byteOffset(cursor * g.blksz), new Uint8Array((dirtyEnd - cursor) * g.blksz));
   return { preDataBlocks: cursor - first, stats };

@@ -22,9 +22,12 @@ function workerScript(): URL {
   return new URL('../../dist/mkfs/zworker.js', import.meta.url);
 }
 
+const PER_WORKER = 8;
+
 export class ZPool {
   private readonly workers: Worker[] = [];
-  private readonly idle: Worker[] = [];
+  /** Jobs posted to each worker and not answered yet. */
+  private readonly outstanding = new Map<Worker, number>();
   private readonly queue: Array<{ id: number; job: ZJob }> = [];
   private readonly waiting = new Map<number, { resolve: (v: { res: ZResult; data: Uint8Array }) => void; reject: (e: Error) => void }>();
   private nextId = 0;
@@ -41,7 +44,7 @@ export class ZPool {
       worker.on('message', (m: ZReply) => this.settle(worker, m));
       worker.on('error', (e) => this.fail(new Error(`compression worker failed: ${e.message}`)));
       this.workers.push(worker);
-      this.idle.push(worker);
+      this.outstanding.set(worker, 0);
     }
   }
 
@@ -56,15 +59,23 @@ export class ZPool {
     return p;
   }
 
+  /**
+   * Each worker gets a few jobs queued on its port, so it keeps working while the main
+   * thread is busy (compressing a big file) and cannot hand out more.
+   */
   private pump(): void {
-    while (this.idle.length > 0 && this.queue.length > 0) {
+    while (this.queue.length > 0) {
+      let best: Worker | null = null;
+      for (const w of this.workers) if (!best || this.outstanding.get(w)! < this.outstanding.get(best)!) best = w;
+      if (!best || this.outstanding.get(best)! >= PER_WORKER) return;
       const { id, job } = this.queue.shift()!;
-      this.idle.pop()!.postMessage({ id, job });
+      this.outstanding.set(best, this.outstanding.get(best)! + 1);
+      best.postMessage({ id, job });
     }
   }
 
   private settle(worker: Worker, m: ZReply): void {
-    this.idle.push(worker);
+    this.outstanding.set(worker, this.outstanding.get(worker)! - 1);
     const w = this.waiting.get(m.id);
     this.waiting.delete(m.id);
     if (w) {
