@@ -22,11 +22,15 @@ function workerScript(): URL {
   return new URL('../../dist/mkfs/zworker.js', import.meta.url);
 }
 
-const PER_WORKER = 8;
+/** Batches queued on each worker's port. */
+const PER_WORKER = 4;
+/** A batch: this many files or bytes of input, whichever comes first. */
+const BATCH_FILES = 32;
+const BATCH_BYTES = 1 << 20;
 
 export class ZPool {
   private readonly workers: Worker[] = [];
-  /** Jobs posted to each worker and not answered yet. */
+  /** Batches posted to each worker and not answered yet. */
   private readonly outstanding = new Map<Worker, number>();
   private readonly queue: Array<{ id: number; job: ZJob }> = [];
   private readonly waiting = new Map<number, { resolve: (v: { res: ZResult; data: Uint8Array }) => void; reject: (e: Error) => void }>();
@@ -41,7 +45,7 @@ export class ZPool {
     for (let i = 0; i < size; i++) {
       // A small young generation: workers allocate little but their pclusters.
       const worker = new Worker(script, { workerData: params, resourceLimits: { maxYoungGenerationSizeMb: 8 } });
-      worker.on('message', (m: ZReply) => this.settle(worker, m));
+      worker.on('message', (replies: ZReply[]) => this.settle(worker, replies));
       worker.on('error', (e) => this.fail(new Error(`compression worker failed: ${e.message}`)));
       this.workers.push(worker);
       this.outstanding.set(worker, 0);
@@ -68,17 +72,24 @@ export class ZPool {
       let best: Worker | null = null;
       for (const w of this.workers) if (!best || this.outstanding.get(w)! < this.outstanding.get(best)!) best = w;
       if (!best || this.outstanding.get(best)! >= PER_WORKER) return;
-      const { id, job } = this.queue.shift()!;
+      const batch: Array<{ id: number; job: ZJob }> = [];
+      let bytes = 0;
+      while (this.queue.length > 0 && batch.length < BATCH_FILES && bytes < BATCH_BYTES) {
+        const item = this.queue.shift()!;
+        batch.push(item);
+        bytes += item.job.size;
+      }
       this.outstanding.set(best, this.outstanding.get(best)! + 1);
-      best.postMessage({ id, job });
+      best.postMessage(batch);
     }
   }
 
-  private settle(worker: Worker, m: ZReply): void {
+  private settle(worker: Worker, replies: ZReply[]): void {
     this.outstanding.set(worker, this.outstanding.get(worker)! - 1);
-    const w = this.waiting.get(m.id);
-    this.waiting.delete(m.id);
-    if (w) {
+    for (const m of replies) {
+      const w = this.waiting.get(m.id);
+      this.waiting.delete(m.id);
+      if (!w) continue;
       if (m.error !== undefined) w.reject(m.internal ? new Error(m.error) : new BuildError(m.error));
       else w.resolve({ res: m.res!, data: m.data! });
     }

@@ -14,9 +14,8 @@ const compressors = params.specs.map((s) =>
 const buffers = zBuffers(params);
 let out = new Uint8Array(1 << 20);
 
-parentPort!.on('message', ({ id, job }: { id: number; job: ZJob }) => {
+function compressOne(id: number, job: ZJob): ZReply {
   const blksz = 1 << params.blkszbits;
-  let reply: ZReply;
   try {
     let used = 0;
     const res = compressStream(compressors[job.algorithm]!, params, job, buffers, (rel, bytes) => {
@@ -29,9 +28,14 @@ parentPort!.on('message', ({ id, job }: { id: number; job: ZJob }) => {
       out.set(bytes, rel * blksz);
       used = end;
     });
-    reply = { id, res, data: out.slice(0, used) };
+    return { id, res, data: out.slice(0, used) };
   } catch (e) {
-    reply = { id, error: (e as Error).message, internal: !(e instanceof BuildError) };
+    return { id, error: (e as Error).message, internal: !(e instanceof BuildError) };
   }
-  parentPort!.postMessage(reply, reply.data ? [reply.data.buffer as ArrayBuffer] : []);
+}
+
+// Small files come in batches: one message each way for many files.
+parentPort!.on('message', (batch: Array<{ id: number; job: ZJob }>) => {
+  const replies = batch.map(({ id, job }) => compressOne(id, job));
+  parentPort!.postMessage(replies, replies.flatMap((r) => (r.data ? [r.data.buffer as ArrayBuffer] : [])));
 });
