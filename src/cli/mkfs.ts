@@ -5,7 +5,8 @@ import { exitQuietlyOnClosedStdout } from './stdio.js';
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { CompressionOptionError, parseCompressionOption } from '../compress/index.js';
-import { buildImage } from '../mkfs/build.js';
+import { type BuildResult, buildImage } from '../mkfs/build.js';
+import { ProgressBar } from './progress-bar.js';
 import { BuildError } from '../mkfs/errors.js';
 import { type BuildOptions, type LogLevel, UsageError } from '../mkfs/options.js';
 import { removeActiveTempFiles } from '../mkfs/writer.js';
@@ -119,6 +120,7 @@ interface Parsed {
   options: BuildOptions;
   verbosity: number;
   quiet: boolean;
+  json: boolean;
 }
 
 export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv): Parsed {
@@ -154,7 +156,8 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv): Pars
     .option('--ignore-mtime', 'use build time instead of strict per-file modification time')
     .option('--preserve-mtime', 'keep per-file modification time strictly')
     .option('--root-xattr-isize <bytes>', 'ensure the inline xattr size of the root directory is <bytes> at least')
-    .option('--quiet', 'quiet execution (do not write anything to standard output)');
+    .option('--quiet', 'quiet execution (do not write anything to standard output)')
+    .option('--json', 'print a machine-readable report on standard output instead of the summary');
   for (const [flags, description] of NOT_YET) program.addOption(new Option(flags, description));
   program.exitOverride();
   program.configureOutput({ writeErr: () => {} });
@@ -221,7 +224,33 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv): Pars
 
   const verbosity = int(o.d, 'verbosity level') ?? 2;
   if (verbosity < 0 || verbosity > 9) throw new UsageError(`invalid verbosity level ${verbosity} (0-9)`);
-  return { options, verbosity, quiet: Boolean(o.quiet) };
+  return { options, verbosity, quiet: Boolean(o.quiet), json: Boolean(o.json) };
+}
+
+/** --json: what was built, how, and what it cost. */
+function jsonReport(r: BuildResult, o: BuildOptions) {
+  const z = r.compression;
+  return {
+    image: r.imagePath,
+    uuid: r.uuid,
+    blockSize: r.blockSize,
+    blocks: r.blocks,
+    metadataBlocks: r.metadataBlocks,
+    imageBytes: r.imageBytes,
+    inodes: r.inodes,
+    inodesByType: r.inodesByType,
+    sourceBytes: r.sourceBytes,
+    compression: z && {
+      algorithms: (o.compression ?? []).map((c) => c.name),
+      compressedFiles: z.compressedFiles,
+      inputBytes: z.inputBytes,
+      storedBytes: z.storedBytes,
+      ratio: z.storedBytes > 0 ? z.inputBytes / z.storedBytes : null,
+      tailPackedFiles: z.inlinePclusters,
+    },
+    timingsMs: r.timings,
+    peakRssBytes: process.resourceUsage().maxRSS * 1024,
+  };
 }
 
 const LEVELS: Record<LogLevel, number> = { error: 0, warn: 2, info: 3, debug: 7 };
@@ -239,7 +268,9 @@ export async function main(argv: readonly string[]): Promise<number> {
     process.stderr.write(`${PROG}: ${(e as Error).message}\nTry '${PROG} --help' for more information.\n`);
     return 1;
   }
-  const { options, verbosity, quiet } = parsed;
+  const { options, verbosity, quiet, json } = parsed;
+  const bar = !quiet && process.stderr.isTTY ? new ProgressBar(process.stderr) : null;
+  if (bar) options.onProgress = (p) => bar.update(p);
   options.log = (level, message) => {
     if (LEVELS[level] > verbosity || (quiet && level !== 'error')) return;
     process.stderr.write(`${PROG}: ${level === 'warn' ? 'warning: ' : ''}${message}\n`);
@@ -254,9 +285,12 @@ export async function main(argv: readonly string[]): Promise<number> {
   process.once('SIGTERM', cleanupAndExit('SIGTERM', 143));
 
   try {
-    if (!quiet && verbosity >= LEVELS.warn) process.stdout.write(`${PROG} (erofs-ts) ${packageVersion()}\n`);
+    if (!quiet && !json && verbosity >= LEVELS.warn) process.stdout.write(`${PROG} (erofs-ts) ${packageVersion()}\n`);
     const r = await buildImage(options);
-    if (!quiet && verbosity >= LEVELS.warn) {
+    bar?.clear();
+    if (json) {
+      process.stdout.write(`${JSON.stringify(jsonReport(r, options), null, 2)}\n`);
+    } else if (!quiet && verbosity >= LEVELS.warn) {
       process.stdout.write(
         [
           'Build completed.',
@@ -272,6 +306,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     }
     return 0;
   } catch (e) {
+    bar?.clear();
     if (e instanceof BuildError || e instanceof UsageError) {
       process.stderr.write(`${PROG}: ${e.message}\n`);
       return 1;

@@ -14,7 +14,12 @@ import {
   Z_EROFS_COMPRESSION_LZ4,
   S_IFBLK,
   S_IFCHR,
+  S_IFDIR,
+  S_IFIFO,
+  S_IFLNK,
   S_IFMT,
+  S_IFREG,
+  S_IFSOCK,
 } from '../format/constants.js';
 import { encodeDirectory } from '../format/dirent.js';
 import { encodeInode, fileTypeOf, xattrIcount } from '../format/inode.js';
@@ -37,7 +42,8 @@ import {
 import { BuildError, describeFsError } from './errors.js';
 import { type BuildConfig, type BuildOptions, type CompressionConfig, resolveOptions, UsageError } from './options.js';
 import { direntsOf, type InodePlan, type Layout, placeLayout, planInodes } from './planner.js';
-import { type CompressionSetup, writeCompressedFiles, zParams } from './zdata.js';
+import { type CompressionSetup, writeCompressedFiles, type ZdataStats, zParams } from './zdata.js';
+import { ProgressCounter } from './progress.js';
 import { ZPool } from './zpool.js';
 import {
   type Compressor,
@@ -54,10 +60,29 @@ export interface BuildResult {
   uuid: string;
   blockSize: number;
   inodes: number;
+  inodesByType: Record<InodeKind, number>;
   blocks: number;
   metadataBlocks: number;
   imageBytes: number;
+  /** Regular-file bytes read from the source. */
+  sourceBytes: number;
+  /** With -z: what compression did (files left uncompressed are not counted). */
+  compression: ZdataStats | null;
+  /** Milliseconds per phase. */
+  timings: { walk: number; plan: number; data: number; metadata: number };
 }
+
+export type InodeKind = 'file' | 'directory' | 'symlink' | 'chardev' | 'blockdev' | 'fifo' | 'socket';
+
+const KIND_OF: Record<number, InodeKind> = {
+  [S_IFREG]: 'file',
+  [S_IFDIR]: 'directory',
+  [S_IFLNK]: 'symlink',
+  [S_IFCHR]: 'chardev',
+  [S_IFBLK]: 'blockdev',
+  [S_IFIFO]: 'fifo',
+  [S_IFSOCK]: 'socket',
+};
 
 const READ_CHUNK = 1 << 20;
 /** Hand control back to the event loop this often, so signals and aborts are seen. */
@@ -68,10 +93,28 @@ export async function buildImage(options: BuildOptions): Promise<BuildResult> {
   const cfg = resolveOptions(options);
   checkPaths(cfg);
   const g = geometry(cfg.blkszbits);
+  let t = Date.now();
+  const lap = (): number => {
+    const now = Date.now();
+    const ms = now - t;
+    t = now;
+    return ms;
+  };
   const { root } = walkSource(cfg);
   const order = inodeOrder(root);
+  const walkMs = lap();
   const planned = planInodes(cfg, g, order);
   const zsetup = cfg.compression ? compressionSetup(cfg, cfg.compression, g) : null;
+  const planMs = lap();
+  const inodesByType = Object.fromEntries(Object.values(KIND_OF).map((k) => [k, 0])) as Record<InodeKind, number>;
+  let sourceBytes = 0;
+  for (const i of order) {
+    inodesByType[KIND_OF[i.mode & S_IFMT]!]++;
+    if (isReg(i)) sourceBytes += i.size;
+  }
+  const progress = new ProgressCounter(order.length, sourceBytes, options.onProgress);
+  let zstats: ZdataStats | null = null;
+  let dataMs = 0;
 
   const writer = ImageWriter.create(cfg.image);
   const io: IoState = { buf: Buffer.allocUnsafe(READ_CHUNK), sinceYield: 0 };
@@ -82,6 +125,7 @@ export async function buildImage(options: BuildOptions): Promise<BuildResult> {
     let preDataBlocks = 0;
     let inlinePclusters = 0;
     if (zsetup) {
+      progress.phase = 'compressing';
       spool = Spool.beside(writer);
       if (cfg.workers > 1) pool = new ZPool(cfg.workers, zParams(zsetup.setup, g));
       const z = await writeCompressedFiles(
@@ -94,15 +138,19 @@ export async function buildImage(options: BuildOptions): Promise<BuildResult> {
         (p) => streamFile(cfg, g, p, writer, io, false),
         () => yieldToEventLoop(cfg, io),
         pool,
+        progress,
       );
       preDataBlocks = z.preDataBlocks;
       inlinePclusters = z.stats.inlinePclusters;
+      zstats = z.stats;
+      progress.phase = 'writing';
+      dataMs = lap();
     }
     layout = placeLayout(g, planned, {
       superBytes: EROFS_SUPER_BASE_SIZE + (zsetup?.cfgs.length ?? 0),
       preDataBlocks,
     });
-    await writeImage(cfg, layout, writer, spool, io, zsetup ? { ...zsetup, inlinePclusters } : null);
+    await writeImage(cfg, layout, writer, spool, io, zsetup ? { ...zsetup, inlinePclusters } : null, progress);
     writer.commit();
   } catch (e) {
     writer.abort();
@@ -111,15 +159,20 @@ export async function buildImage(options: BuildOptions): Promise<BuildResult> {
     spool?.dispose();
     await pool?.close();
   }
+  options.onProgress?.(progress.snapshot());
   cfg.log('info', `${cfg.image}: ${layout.plans.length} inodes, ${layout.totalBlocks} blocks`);
   return {
     imagePath: cfg.image,
     uuid: formatUuid(cfg.uuid),
     blockSize: g.blksz,
     inodes: layout.plans.length,
+    inodesByType,
     blocks: layout.totalBlocks,
     metadataBlocks: layout.metaBlocks,
     imageBytes: layout.totalBlocks * g.blksz,
+    sourceBytes,
+    compression: zstats,
+    timings: { walk: walkMs, plan: planMs, data: dataMs, metadata: lap() },
   };
 }
 
@@ -200,6 +253,7 @@ async function writeImage(
   spool: Spool | null,
   io: IoState,
   z: (ZSetup & { inlinePclusters: number }) | null,
+  progress: ProgressCounter,
 ): Promise<void> {
   const g = layout.geometry;
   w.setSize(layout.totalBlocks * g.blksz);
@@ -213,6 +267,8 @@ async function writeImage(
     const ibody = encodeInodeXattrs(cfg, p);
     if (ibody && cfg.xattrNameFilter) filterUsed = true;
     writeInodeUnit(cfg, p, ibody, tail, w);
+    if (isReg(p.inode) && !p.prewritten) progress.file(p.inode.size);
+    progress.inode();
     if (i % YIELD_EVERY_INODES === 0) await yieldToEventLoop(cfg, io);
   }
 

@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import type { CompressionSpec } from '../compress/registry.js';
 import type { CompressHint } from './zdata.js';
+import type { BuildProgress } from './progress.js';
 import { parseUuid } from '../format/superblock.js';
 
 export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
@@ -72,6 +73,8 @@ export interface BuildOptions {
    */
   workers?: number;
   log?: Logger;
+  /** Called about every 100 ms while building, and once at the end. */
+  onProgress?: (p: BuildProgress) => void;
   /** Aborting removes the temporary file and rejects with an AbortError. */
   signal?: AbortSignal;
 }

@@ -32,6 +32,7 @@ import { BuildError, describeFsError } from './errors.js';
 import type { InodePlan } from './planner.js';
 import type { ImageWriter, Spool } from './writer.js';
 import type { ZPool } from './zpool.js';
+import type { ProgressCounter } from './progress.js';
 
 /** How much of a file is looked at for one extent; bounds memory, not pcluster size. */
 const WINDOW = 4 << 20;
@@ -59,6 +60,9 @@ export interface ZdataStats {
   /** Files stored compressed; some used a tail-packed pcluster. */
   compressedFiles: number;
   inlinePclusters: number;
+  /** Bytes of those files, and what they take in the image (pclusters and inline tails). */
+  inputBytes: number;
+  storedBytes: number;
 }
 
 const alignUp = (n: number, a: number): number => Math.ceil(n / a) * a;
@@ -365,11 +369,12 @@ export async function writeCompressedFiles(
   writeFlat: FlatWriter,
   yieldNow: () => Promise<void>,
   pool: ZPool | null,
+  progress: ProgressCounter,
 ): Promise<{ preDataBlocks: number; stats: ZdataStats }> {
   const first = Math.floor(1024 / g.blksz) + 1;
   let cursor = first;
   let dirtyEnd = first;
-  const stats: ZdataStats = { compressedFiles: 0, inlinePclusters: 0 };
+  const stats: ZdataStats = { compressedFiles: 0, inlinePclusters: 0, inputBytes: 0, storedBytes: 0 };
   const params = zParams(setup, g);
   let buffers: ZBuffers | null = null;
 
@@ -385,6 +390,8 @@ export async function writeCompressedFiles(
       p.prewritten = { u: z.blocks, spoolOffset: spool.append(new Uint8Array(z.pad), z.blob) };
       cursor += z.blocks;
       stats.compressedFiles++;
+      stats.inputBytes += p.inode.size;
+      stats.storedBytes += z.blocks * g.blksz + (res.inline?.length ?? 0);
       if (z.inline) stats.inlinePclusters++;
     } else {
       // Compression lost: the file goes flat, over any blocks streamed for it.
@@ -395,6 +402,7 @@ export async function writeCompressedFiles(
       cursor += p.dataBlocks;
     }
     dirtyEnd = Math.max(dirtyEnd, cursor);
+    progress.file(p.inode.size);
   };
 
   // Files to compress, in the order their pclusters are placed.

@@ -1,0 +1,56 @@
+import { execFileSync } from 'node:child_process';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { formatProgress } from '../../src/cli/progress-bar.js';
+import { CLI, cli, scratchDir } from '../helpers/build.js';
+import { dir, file, makeTree, type Tree } from '../helpers/tree.js';
+
+describe('progress and reports', () => {
+  let tree: Tree;
+  const out = scratchDir();
+  beforeAll(async () => {
+    // lzma over 24 MB takes well over a second: long enough for the progress bar.
+    tree = await makeTree(dir({ a: file({ size: 12 << 20, pattern: 'text', seed: 1 }), b: file({ size: 12 << 20, pattern: 'text', seed: 2 }) }));
+  });
+  afterAll(async () => {
+    await tree.cleanup();
+    out.cleanup();
+  });
+
+  it('formats a progress line with entries, bytes, throughput and ETA', () => {
+    const line = formatProgress({ phase: 'writing', inodesDone: 5, inodesTotal: 10, bytesDone: 50e6, bytesTotal: 100e6, elapsedMs: 2000 });
+    expect(line).toBe('writing [############............] 50% 5/10 inodes 50.0/100.0 MB 25.0 MB/s ETA 2s');
+  });
+
+  it('draws a progress bar on a terminal during a long build', () => {
+    // script(1) gives the command a pseudo-terminal and records what it wrote.
+    const log = `${out.dir}/tty.log`;
+    const cmd = `${process.execPath} ${CLI} -zlzma -Uclear ${out.dir}/tty.erofs ${tree.root}`;
+    execFileSync('script', ['-qec', cmd, log], { stdio: 'ignore' });
+    const text = execFileSync('cat', [log], { encoding: 'latin1' });
+    expect(text).toMatch(/compressing \[#*\.*\] \d+% \d+\/3 inodes [\d.]+\/25\.2 MB/);
+    expect(text).toContain('Build completed.');
+  });
+
+  it('draws no progress bar when stderr is not a terminal', async () => {
+    const r = await cli(['-zlzma', '-Uclear', `${out.dir}/pipe.erofs`, tree.root]);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toBe('');
+  });
+
+  it('--json prints a machine-readable report instead of the summary', async () => {
+    const r = await cli(['--json', '-zlz4hc', '-Uclear', `${out.dir}/json.erofs`, tree.root]);
+    expect(r.code).toBe(0);
+    const report = JSON.parse(r.stdout);
+    expect(report).toMatchObject({
+      blockSize: 4096,
+      inodes: 3,
+      inodesByType: { file: 2, directory: 1, symlink: 0 },
+      sourceBytes: 24 << 20,
+      compression: { algorithms: ['lz4hc'], compressedFiles: 2, inputBytes: 24 << 20 },
+    });
+    expect(report.imageBytes).toBe(report.blocks * 4096);
+    expect(report.compression.ratio).toBeGreaterThan(1.5);
+    expect(report.peakRssBytes).toBeGreaterThan(0);
+    expect(Object.keys(report.timingsMs)).toEqual(['walk', 'plan', 'data', 'metadata']);
+  });
+});
