@@ -27,6 +27,8 @@ import { BuildError } from './errors.js';
 import type { BuildConfig } from './options.js';
 import { isDir, isReg, isSymlink, type TreeEntry, type TreeInode } from './tree.js';
 
+const NO_IDS: number[] = [];
+const NO_XATTRS: Xattr[] = [];
 const DOT = Buffer.from('.');
 const DOTDOT = Buffer.from('..');
 const U16 = 0xffff;
@@ -264,8 +266,9 @@ export function planInodes(cfg: BuildConfig, g: BlockGeometry, order: readonly T
     const size = dataSizeOf(inode, g.blksz);
     if (isDir(inode)) inode.size = size;
 
-    const sharedXattrIds: number[] = [];
-    const inlineXattrs: Xattr[] = [];
+    // Most inodes have no xattrs: share one empty array rather than allocate two per inode.
+    const sharedXattrIds: number[] = inode.xattrs.length === 0 ? NO_IDS : [];
+    const inlineXattrs: Xattr[] = inode.xattrs.length === 0 ? NO_XATTRS : [];
     let entryBytes = 0;
     for (const x of inode.xattrs) {
       const s = sharedIndex.get(xattrKeyString(x));
@@ -337,7 +340,7 @@ export function placeLayout(g: BlockGeometry, planned: InodePlans, opts: Placeme
 
   const xattrBlkaddr = blockAddr(sharedOffsets.length > 0 ? Math.floor(sharedOffsets[0]! / g.blksz) : 0);
   for (const p of plans) {
-    p.sharedXattrIds = p.sharedXattrIds.map((s) => (sharedOffsets[s]! - xattrBlkaddr * g.blksz) / 4);
+    if (p.sharedXattrIds.length > 0) p.sharedXattrIds = p.sharedXattrIds.map((s) => (sharedOffsets[s]! - xattrBlkaddr * g.blksz) / 4);
   }
 
   const dataStart = metaStart + alloc.blockCount - 1;

@@ -10,6 +10,8 @@ import type { TreeEntry, TreeInode } from './tree.js';
 import { readXattrs, XattrReadError } from './xattr-source.js';
 
 const SLASH = Buffer.from('/');
+/** Shared by every inode without xattrs, the usual case: one array, not one per inode. */
+const NO_XATTRS: Xattr[] = [];
 const U32 = 0xffffffff;
 
 /** Applies --force-uid/gid, --all-root, the id offsets and the timestamp policy. */
@@ -60,7 +62,7 @@ export function walkSource(cfg: BuildConfig): WalkResult {
       rdev: 0,
       dataPath: null,
       symlink: null,
-      xattrs: cfg.xattrTolerance < 0 ? [] : readSourceXattrs(cfg, path, rel),
+      xattrs: cfg.xattrTolerance < 0 ? NO_XATTRS : readSourceXattrs(cfg, path, rel),
       nlink: 0,
       children: null,
       parent,
@@ -192,5 +194,5 @@ function readSourceXattrs(cfg: BuildConfig, path: Buffer, rel: string): Xattr[] 
     if (x.value.length > 0xffff) throw new BuildError(`${path.toString()}: xattr value too large`);
     kept.push(x);
   }
-  return kept.sort(compareXattrs);
+  return kept.length === 0 ? NO_XATTRS : kept.sort(compareXattrs);
 }
