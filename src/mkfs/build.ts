@@ -51,7 +51,7 @@ import {
   createCompressor,
   NativeLibraryError,
 } from '../compress/index.js';
-import { inodeOrder, isDir, isReg } from './tree.js';
+import { inodeOrder, isDir, isReg, sourcePath } from './tree.js';
 import { walkSource } from './walker.js';
 import { ImageWriter, Spool } from './writer.js';
 
@@ -407,10 +407,11 @@ async function streamFile(
   untouched: boolean,
 ): Promise<Uint8Array | null> {
   const inode = p.inode;
-  const shown = inode.dataPath!.toString();
+  const path = sourcePath(inode);
+  const shown = path.toString();
   let fd: number;
   try {
-    fd = fs.openSync(inode.dataPath!, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+    fd = fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
   } catch (e) {
     throw new BuildError(`${shown}: cannot open: ${describeFsError(e)}`);
   }

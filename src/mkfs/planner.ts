@@ -25,7 +25,7 @@ import {
 } from '../format/types.js';
 import { BuildError } from './errors.js';
 import type { BuildConfig } from './options.js';
-import { isDir, isReg, isSymlink, type TreeEntry, type TreeInode } from './tree.js';
+import { isDir, isReg, isSymlink, sourcePath, type TreeEntry, type TreeInode } from './tree.js';
 
 const NO_IDS: number[] = [];
 const NO_XATTRS: Xattr[] = [];
@@ -259,7 +259,7 @@ export function planInodes(cfg: BuildConfig, g: BlockGeometry, order: readonly T
 
   const plans: InodePlan[] = [];
   const byInode = new Map<TreeInode, InodePlan>();
-  const pathOf = (inode: TreeInode): string => inode.dataPath?.toString() ?? '(inode)';
+  const pathOf = (inode: TreeInode): string => sourcePath(inode).toString();
 
   for (let i = 0; i < order.length; i++) {
     const inode = order[i]!;

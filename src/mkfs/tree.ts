@@ -16,8 +16,11 @@ export interface TreeInode {
   size: number;
   /** Device number as new_encode_dev() for char/block devices, else 0. */
   rdev: number;
-  /** Where a regular file's bytes are read from. */
-  dataPath: Buffer | null;
+  /**
+   * The name it was first reached by (the source path for the root). With `parent`, this
+   * locates the source file without storing a path per inode (see sourcePath).
+   */
+  name: Buffer;
   symlink: Buffer | null;
   /** In canonical order (compareXattrs). */
   xattrs: Xattr[];
@@ -32,6 +35,17 @@ export interface TreeEntry {
   name: Buffer;
   inode: TreeInode;
 }
+
+/** The inode's path in the source tree, rebuilt from parent links. */
+export function sourcePath(inode: TreeInode): Buffer {
+  const parts: Buffer[] = [];
+  let n = inode;
+  for (; n.parent && n.parent !== n; n = n.parent) parts.push(n.name, SLASH);
+  parts.push(n.name);
+  return Buffer.concat(parts.reverse());
+}
+
+const SLASH = Buffer.from('/');
 
 export const isDir = (i: TreeInode): boolean => (i.mode & S_IFMT) === S_IFDIR;
 export const isReg = (i: TreeInode): boolean => (i.mode & S_IFMT) === S_IFREG;

@@ -45,7 +45,7 @@ export function walkSource(cfg: BuildConfig): WalkResult {
   const hardlinks = new Map<string, TreeInode>();
   let inodeCount = 0;
 
-  const makeInode = (path: Buffer, rel: string, st: fs.BigIntStats, parent: TreeInode | null): TreeInode => {
+  const makeInode = (path: Buffer, name: Buffer, rel: string, st: fs.BigIntStats, parent: TreeInode | null): TreeInode => {
     const mode = Number(st.mode);
     const type = mode & S_IFMT;
     const shown = path.toString();
@@ -60,7 +60,7 @@ export function walkSource(cfg: BuildConfig): WalkResult {
       ...ids,
       size: 0,
       rdev: 0,
-      dataPath: null,
+      name,
       symlink: null,
       xattrs: cfg.xattrTolerance < 0 ? NO_XATTRS : readSourceXattrs(cfg, path, rel),
       nlink: 0,
@@ -70,7 +70,6 @@ export function walkSource(cfg: BuildConfig): WalkResult {
     switch (type) {
       case S_IFREG:
         inode.size = Number(st.size);
-        inode.dataPath = path;
         break;
       case S_IFLNK:
         try {
@@ -106,7 +105,7 @@ export function walkSource(cfg: BuildConfig): WalkResult {
     throw new BuildError(`${cfg.source}: ${describeFsError(e)}`);
   }
   if ((Number(rootStat.mode) & S_IFMT) !== S_IFDIR) throw new BuildError(`${cfg.source}: not a directory`);
-  const root = makeInode(rootPath, '', rootStat, null);
+  const root = makeInode(rootPath, rootPath, '', rootStat, null);
   root.parent = root;
 
   const stack: Array<{ inode: TreeInode; path: Buffer; rel: string }> = [{ inode: root, path: rootPath, rel: '' }];
@@ -142,7 +141,7 @@ export function walkSource(cfg: BuildConfig): WalkResult {
       const key = `${st.dev}:${st.ino}`;
       if (type !== S_IFDIR && !cfg.hardDereference && st.nlink > 1n) child = hardlinks.get(key);
       if (!child) {
-        child = makeInode(childPath, childRel, st, dir);
+        child = makeInode(childPath, name, childRel, st, dir);
         if (type !== S_IFDIR && !cfg.hardDereference && st.nlink > 1n) hardlinks.set(key, child);
       }
       child.nlink++;

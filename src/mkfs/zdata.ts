@@ -30,6 +30,7 @@ import {
 } from '../format/zmap.js';
 import { BuildError, describeFsError } from './errors.js';
 import type { InodePlan } from './planner.js';
+import { isReg, sourcePath } from './tree.js';
 import type { ImageWriter, Spool } from './writer.js';
 import type { ZPool } from './zpool.js';
 import type { ProgressCounter } from './progress.js';
@@ -185,7 +186,7 @@ export interface CompressHint {
 
 /** The job for a file, or null when a hint says not to compress it. */
 export function zJob(setup: CompressionSetup, g: BlockGeometry, plan: InodePlan): ZJob | null {
-  const path = plan.inode.dataPath!;
+  const path = sourcePath(plan.inode);
   let pclusterBytes = setup.pclusterBytes;
   let algorithm = 0;
   if (setup.hints.length > 0) {
@@ -409,7 +410,7 @@ export async function writeCompressedFiles(
   const work: Array<{ plan: InodePlan; job: ZJob; result?: Promise<{ res: ZResult; data: Uint8Array }> }> = [];
   for (const p of plans) {
     const inode = p.inode;
-    if (!inode.dataPath || inode.size === 0) continue;
+    if (!isReg(inode) || inode.size === 0) continue;
     if (inode.size <= g.blksz && !setup.ztailpacking) continue; // cannot save a block
     const job = zJob(setup, g, p);
     if (job) work.push({ plan: p, job });
