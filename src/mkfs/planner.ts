@@ -113,7 +113,7 @@ class MetaAllocator {
     return this.used.length;
   }
 
-  /** Claims bytes [0, n) of a fresh block, or of the first block at a given fill. */
+  /** Opens a new, empty metadata block; returns its index. */
   private newBlock(): number {
     this.used.push(0);
     return this.used.length - 1;
@@ -332,7 +332,8 @@ export function placeLayout(g: BlockGeometry, planned: InodePlans, opts: Placeme
   // The root goes first so that its nid fits the superblock's 16-bit field.
   const place = (p: InodePlan): void => {
     p.metaOffset = alloc.alloc(inodeSize(p.extended) + p.xattrSize + p.inlineTail);
-    p.nid = nid((p.metaOffset - 0) / EROFS_ISLOTSIZE);
+    // meta_blkaddr is 0: a nid is the inode's byte offset in 32-byte slots.
+    p.nid = nid(p.metaOffset / EROFS_ISLOTSIZE);
   };
   place(plans[0]!);
   const sharedOffsets = alloc.allocSequence(shared.map(entrySize));
