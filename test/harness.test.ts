@@ -4,6 +4,7 @@
  * that withMount/compareTrees work against a real EROFS mount of an image built by the
  * system's mkfs.erofs (Debian erofs-utils 1.5).
  */
+import { isRoot, skipUnless } from './helpers/require.js';
 import { execFile } from 'node:child_process';
 import { existsSync, promises as fsp, readFileSync } from 'node:fs';
 import nodePath from 'node:path';
@@ -35,9 +36,7 @@ import {
 
 const run = promisify(execFile);
 
-const isRoot = process.getuid?.() === 0;
-if (!isRoot) console.warn('\n*** SKIPPING harness tests that need root (devices, chown, trusted.* xattrs) ***\n');
-const describeAsRoot = describe.skipIf(!isRoot);
+const describeAsRoot = describe.skipIf(skipUnless(isRoot, 'root (devices, chown, trusted.* xattrs)'));
 
 const lstat = (p: string | Buffer) => fsp.lstat(p, { bigint: true });
 
@@ -543,8 +542,7 @@ describeAsRoot('compareTrees options state what a build is expected to change', 
 // ---------------------------------------------------------------------------------------------
 
 const MKFS_15 = '/usr/bin/mkfs.erofs';
-const haveMkfs = existsSync(MKFS_15);
-if (!haveMkfs) console.warn(`\n*** SKIPPING real-image harness tests: ${MKFS_15} not found ***\n`);
+const haveMkfs = !skipUnless(existsSync(MKFS_15), 'Debian mkfs.erofs (erofs-utils)');
 
 describeIfMount('withMount and compareTrees on real EROFS images (Debian mkfs.erofs 1.5)', () => {
   let tree: Tree;

@@ -1,5 +1,6 @@
 // Shared test data and independent reference decoders (bound directly here, not through src/).
 
+import { skipUnless } from '../helpers/require.js';
 import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
@@ -119,9 +120,7 @@ export const HAVE = {
   zstd: libs.zstd !== null,
   deflate: libs.deflate !== null,
 };
-for (const [k, v] of Object.entries(HAVE)) {
-  if (!v) console.warn(`\n*** system library for ${k} not found: its native tests are SKIPPED ***\n`);
-}
+for (const [k, v] of Object.entries(HAVE)) skipUnless(v, `the system library for ${k}`);
 
 const lz4Decompress = libs.lz4?.func('int LZ4_decompress_safe(const void *src, void *dst, int csize, int cap)');
 

@@ -8,9 +8,10 @@
  *   });
  *
  * Mounting needs root (CAP_SYS_ADMIN) and a kernel with EROFS; without them the mount tests
- * are skipped with a warning on stderr naming the reason. Set EROFS_REQUIRE_MOUNT=1 to make
+ * are skipped with a warning on stderr naming the reason. Set EROFS_REQUIRE_ALL=1 to make
  * that an error instead (for CI machines that must run them).
  */
+import { skipUnless } from './require.js';
 import { execFile, execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { promises as fsp } from 'node:fs';
@@ -76,11 +77,7 @@ export function canMount(): string | null {
 function skipLoudly(kind: string, name: string): boolean {
   const reason = canMount();
   if (reason === null) return false;
-  if (process.env.EROFS_REQUIRE_MOUNT === '1') {
-    throw new Error(`EROFS_REQUIRE_MOUNT=1 but cannot mount EROFS: ${reason}`);
-  }
-  console.warn(`\n*** SKIPPING ${kind} "${name}": cannot mount EROFS images: ${reason} ***\n`);
-  return true;
+  return skipUnless(false, `EROFS mounts (${kind} "${name}": ${reason})`);
 }
 
 /** `describe` that is skipped, with a warning, when images cannot be mounted. */

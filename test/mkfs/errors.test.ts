@@ -2,9 +2,9 @@ import { execFileSync, spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLI, cli, scratchDir } from '../helpers/build.js';
+import { isRoot, skipUnless } from '../helpers/require.js';
 import { dir, file, makeTree, type Tree } from '../helpers/tree.js';
 
-const isRoot = process.getuid?.() === 0;
 
 /** One line on stderr that names `path`, exit code 1, no image and no temporary file left. */
 function expectCleanFailure(r: { code: number; stderr: string }, path: string, problem: RegExp, outDir: string, image: string): void {
@@ -86,7 +86,7 @@ describe('bad input is reported in one line and leaves no image behind', () => {
   });
 });
 
-describe.skipIf(!isRoot)('failures while building (need root: bind mounts, tmpfs, other users)', () => {
+describe.skipIf(skipUnless(isRoot, 'root (bind mounts, tmpfs, other users)'))('failures while building (need root: bind mounts, tmpfs, other users)', () => {
   const out = scratchDir();
   afterAll(() => out.cleanup());
   const image = () => `${out.dir}/out.erofs`;

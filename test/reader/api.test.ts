@@ -3,6 +3,7 @@
  * indexes): path lookup, directory listing, stat, readlink, xattrs, byte-range reads that
  * decompress only what they need, and the errors for misuse.
  */
+import { isRoot, skipUnless } from '../helpers/require.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import nodePath from 'node:path';
@@ -20,10 +21,9 @@ import { getDecompressor } from '../../src/compress/registry.js';
 import { type Tree, chardev, contentBuffer, dir, file, hardlink, makeTree, symlink } from '../helpers/tree.js';
 import { HAVE_DEBIAN_MKFS, debianMkfs } from './helpers/fixtures.js';
 
-const isRoot = process.getuid?.() === 0;
 const BIG = { size: 300_000, pattern: 'text', seed: 'api-big' } as const;
 
-describe.skipIf(!HAVE_DEBIAN_MKFS || !isRoot)('reader API', () => {
+describe.skipIf(skipUnless(HAVE_DEBIAN_MKFS && isRoot, 'root and Debian mkfs.erofs (erofs-utils)'))('reader API', () => {
   let tree: Tree;
   let work: string;
   let image: string;

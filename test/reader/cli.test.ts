@@ -2,6 +2,7 @@
  * fsck.erofs and dump.erofs as users run them: the CLI modules are compiled with tsc (only
  * the reader, format and compress sources, into a temp dir) and run with node.
  */
+import { isRoot, skipUnless } from '../helpers/require.js';
 import { execFile, execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -17,7 +18,6 @@ import { HAVE_DEBIAN_MKFS, debianMkfs } from './helpers/fixtures.js';
 
 const run = promisify(execFile);
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const isRoot = process.getuid?.() === 0;
 
 /** Compiles src/{format,reader,compress} and the two CLIs into `dir`/dist. */
 function compileCli(dir: string): void {
@@ -48,7 +48,7 @@ interface Result {
   stderr: string;
 }
 
-describe.skipIf(!HAVE_DEBIAN_MKFS || !isRoot)('fsck.erofs and dump.erofs commands', () => {
+describe.skipIf(skipUnless(HAVE_DEBIAN_MKFS && isRoot, 'root and Debian mkfs.erofs (erofs-utils)'))('fsck.erofs and dump.erofs commands', () => {
   let work: string;
   let tree: Tree;
   let image: string;

@@ -6,6 +6,7 @@
  * success or an ErofsError; no other exception, no hang, bounded memory. Deterministic
  * (seeded PRNG), so a failure names the seed and iteration to replay.
  */
+import { isRoot, skipUnless } from '../helpers/require.js';
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import nodePath from 'node:path';
@@ -200,7 +201,7 @@ beforeAll(async () => {
     corpus.push({ name, image, hot: hotRanges(image) });
   };
   add('crafted (all algorithms, fragments, partial refs, chunks, long prefixes)', craftAllFeatures({ small: true }).image);
-  if (HAVE_DEBIAN_MKFS && process.getuid?.() === 0) {
+  if (!skipUnless(HAVE_DEBIAN_MKFS && isRoot, 'root and Debian mkfs.erofs for the fuzz corpus')) {
     tree = await makeTree(
       dir(
         {

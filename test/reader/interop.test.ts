@@ -3,6 +3,7 @@
  * full indexes, chunk-based files, xattrs) are read entry by entry identically to the source
  * tree, and `fsckImage` with extraction reproduces the source tree exactly.
  */
+import { isRoot, skipUnless } from '../helpers/require.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import nodePath from 'node:path';
@@ -14,7 +15,6 @@ import { type DirSpec, type EntrySpec, type Name, type Tree, dir, file, fullFeat
 import { compareImageWithSource } from './helpers/compare-image.js';
 import { HAVE_DEBIAN_MKFS, debianMkfs } from './helpers/fixtures.js';
 
-const isRoot = process.getuid?.() === 0;
 
 /** mkfs.erofs 1.5 option sets, each exercising a different on-disk layout. */
 const VARIANTS: Record<string, string[]> = {
@@ -32,7 +32,7 @@ const VARIANTS: Record<string, string[]> = {
   'fixed timestamp (-T, compact inodes)': ['-T1700000000'],
 };
 
-describe.skipIf(!HAVE_DEBIAN_MKFS || !isRoot)('images from Debian mkfs.erofs 1.5', () => {
+describe.skipIf(skipUnless(HAVE_DEBIAN_MKFS && isRoot, 'root and Debian mkfs.erofs (erofs-utils)'))('images from Debian mkfs.erofs 1.5', () => {
   let tree: Tree;
   let work: string;
   const images = new Map<string, string>();
