@@ -68,12 +68,6 @@ export function applyExtendedOptions(o: BuildOptions, arg: string): void {
 /** Options of the reference tool that later versions of this one will implement. */
 const NOT_YET: ReadonlyArray<[flags: string, description: string]> = [
   ['-m <bytes>', 'metadata compression (not supported yet)'],
-  ['--tar <mode>', 'build from a tarball (not supported yet)'],
-  ['--aufs', 'convert aufs whiteouts (not supported yet)'],
-  ['--ovlfs-strip <0|1>', 'strip overlayfs metadata (not supported yet)'],
-  ['--sort <order>', 'tar data order (not supported yet)'],
-  ['--ungzip [file]', 'gunzip tar input (not supported yet)'],
-  ['--unxz [file]', 'unxz tar input (not supported yet)'],
   ['--chunksize <bytes>', 'chunk-based files (not supported yet)'],
   ['--blobdev <file>', 'extra blob device (not supported yet)'],
   ['--zD [0|1]', 'directory compression (not supported yet)'],
@@ -113,6 +107,47 @@ export function readCompressHints(file: string): NonNullable<BuildOptions['compr
   return hints;
 }
 
+/**
+ * Options whose argument is optional in the reference (getopt optional_argument): the value
+ * must be attached with '=', so a bare flag never swallows the next word (the image path).
+ */
+const OPTIONAL_ARGUMENT_DEFAULTS: Record<string, string> = { '--tar': 'f', '--ovlfs-strip': '1' };
+
+function getoptOptionalArgs(argv: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--') {
+      out.push(...argv.slice(i));
+      break;
+    }
+    const d = OPTIONAL_ARGUMENT_DEFAULTS[a];
+    out.push(d === undefined ? a : `${a}=${d}`);
+  }
+  return out;
+}
+
+/** --tar=f|i|headerball and the options that only mean something with it. */
+function parseTarOptions(o: Record<string, unknown>): NonNullable<BuildOptions['tar']> {
+  const spec = String(o.tar);
+  const [kind, mapfile] = spec.split(',', 2) as [string, string | undefined];
+  if (mapfile !== undefined && mapfile !== '') throw new UsageError(`--tar=${kind},MAPFILE (block list file) is not supported yet`);
+  const modes: Record<string, 'full' | 'index' | 'headerball'> = { f: 'full', i: 'index', '0': 'index', headerball: 'headerball' };
+  const mode = modes[kind];
+  if (!mode) throw new UsageError(`invalid --tar mode ${spec} (f, i or headerball)`);
+  const strip = o.ovlfsStrip === undefined ? undefined : String(o.ovlfsStrip);
+  if (strip !== undefined && strip !== '0' && strip !== '1') throw new UsageError(`invalid --ovlfs-strip=${strip} (0 or 1)`);
+  if (o.sort !== undefined && o.sort !== 'path' && o.sort !== 'none') throw new UsageError(`invalid --sort=${String(o.sort)} (path or none)`);
+  if ((o.ungzip || o.gzip) && o.unxz) throw new UsageError('--ungzip and --unxz cannot be used together');
+  return {
+    mode,
+    // --sort=none lets the reference skip a copy for uncompressed images; the image content is the same either way.
+    decompress: o.ungzip || o.gzip ? 'gzip' : o.unxz ? 'xz' : 'auto',
+    aufs: Boolean(o.aufs),
+    ovlfsStrip: strip === '1',
+  };
+}
+
 /** Repeatable options accumulate, as with getopt in the reference tool. */
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
 
@@ -126,9 +161,9 @@ interface Parsed {
 export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv): Parsed {
   const program = new Command(PROG)
     .usage('[OPTIONS] FILE SOURCE')
-    .description('Build an EROFS image FILE from the directory SOURCE.')
+    .description('Build an EROFS image FILE from the directory SOURCE (with --tar: a tar file, or stdin).')
     .argument('<FILE>', 'image file to create')
-    .argument('<SOURCE>', 'source directory')
+    .argument('[SOURCE]', 'source directory, or tar file with --tar (default with --tar: standard input)')
     .helpOption('-h, --help', 'display this help and exit')
     .version(`${PROG} (erofs-ts) ${packageVersion()}`, '-V, --version', 'print the version number and exit')
     .option('-b <size>', 'set block size to <size> (512, 1024, 2048 or 4096; default 4096)')
@@ -156,6 +191,13 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv): Pars
     .option('--ignore-mtime', 'use build time instead of strict per-file modification time')
     .option('--preserve-mtime', 'keep per-file modification time strictly')
     .option('--root-xattr-isize <bytes>', 'ensure the inline xattr size of the root directory is <bytes> at least')
+    .option('--tar <mode>', 'build from a tar stream: f (full), i (index only, 512-byte blocks), headerball')
+    .option('--aufs', 'replace aufs special files (.wh.*) with overlayfs metadata')
+    .option('--ovlfs-strip <0|1>', 'strip overlayfs metadata (whiteouts, opaque marks) from the image')
+    .option('--sort <order>', 'data order for tar input: path (default) or none')
+    .option('--ungzip', 'filter the tar stream through gzip (default: detect gzip, xz and zstd)')
+    .option('--gzip', 'same as --ungzip')
+    .option('--unxz', 'filter the tar stream through xz')
     .option('--quiet', 'quiet execution (do not write anything to standard output)')
     .option('--json', 'print a machine-readable report on standard output instead of the summary');
   for (const [flags, description] of NOT_YET) program.addOption(new Option(flags, description));
@@ -164,7 +206,7 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv): Pars
   program.showSuggestionAfterError(false);
 
   try {
-    program.parse(argv as string[], { from: 'user' });
+    program.parse(getoptOptionalArgs(argv), { from: 'user' });
   } catch (e) {
     if (e instanceof CommanderError) {
       if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version') throw e;
@@ -173,7 +215,9 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv): Pars
     throw e;
   }
   const o = program.opts<Record<string, unknown>>();
-  const [image, source] = program.args as [string, string];
+  const [image, source] = program.args as [string, string | undefined];
+  if (o.tar === undefined && source === undefined) throw new UsageError('missing argument: SOURCE');
+  if (program.args.length > 2) throw new UsageError(`too many arguments: ${program.args.slice(2).join(' ')}`);
 
   for (const [flags] of NOT_YET) {
     const long = /--([\w-]+)/.exec(flags)?.[1];
@@ -183,7 +227,13 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv): Pars
   }
 
   const int = (v: unknown, what: string): number | undefined => (v === undefined ? undefined : parseInteger(String(v), what));
-  const options: BuildOptions = { image, source };
+  const options: BuildOptions = { image, source: source ?? '-' };
+  if (o.tar !== undefined) options.tar = parseTarOptions(o);
+  else {
+    for (const flag of ['aufs', 'ovlfsStrip', 'sort', 'ungzip', 'gzip', 'unxz']) {
+      if (o[flag] !== undefined) throw new UsageError(`--${flag.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} needs --tar`);
+    }
+  }
   options.blockSize = int(o.b, 'block size');
   options.xattrTolerance = int(o.x, 'xattr tolerance');
   if (o.L !== undefined) options.label = String(o.L);

@@ -6,7 +6,9 @@ import {
   EROFS_FEATURE_COMPAT_MTIME,
   EROFS_FEATURE_COMPAT_SB_CHKSUM,
   EROFS_FEATURE_COMPAT_XATTR_FILTER,
+  EROFS_FEATURE_INCOMPAT_CHUNKED_FILE,
   EROFS_FEATURE_INCOMPAT_COMPR_CFGS,
+  EROFS_FEATURE_INCOMPAT_DEVICE_TABLE,
   EROFS_FEATURE_INCOMPAT_ZERO_PADDING,
   EROFS_FEATURE_INCOMPAT_ZTAILPACKING,
   EROFS_SUPER_BASE_SIZE,
@@ -51,8 +53,11 @@ import {
   createCompressor,
   NativeLibraryError,
 } from '../compress/index.js';
-import { inodeOrder, isDir, isReg, sourcePath } from './tree.js';
+import { inodeOrder, isDir, isReg, sourcePath, type TreeInode } from './tree.js';
 import { walkSource } from './walker.js';
+import { walkTar } from './tar-walker.js';
+import { planChunkedFiles } from './chunks.js';
+import { EROFS_DEVT_SLOT_SIZE, encodeDeviceSlot } from '../format/chunk.js';
 import { ImageWriter, Spool } from './writer.js';
 
 export interface BuildResult {
@@ -100,12 +105,34 @@ export async function buildImage(options: BuildOptions): Promise<BuildResult> {
     t = now;
     return ms;
   };
-  const { root } = walkSource(cfg);
+  // --tar=f: file data waits in a scratch file until the tree is complete.
+  const tarData = cfg.tar?.mode === 'full' ? Spool.inDir(cfg.tar.tempDir, 'erofs-tar') : null;
+  try {
+    return await buildFromTree(cfg, options, g, tarData, lap);
+  } finally {
+    tarData?.dispose();
+  }
+}
+
+async function buildFromTree(
+  cfg: BuildConfig,
+  options: BuildOptions,
+  g: BlockGeometry,
+  tarData: Spool | null,
+  lap: () => number,
+): Promise<BuildResult> {
+  let root: TreeInode;
+  let tarBytes = 0;
+  if (cfg.tar) ({ root, tarBytes } = await walkTar(cfg, tarData));
+  else ({ root } = walkSource(cfg));
+  const dataFd = tarData ? tarData.readableFd() : null;
   const order = inodeOrder(root);
   const walkMs = lap();
   const planned = planInodes(cfg, g, order);
-  const zsetup = cfg.compression ? compressionSetup(cfg, cfg.compression, g) : null;
+  const zsetup = cfg.compression ? compressionSetup(cfg, cfg.compression, g, dataFd) : null;
   const planMs = lap();
+  // Index mode: the tar itself is extra device 1; its slot follows the superblock.
+  const device = cfg.tar?.mode === 'index' ? { blocks: Math.ceil(tarBytes / g.blksz) } : null;
   const inodesByType = Object.fromEntries(Object.values(KIND_OF).map((k) => [k, 0])) as Record<InodeKind, number>;
   let sourceBytes = 0;
   for (const i of order) {
@@ -117,13 +144,18 @@ export async function buildImage(options: BuildOptions): Promise<BuildResult> {
   let dataMs = 0;
 
   const writer = ImageWriter.create(cfg.image);
-  const io: IoState = { buf: Buffer.allocUnsafe(READ_CHUNK), sinceYield: 0 };
+  const io: IoState = { buf: Buffer.allocUnsafe(READ_CHUNK), sinceYield: 0, dataFd };
   let spool: Spool | null = null;
   let pool: ZPool | null = null;
   let layout: Layout;
   try {
     let preDataBlocks = 0;
     let inlinePclusters = 0;
+    let chunkedFiles = 0;
+    if (cfg.tar && cfg.tar.mode !== 'full') {
+      spool = Spool.beside(writer);
+      chunkedFiles = planChunkedFiles(planned.plans, g, cfg.tar.mode, spool);
+    }
     if (zsetup) {
       progress.phase = 'compressing';
       spool = Spool.beside(writer);
@@ -147,10 +179,13 @@ export async function buildImage(options: BuildOptions): Promise<BuildResult> {
       dataMs = lap();
     }
     layout = placeLayout(g, planned, {
-      superBytes: EROFS_SUPER_BASE_SIZE + (zsetup?.cfgs.length ?? 0),
+      superBytes: EROFS_SUPER_BASE_SIZE + (zsetup?.cfgs.length ?? 0) + (device ? EROFS_DEVT_SLOT_SIZE : 0),
       preDataBlocks,
     });
-    await writeImage(cfg, layout, writer, spool, io, zsetup ? { ...zsetup, inlinePclusters } : null, progress);
+    await writeImage(cfg, layout, writer, spool, io, zsetup ? { ...zsetup, inlinePclusters } : null, progress, {
+      device,
+      chunkedFiles,
+    });
     writer.commit();
   } catch (e) {
     writer.abort();
@@ -177,6 +212,10 @@ export async function buildImage(options: BuildOptions): Promise<BuildResult> {
 }
 
 function checkPaths(cfg: BuildConfig): void {
+  if (cfg.tar) {
+    checkTarPaths(cfg);
+    return;
+  }
   let src: string;
   try {
     src = fs.realpathSync(cfg.source);
@@ -201,6 +240,21 @@ function checkPaths(cfg: BuildConfig): void {
   }
 }
 
+function checkTarPaths(cfg: BuildConfig): void {
+  try {
+    if (fs.statSync(cfg.image).isDirectory()) throw new BuildError(`${cfg.image}: is a directory`);
+  } catch (e) {
+    if (e instanceof BuildError) throw e;
+  }
+  if (cfg.source === '' || cfg.source === '-') return;
+  try {
+    // Reading the tar while its own path is renamed over would lose the source.
+    if (fs.realpathSync(cfg.source) === fs.realpathSync(cfg.image)) throw new BuildError(`${cfg.image}: the image must not be the source tar`);
+  } catch (e) {
+    if (e instanceof BuildError) throw e;
+  }
+}
+
 interface ZSetup {
   setup: CompressionSetup;
   /** Compression configuration records behind the superblock (empty without COMPR_CFGS). */
@@ -210,7 +264,7 @@ interface ZSetup {
 }
 
 /** The compressors and the superblock records that describe them, as the reference sets them. */
-function compressionSetup(cfg: BuildConfig, z: CompressionConfig, g: BlockGeometry): ZSetup {
+function compressionSetup(cfg: BuildConfig, z: CompressionConfig, g: BlockGeometry, dataFd: number | null): ZSetup {
   let compressors: Compressor[];
   try {
     compressors = z.specs.map((spec) =>
@@ -235,7 +289,9 @@ function compressionSetup(cfg: BuildConfig, z: CompressionConfig, g: BlockGeomet
       pclusterBytes: z.pclusterBytes,
       maxPclusterBytes: z.maxPclusterBytes,
       hints: z.hints,
-      sourcePrefix: Buffer.byteLength(cfg.source),
+      // Tar trees have an empty root name: paths are already relative.
+      sourcePrefix: cfg.tar ? 0 : Buffer.byteLength(cfg.source),
+      dataFd,
       ztailpacking: z.ztailpacking,
       legacyCompress: z.legacyCompress,
       maxExtentBytes: z.maxExtentBytes,
@@ -254,6 +310,7 @@ async function writeImage(
   io: IoState,
   z: (ZSetup & { inlinePclusters: number }) | null,
   progress: ProgressCounter,
+  extra: { device: { blocks: number } | null; chunkedFiles: number },
 ): Promise<void> {
   const g = layout.geometry;
   w.setSize(layout.totalBlocks * g.blksz);
@@ -284,8 +341,23 @@ async function writeImage(
   sb.xattrBlkaddr = layout.xattrBlkaddr;
   sb.uuid = cfg.uuid;
   sb.volumeName.set(cfg.label);
+  // Kernels that know DEVICE_TABLE (5.16) all know chunk-based inodes (5.15): the reference
+  // sets CHUNKED_FILE only where no device table implies it.
+  if (extra.chunkedFiles > 0 && !extra.device) sb.featureIncompat |= EROFS_FEATURE_INCOMPAT_CHUNKED_FILE;
+  if (extra.device) {
+    // The device's blocks follow the image's in the flat address space, so the tar appended
+    // to the image mounts without -o device=.
+    const slotOffset = EROFS_SUPER_OFFSET + EROFS_SUPER_BASE_SIZE + (z?.cfgs.length ?? 0);
+    sb.featureIncompat |= EROFS_FEATURE_INCOMPAT_DEVICE_TABLE;
+    sb.extraDevices = 1;
+    sb.devtSlotoff = slotOffset / EROFS_DEVT_SLOT_SIZE;
+    w.writeAt(
+      byteOffset(slotOffset),
+      encodeDeviceSlot({ tag: new Uint8Array(64), blocks: extra.device.blocks, mappedBlkaddr: layout.totalBlocks }),
+    );
+  }
   if (z) {
-    sb.featureIncompat =
+    sb.featureIncompat |=
       EROFS_FEATURE_INCOMPAT_ZERO_PADDING |
       (z.cfgs.length > 0 ? EROFS_FEATURE_INCOMPAT_COMPR_CFGS : 0) |
       (z.inlinePclusters > 0 ? EROFS_FEATURE_INCOMPAT_ZTAILPACKING : 0);
@@ -361,6 +433,8 @@ async function yieldToEventLoop(cfg: BuildConfig, io: IoState): Promise<void> {
 interface IoState {
   buf: Buffer;
   sinceYield: number;
+  /** The tar data spool, where inodes with a dataOffset keep their bytes. */
+  dataFd: number | null;
 }
 
 /**
@@ -409,12 +483,15 @@ async function streamFile(
   const inode = p.inode;
   const path = sourcePath(inode);
   const shown = path.toString();
+  const spooled = inode.dataOffset >= 0 && io.dataFd !== null;
   let fd: number;
   try {
-    fd = fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+    fd = spooled ? io.dataFd! : fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
   } catch (e) {
     throw new BuildError(`${shown}: cannot open: ${describeFsError(e)}`);
   }
+  // Spooled data is read by position; source files sequentially, to notice growth.
+  let spoolPos = inode.dataOffset;
   try {
     const size = inode.size;
     const blockBytes = size - p.inlineTail;
@@ -422,7 +499,10 @@ async function streamFile(
     let pos = 0;
     const read = (buf: Buffer, off: number, len: number): number => {
       try {
-        return fs.readSync(fd, buf, off, len, null);
+        if (!spooled) return fs.readSync(fd, buf, off, len, null);
+        const n = fs.readSync(fd, buf, off, len, spoolPos);
+        spoolPos += n;
+        return n;
       } catch (e) {
         throw new BuildError(`${shown}: read failed: ${describeFsError(e)}`);
       }
@@ -452,10 +532,10 @@ async function streamFile(
         got += n;
       }
     }
-    if (read(io.buf, 0, 1) !== 0) throw new BuildError(`${shown}: file grew while being read (expected ${size} bytes)`);
+    if (!spooled && read(io.buf, 0, 1) !== 0) throw new BuildError(`${shown}: file grew while being read (expected ${size} bytes)`);
     return tail;
   } finally {
-    fs.closeSync(fd);
+    if (!spooled) fs.closeSync(fd);
   }
 }
 

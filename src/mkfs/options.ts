@@ -2,6 +2,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { availableParallelism } from 'node:os';
+import { dirname, resolve } from 'node:path';
 import type { CompressionSpec } from '../compress/registry.js';
 import type { CompressHint } from './zdata.js';
 import type { BuildProgress } from './progress.js';
@@ -13,8 +14,14 @@ export type Logger = (level: LogLevel, message: string) => void;
 export interface BuildOptions {
   /** Output image path. Written to a temporary file beside it and renamed on success. */
   image: string;
-  /** Source directory. */
+  /** Source directory; with `tar`, a tar file, or '-' (or '') for standard input. */
   source: string;
+  /**
+   * --tar: build from a tar stream. 'full' copies file data into the image; 'index' stores
+   * only metadata and 512-byte-block indexes into the tar, which becomes extra device 1 (or
+   * is appended to the image); 'headerball' reads a stream of headers without file data.
+   */
+  tar?: TarOptions;
   /** -b: 512, 1024, 2048 or 4096 (default). */
   blockSize?: number;
   /** -U: a UUID string, 'clear' (all zero) or 'random' (default). */
@@ -79,10 +86,23 @@ export interface BuildOptions {
   signal?: AbortSignal;
 }
 
+export interface TarOptions {
+  mode: 'full' | 'index' | 'headerball';
+  /** --ungzip / --unxz, or 'zstd'; 'auto' (default) tells by the stream's magic bytes. */
+  decompress?: 'auto' | 'none' | 'gzip' | 'xz' | 'zstd';
+  /** --aufs: `.wh.NAME` becomes an overlayfs whiteout, `.wh..wh..opq` an opaque directory. */
+  aufs?: boolean;
+  /** --ovlfs-strip=1: leave whiteouts and opaque marks out of the image. */
+  ovlfsStrip?: boolean;
+  /** Scratch space for file data of --tar=f (default: $TMPDIR, else beside the image). */
+  tempDir?: string;
+}
+
 /** Validated, defaulted options. */
 export interface BuildConfig {
   image: string;
   source: string;
+  tar: Required<TarOptions> | null;
   blkszbits: number;
   uuid: Uint8Array;
   label: Uint8Array;
@@ -244,10 +264,31 @@ export function resolveOptions(o: BuildOptions): BuildConfig {
     }
   });
 
+  let tar: BuildConfig['tar'] = null;
+  if (o.tar) {
+    tar = {
+      mode: o.tar.mode,
+      decompress: o.tar.decompress ?? 'auto',
+      aufs: o.tar.aufs ?? false,
+      ovlfsStrip: o.tar.ovlfsStrip ?? false,
+      tempDir: o.tar.tempDir ?? (process.env.TMPDIR || dirname(resolve(o.image))),
+    };
+    if (!['full', 'index', 'headerball'].includes(tar.mode)) throw new UsageError(`invalid --tar mode ${String(tar.mode)}`);
+  }
+  // Index mode points at the tar's 512-byte records, so its blocks must be 512 bytes.
+  const indexBlocks = tar?.mode === 'index';
+  const log = o.log ?? (() => {});
+  let compression = resolveCompression(o, blockSize, log);
+  if (tar && tar.mode !== 'full' && compression) {
+    log('warn', `--tar=${tar.mode === 'index' ? 'i' : 'headerball'} stores no file data: -z is ignored`);
+    compression = null;
+  }
+
   return {
     image: o.image,
     source: o.source,
-    blkszbits,
+    tar,
+    blkszbits: indexBlocks ? 9 : blkszbits,
     uuid,
     label,
     sbChecksum: o.sbChecksum ?? true,
@@ -266,9 +307,9 @@ export function resolveOptions(o: BuildOptions): BuildConfig {
     excludeRegexes,
     rootXattrIsize,
     hardDereference: o.hardDereference ?? false,
-    compression: resolveCompression(o, blockSize, o.log ?? (() => {})),
+    compression,
     workers,
-    log: o.log ?? (() => {}),
+    log,
     signal: o.signal,
   };
 }

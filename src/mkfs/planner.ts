@@ -253,7 +253,8 @@ export interface InodePlans {
 
 /** Decides every inode's form: extended or compact, xattrs inline or shared, flat data layout. */
 export function planInodes(cfg: BuildConfig, g: BlockGeometry, order: readonly TreeInode[]): InodePlans {
-  const shared = chooseSharedXattrs(order, cfg.xattrTolerance);
+  // As the reference: tar input is read once, so its xattrs all stay inline.
+  const shared = cfg.tar ? [] : chooseSharedXattrs(order, cfg.xattrTolerance);
   const sharedIndex = new Map<string, number>();
   shared.forEach((x, i) => sharedIndex.set(xattrKeyString(x), i));
 

@@ -1,4 +1,4 @@
-// The in-memory inode tree every input (directory walk, later tar streams) produces
+// The in-memory inode tree every input (directory walk, tar stream) produces
 // and the planner consumes. Holds metadata only: file data stays in the source.
 
 import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from '../format/constants.js';
@@ -16,6 +16,11 @@ export interface TreeInode {
   size: number;
   /** Device number as new_encode_dev() for char/block devices, else 0. */
   rdev: number;
+  /**
+   * Where a regular file's bytes are when they do not come from its source path: the offset
+   * in the tar data spool (--tar=f) or in the tar stream (--tar=i); -1 otherwise.
+   */
+  dataOffset: number;
   /**
    * The name it was first reached by (the source path for the root). With `parent`, this
    * locates the source file without storing a path per inode (see sourcePath).

@@ -60,6 +60,7 @@ export function walkSource(cfg: BuildConfig): WalkResult {
       ...ids,
       size: 0,
       rdev: 0,
+      dataOffset: -1,
       name,
       symlink: null,
       xattrs: cfg.xattrTolerance < 0 ? NO_XATTRS : readSourceXattrs(cfg, path, rel),
@@ -169,7 +170,7 @@ function countDirLinks(root: TreeInode): void {
   }
 }
 
-function isExcluded(cfg: BuildConfig, rel: string): boolean {
+export function isExcluded(cfg: BuildConfig, rel: string): boolean {
   if (cfg.excludePaths.has(rel)) return true;
   for (const r of cfg.excludeRegexes) if (r.test(rel)) return true;
   return false;

@@ -164,6 +164,22 @@ export class Spool {
     return new Spool(`${w.tempPath}.spool`);
   }
 
+  /** A uniquely named scratch file in `dir`. */
+  static inDir(dir: string, what: string): Spool {
+    return new Spool(path.join(dir, `.${what}-${process.pid}-${randomBytes(6).toString('hex')}.spool`));
+  }
+
+  /** Bytes appended so far: the offset the next append starts at. */
+  get length(): number {
+    return this.size;
+  }
+
+  /** The descriptor, with everything appended on disk, for positional reads (any thread). */
+  readableFd(): number {
+    this.flush();
+    return this.fd;
+  }
+
   /** Appends the parts back to back; returns the offset of the first. */
   append(...parts: Uint8Array[]): number {
     const at = this.size;

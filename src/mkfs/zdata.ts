@@ -50,6 +50,8 @@ export interface CompressionSetup {
   hints: CompressHint[];
   /** Length of the source root path: file paths after it are what hints match. */
   sourcePrefix: number;
+  /** The tar data spool (--tar=f): files with a dataOffset are read from it by position. */
+  dataFd: number | null;
   ztailpacking: boolean;
   legacyCompress: boolean;
   maxExtentBytes: number;
@@ -81,6 +83,8 @@ class FileQueue {
     private readonly fd: number,
     private readonly size: number,
     private readonly shown: string,
+    /** Where the data starts in fd, for positional reads; null: read fd sequentially. */
+    private readonly base: number | null,
   ) {}
 
   /** Makes at least min(WINDOW, bytes left) bytes available at head. */
@@ -92,7 +96,8 @@ class FileQueue {
     while (this.tail < this.buf.length && this.readPos < this.size) {
       let n: number;
       try {
-        n = fs.readSync(this.fd, this.buf, this.tail, Math.min(this.buf.length - this.tail, this.size - this.readPos), null);
+        const position = this.base === null ? null : this.base + this.readPos;
+        n = fs.readSync(this.fd, this.buf, this.tail, Math.min(this.buf.length - this.tail, this.size - this.readPos), position);
       } catch (e) {
         throw new BuildError(`${this.shown}: read failed: ${describeFsError(e)}`);
       }
@@ -100,7 +105,7 @@ class FileQueue {
       this.tail += n;
       this.readPos += n;
     }
-    if (this.readPos >= this.size) {
+    if (this.readPos >= this.size && this.base === null) {
       let extra: number;
       try {
         extra = fs.readSync(this.fd, Buffer.alloc(1), 0, 1, null);
@@ -141,6 +146,9 @@ export interface ZParams {
 export interface ZJob {
   path: Uint8Array;
   size: number;
+  /** Read the data from this descriptor at `offset` instead of opening `path`. */
+  fd: number | null;
+  offset: number;
   /** Index into the -z algorithms. */
   algorithm: number;
   pclusterBytes: number;
@@ -195,7 +203,16 @@ export function zJob(setup: CompressionSetup, g: BlockGeometry, plan: InodePlan)
     if (hit) ({ pclusterBytes, algorithm } = hit);
   }
   if (pclusterBytes === 0) return null;
-  return { path, size: plan.inode.size, algorithm, pclusterBytes, inlineStart: indexGeometry(setup, g, plan).inlineStart };
+  const spooled = setup.dataFd !== null && plan.inode.dataOffset >= 0;
+  return {
+    path,
+    size: plan.inode.size,
+    fd: spooled ? setup.dataFd : null,
+    offset: spooled ? plan.inode.dataOffset : 0,
+    algorithm,
+    pclusterBytes,
+    inlineStart: indexGeometry(setup, g, plan).inlineStart,
+  };
 }
 
 /**
@@ -215,7 +232,7 @@ export function compressStream(c: Compressor, p: ZParams, job: ZJob, buffers: ZB
 
   let fd: number;
   try {
-    fd = fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+    fd = job.fd ?? fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
   } catch (e) {
     throw new BuildError(`${shown}: cannot open: ${describeFsError(e)}`);
   }
@@ -224,7 +241,7 @@ export function compressStream(c: Compressor, p: ZParams, job: ZJob, buffers: ZB
   let inlineData: Uint8Array | null = null;
   const { raw, pcluster } = buffers;
   try {
-    const q = new FileQueue(buffers.queue, fd, size, shown);
+    const q = new FileQueue(buffers.queue, fd, size, shown, job.fd === null ? null : job.offset);
     while (q.pos < size) {
       q.fill();
       const len = q.tail - q.head;
@@ -283,7 +300,7 @@ export function compressStream(c: Compressor, p: ZParams, job: ZJob, buffers: ZB
       q.consume(r.consumed);
     }
   } finally {
-    fs.closeSync(fd);
+    if (job.fd === null) fs.closeSync(fd);
   }
   return { extents, blocks: cursor, inline: inlineData };
 }

@@ -1,0 +1,307 @@
+// Tar walker: turns a tar stream into the same TreeInode graph the directory walker builds.
+// Members may come in any order, repeat (the later one wins) or leave parents implied; every
+// name is resolved inside the image root, so no member can reach outside it.
+
+import { getgid, getuid } from 'node:process';
+import { EROFS_NAME_LEN, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFBLK } from '../format/constants.js';
+import { encodeDev } from '../format/inode.js';
+import { compareXattrs, splitXattrName, type Xattr } from '../format/xattr.js';
+import { ByteReader } from '../tar/bytes.js';
+import { openTarInput, TarInputError } from '../tar/input.js';
+import { type TarEntry, TarError, TarReader } from '../tar/reader.js';
+import { BuildError } from './errors.js';
+import type { BuildConfig } from './options.js';
+import type { TreeEntry, TreeInode } from './tree.js';
+import { applyMetadataPolicy, isExcluded } from './walker.js';
+import type { Spool } from './writer.js';
+
+export interface TarWalkResult {
+  root: TreeInode;
+  /** Stream offset after the end-of-archive marker: the tar's length as a device. */
+  tarBytes: number;
+}
+
+const AUFS_WH_PREFIX = '.wh.';
+const AUFS_WH_DIROPQ = '.wh..wh..opq';
+const OVL_OPAQUE = Buffer.from('trusted.overlay.opaque');
+const OVL_ORIGIN = Buffer.from('trusted.overlay.origin');
+const NO_XATTRS: Xattr[] = [];
+
+const MODE_OF: Record<Exclude<TarEntry['type'], 'hardlink'>, number> = {
+  file: S_IFREG,
+  directory: S_IFDIR,
+  symlink: S_IFLNK,
+  chardev: S_IFCHR,
+  blockdev: S_IFBLK,
+  fifo: S_IFIFO,
+};
+
+/** Per-directory name index, only while the tree is being built. */
+type Names = Map<string, TreeEntry>;
+
+/**
+ * Reads the whole stream. File data goes to `spool` (--tar=f); in index mode it stays in the
+ * tar and inodes record where; a headerball has none.
+ */
+export async function walkTar(cfg: BuildConfig, spool: Spool | null): Promise<TarWalkResult> {
+  const tar = cfg.tar!;
+  const shownSource = cfg.source === '' || cfg.source === '-' ? '<stdin>' : cfg.source;
+  const warn = (m: string) => cfg.log('warn', `${shownSource}: ${m}`);
+  let input: AsyncIterator<Buffer>;
+  try {
+    input = await openTarInput(cfg.source, tar.decompress);
+  } catch (e) {
+    if (e instanceof TarInputError) throw new BuildError(e.message);
+    throw e;
+  }
+  const reader = new TarReader(new ByteReader(input), { headerball: tar.mode === 'headerball', warn });
+  const names = new Map<TreeInode, Names>();
+  const whiteoutDirs = new Set<TreeInode>();
+
+  const rootIds = applyMetadataPolicy(cfg, '/', {
+    uid: getuid?.() ?? 0,
+    gid: getgid?.() ?? 0,
+    mtime: cfg.buildTime,
+    mtimeNsec: 0,
+  });
+  const root = newInode(S_IFDIR | 0o777, rootIds, Buffer.alloc(0), null);
+  root.parent = root;
+  names.set(root, new Map());
+
+  const mkdirImplied = (parent: TreeInode, name: string): TreeEntry => {
+    // An implied parent looks like its own parent until (if ever) its member arrives.
+    const mode = S_IFDIR | 0o755 | (parent.mode & 0o022);
+    const inode = newInode(mode, parent, Buffer.from(name, 'latin1'), parent);
+    names.set(inode, new Map());
+    const entry: TreeEntry = { name: inode.name, inode };
+    names.get(parent)!.set(name, entry);
+    return entry;
+  };
+
+  /** The directory holding `parts[0..n)`, creating missing ones; null if a part is not a directory. */
+  const parentOf = (parts: string[], create: boolean): TreeInode | null => {
+    let dir = root;
+    for (let i = 0; i < parts.length - 1; i++) {
+      let e = names.get(dir)!.get(parts[i]!);
+      if (!e) {
+        if (!create) return null;
+        e = mkdirImplied(dir, parts[i]!);
+      }
+      if (!e.inode.children) return null;
+      dir = e.inode;
+    }
+    return dir;
+  };
+
+  let entry: TarEntry | null;
+  try {
+    while ((entry = await reader.next())) {
+      cfg.signal?.throwIfAborted();
+      const at = entry.headerOffset;
+      const shown = entry.path.toString();
+      const fail = (m: string): never => {
+        throw new BuildError(`${shownSource}: ${JSON.stringify(shown)} at offset ${at}: ${m}`);
+      };
+      const parts = splitPath(entry.path, fail);
+      if (parts.length > 0 && isExcluded(cfg, parts.join('/'))) {
+        cfg.log('debug', `excluding ${parts.join('/')}`);
+        continue;
+      }
+      const ids = applyMetadataPolicy(cfg, shown, entry);
+      const xattrs = cfg.xattrTolerance < 0 ? NO_XATTRS : tarXattrs(entry, warn, fail);
+
+      if (parts.length === 0) {
+        // "./" sets the root's own attributes.
+        if (entry.type !== 'directory') fail('the root must be a directory');
+        Object.assign(root, ids, { mode: S_IFDIR | entry.mode, xattrs });
+        continue;
+      }
+      let name = parts[parts.length - 1]!;
+      const parent = parentOf(parts, true);
+      if (!parent) fail('a parent is not a directory');
+      const dirNames = names.get(parent!)!;
+
+      let whiteout = false;
+      if (tar.aufs) {
+        if (name === AUFS_WH_DIROPQ) {
+          // The directory hides everything below it in lower layers.
+          parent!.xattrs = withXattr(parent!.xattrs, OVL_OPAQUE, Buffer.from('y'));
+          continue;
+        }
+        if (name.startsWith(AUFS_WH_PREFIX)) {
+          name = name.slice(AUFS_WH_PREFIX.length);
+          whiteout = true;
+          if (name === '' || name === '.' || name === '..') fail('invalid whiteout name');
+        }
+      }
+      const existing = dirNames.get(name);
+
+      if (entry.type === 'hardlink' && !whiteout) {
+        const targetParts = splitPath(entry.linkpath, fail);
+        const targetDir = targetParts.length > 0 ? parentOf(targetParts, false) : null;
+        const target = targetDir && names.get(targetDir)!.get(targetParts[targetParts.length - 1]!);
+        if (!target) fail(`hard link target ${JSON.stringify(entry.linkpath.toString())} does not exist (yet)`);
+        if (target!.inode.children) fail('hard link to a directory');
+        if (target === existing) continue;
+        if (existing) existing.inode = target!.inode;
+        else dirNames.set(name, { name: Buffer.from(name, 'latin1'), inode: target!.inode });
+        continue;
+      }
+
+      if (whiteout) {
+        // An overlayfs whiteout: a character device 0:0 with no permission bits.
+        const inode = newInode(S_IFCHR, ids, Buffer.from(name, 'latin1'), parent!);
+        whiteoutDirs.add(parent!);
+        if (existing) existing.inode = inode;
+        else dirNames.set(name, { name: inode.name, inode });
+        continue;
+      }
+
+      const type = entry.type as Exclude<TarEntry['type'], 'hardlink'>;
+      if (existing && existing.inode.children && type === 'directory') {
+        // A directory listed again (or after its contents): new attributes, same contents.
+        Object.assign(existing.inode, ids, { mode: S_IFDIR | entry.mode, xattrs });
+        continue;
+      }
+      const inode = newInode(MODE_OF[type] | entry.mode, ids, Buffer.from(name, 'latin1'), parent!);
+      inode.xattrs = xattrs;
+      switch (type) {
+        case 'directory':
+          inode.children = [];
+          names.set(inode, new Map());
+          break;
+        case 'symlink':
+          if (entry.linkpath.length === 0) fail('empty symlink target');
+          inode.symlink = Buffer.from(entry.linkpath);
+          inode.size = inode.symlink.length;
+          break;
+        case 'chardev':
+        case 'blockdev':
+          inode.rdev = encodeDev(entry.devmajor, entry.devminor);
+          break;
+        case 'file':
+          inode.size = entry.fileSize;
+          if (tar.mode === 'index') {
+            inode.dataOffset = entry.dataOffset;
+          } else if (tar.mode === 'full' && entry.size > 0) {
+            inode.dataOffset = spool!.length;
+            await reader.readData((piece) => spool!.append(piece));
+          }
+          break;
+      }
+      if (existing) existing.inode = inode;
+      else dirNames.set(name, { name: inode.name, inode });
+    }
+  } catch (e) {
+    if (e instanceof TarError) throw new BuildError(`${shownSource}: ${e.message}`);
+    if (isZlibError(e)) throw new BuildError(`${shownSource}: gzip: ${(e as Error).message}`);
+    if (e instanceof Error && /^(xz|zstd): /.test(e.message)) throw new BuildError(`${shownSource}: ${e.message}`);
+    throw e;
+  }
+
+  finishTree(root, names, whiteoutDirs, tar.ovlfsStrip);
+  return { root, tarBytes: reader.offset };
+}
+
+function newInode(
+  mode: number,
+  ids: Pick<TreeInode, 'uid' | 'gid' | 'mtime' | 'mtimeNsec'>,
+  name: Buffer,
+  parent: TreeInode | null,
+): TreeInode {
+  return {
+    mode,
+    uid: ids.uid,
+    gid: ids.gid,
+    mtime: ids.mtime,
+    mtimeNsec: ids.mtimeNsec,
+    size: 0,
+    rdev: 0,
+    dataOffset: -1,
+    name,
+    symlink: null,
+    xattrs: NO_XATTRS,
+    nlink: 0,
+    children: (mode & S_IFMT) === S_IFDIR ? [] : null,
+    parent,
+  };
+}
+
+/**
+ * A member name as path components inside the root: empty and "." parts dropped, ".." going
+ * up but never above the root, so absolute and climbing names stay inside the image.
+ */
+export function splitPath(path: Buffer, fail: (m: string) => never): string[] {
+  if (path.includes(0)) fail('NUL byte in name');
+  const parts: string[] = [];
+  for (const p of path.toString('latin1').split('/')) {
+    if (p === '' || p === '.') continue;
+    if (p === '..') parts.pop();
+    else if (p.length > EROFS_NAME_LEN) fail(`name component longer than ${EROFS_NAME_LEN} bytes`);
+    else parts.push(p);
+  }
+  return parts;
+}
+
+function tarXattrs(entry: TarEntry, warn: (m: string) => void, fail: (m: string) => never): Xattr[] {
+  if (entry.xattrs.size === 0) return NO_XATTRS;
+  const out: Xattr[] = [];
+  for (const [key, value] of entry.xattrs) {
+    const name = Buffer.from(key, 'latin1');
+    // The kernel has no handler for other namespaces: such xattrs could never be read back.
+    if (!splitXattrName(name)) {
+      warn(`${JSON.stringify(entry.path.toString())}: xattr ${key} has no EROFS prefix, skipped`);
+      continue;
+    }
+    if (value.length > 0xffff) fail(`xattr ${key} value too large`);
+    out.push({ name, value });
+  }
+  return out.length === 0 ? NO_XATTRS : out.sort(compareXattrs);
+}
+
+function withXattr(list: Xattr[], name: Buffer, value: Buffer): Xattr[] {
+  return [...list.filter((x) => !name.equals(x.name)), { name, value }].sort(compareXattrs);
+}
+
+const isWhiteout = (i: TreeInode): boolean => (i.mode & S_IFMT) === S_IFCHR && i.rdev === 0;
+
+/**
+ * Sorted children, link counts, and the overlayfs marks: a directory holding whiteouts gets
+ * an empty trusted.overlay.origin so overlayfs never lists it directly (and shows whiteouts
+ * as devices), unless --ovlfs-strip drops whiteouts and opaque marks altogether.
+ */
+function finishTree(root: TreeInode, names: Map<TreeInode, Names>, whiteoutDirs: Set<TreeInode>, strip: boolean): void {
+  const stack = [root];
+  const reached = new Set<TreeInode>();
+  while (stack.length > 0) {
+    const dir = stack.pop()!;
+    reached.add(dir);
+    let entries = [...names.get(dir)!.values()];
+    if (strip) {
+      entries = entries.filter((e) => !isWhiteout(e.inode));
+      dir.xattrs = dir.xattrs.filter((x) => !OVL_OPAQUE.equals(x.name));
+      if (dir.xattrs.length === 0) dir.xattrs = NO_XATTRS;
+    } else if (whiteoutDirs.has(dir) && entries.some((e) => isWhiteout(e.inode))) {
+      dir.xattrs = withXattr(dir.xattrs, OVL_ORIGIN, Buffer.alloc(0));
+    }
+    entries.sort((a, b) => Buffer.compare(a.name, b.name));
+    dir.children = entries;
+    for (const e of entries) if (e.inode.children) stack.push(e.inode);
+  }
+  for (const dir of reached) {
+    let subdirs = 0;
+    for (const e of dir.children!) {
+      if (e.inode.children) {
+        subdirs++;
+        e.inode.parent = dir;
+      } else e.inode.nlink = 0;
+    }
+    dir.nlink = 2 + subdirs;
+  }
+  for (const dir of reached) for (const e of dir.children!) if (!e.inode.children) e.inode.nlink++;
+}
+
+function isZlibError(e: unknown): boolean {
+  const code = (e as NodeJS.ErrnoException | null)?.code;
+  return typeof code === 'string' && code.startsWith('Z_');
+}

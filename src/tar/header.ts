@@ -1,0 +1,130 @@
+// One 512-byte tar header block (POSIX ustar, GNU and v7), decoded. Pure: block in, fields out.
+
+export const TAR_BLOCK_SIZE = 512;
+
+/** Typeflags (POSIX and GNU). '\0' is an old-style regular file. */
+export const REGTYPE = 0x30; // '0'
+export const AREGTYPE = 0x00;
+export const LNKTYPE = 0x31; // '1'
+export const SYMTYPE = 0x32; // '2'
+export const CHRTYPE = 0x33; // '3'
+export const BLKTYPE = 0x34; // '4'
+export const DIRTYPE = 0x35; // '5'
+export const FIFOTYPE = 0x36; // '6'
+export const CONTTYPE = 0x37; // '7'
+export const XHDTYPE = 0x78; // 'x': PAX extended header for the next entry
+export const XGLTYPE = 0x67; // 'g': PAX global header
+export const GNUTYPE_LONGNAME = 0x4c; // 'L'
+export const GNUTYPE_LONGLINK = 0x4b; // 'K'
+export const GNUTYPE_VOLHDR = 0x56; // 'V'
+export const GNUTYPE_SPARSE = 0x53; // 'S'
+
+export class TarFormatError extends Error {}
+
+export interface TarHeader {
+  /** name, with the ustar prefix joined in front when the archive is POSIX ustar. */
+  name: Buffer;
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  mtime: number;
+  typeflag: number;
+  linkname: Buffer;
+  devmajor: number;
+  devminor: number;
+}
+
+/** A NUL-terminated field (a field may also fill its whole width). */
+function cstring(block: Buffer, off: number, len: number): Buffer {
+  const end = block.indexOf(0, off);
+  return block.subarray(off, end < 0 || end > off + len ? off + len : end);
+}
+
+/**
+ * A numeric field: octal digits (leading spaces allowed, ended by NUL or space), or GNU
+ * base-256 when the high bit of the first byte is set. Throws on anything else, and on
+ * values JavaScript cannot hold exactly.
+ */
+export function parseTarNumber(field: Buffer, what: string): number {
+  if (field.length === 0) return 0;
+  const first = field[0]!;
+  if (first & 0x80) {
+    // Base-256, two's complement: 0x80 marks a positive number, 0xff a negative one.
+    const negative = first === 0xff;
+    if (!negative && first !== 0x80) throw new TarFormatError(`invalid base-256 ${what}`);
+    let v = 0n;
+    for (let i = 1; i < field.length; i++) v = (v << 8n) | BigInt(field[i]!);
+    if (negative) v -= 1n << BigInt(8 * (field.length - 1));
+    if (v > BigInt(Number.MAX_SAFE_INTEGER) || v < BigInt(Number.MIN_SAFE_INTEGER)) throw new TarFormatError(`${what} out of range`);
+    return Number(v);
+  }
+  let i = 0;
+  while (i < field.length && field[i] === 0x20) i++;
+  let v = 0;
+  let digits = 0;
+  for (; i < field.length; i++) {
+    const c = field[i]!;
+    if (c === 0 || c === 0x20) break;
+    if (c < 0x30 || c > 0x37) throw new TarFormatError(`invalid ${what}`);
+    v = v * 8 + (c - 0x30);
+    digits++;
+  }
+  for (; i < field.length; i++) {
+    if (field[i] !== 0 && field[i] !== 0x20) throw new TarFormatError(`invalid ${what}`);
+  }
+  if (!Number.isSafeInteger(v)) throw new TarFormatError(`${what} out of range`);
+  return digits === 0 ? 0 : v;
+}
+
+export const isZeroBlock = (block: Buffer): boolean => {
+  for (let i = 0; i < TAR_BLOCK_SIZE; i++) if (block[i] !== 0) return false;
+  return true;
+};
+
+/** Sum of the header with the checksum field read as spaces; unsigned and signed-char forms. */
+function checksums(block: Buffer): [number, number] {
+  let unsigned = 8 * 0x20;
+  let signed = 8 * 0x20;
+  for (let i = 0; i < TAR_BLOCK_SIZE; i++) {
+    if (i >= 148 && i < 156) continue;
+    const b = block[i]!;
+    unsigned += b;
+    signed += b > 127 ? b - 256 : b;
+  }
+  return [unsigned, signed];
+}
+
+/** Decodes a non-zero header block; throws TarFormatError when it is not a valid one. */
+export function parseTarHeader(block: Buffer): TarHeader {
+  const stored = parseTarNumber(block.subarray(148, 156), 'header checksum');
+  const [unsigned, signed] = checksums(block);
+  // Some old tars summed signed chars; both forms are accepted, as GNU tar does.
+  if (stored !== unsigned && stored !== signed) throw new TarFormatError('header checksum mismatch');
+  const magic = block.subarray(257, 263);
+  const ustar = magic.equals(USTAR_MAGIC);
+  const gnu = magic.equals(GNU_MAGIC);
+  if (!ustar && !gnu && !magic.equals(NO_MAGIC)) throw new TarFormatError('not a tar header (bad magic)');
+  let name = cstring(block, 0, 100);
+  // Only POSIX ustar has a prefix field: GNU keeps times there.
+  if (ustar && block[345] !== 0) name = Buffer.concat([cstring(block, 345, 155), SLASH, name]);
+  return {
+    name,
+    mode: parseTarNumber(block.subarray(100, 108), 'mode'),
+    uid: parseTarNumber(block.subarray(108, 116), 'uid'),
+    gid: parseTarNumber(block.subarray(116, 124), 'gid'),
+    size: parseTarNumber(block.subarray(124, 136), 'size'),
+    mtime: parseTarNumber(block.subarray(136, 148), 'mtime'),
+    typeflag: block[156]!,
+    linkname: cstring(block, 157, 100),
+    devmajor: ustar || gnu ? parseTarNumber(block.subarray(329, 337), 'device major') : 0,
+    devminor: ustar || gnu ? parseTarNumber(block.subarray(337, 345), 'device minor') : 0,
+  };
+}
+
+const SLASH = Buffer.from('/');
+/** POSIX "ustar\0" (version "00" follows); GNU "ustar " (version " \0" follows). */
+const USTAR_MAGIC = Buffer.from('ustar\0', 'latin1');
+const GNU_MAGIC = Buffer.from('ustar ', 'latin1');
+/** v7 archives have no magic at all. */
+const NO_MAGIC = Buffer.alloc(6);
