@@ -2,16 +2,20 @@
 
 import { TarFormatError } from './header.js';
 
-/** What PAX records can override or add, for one entry (or, for 'g', for all that follow). */
+/**
+ * What PAX records can override or add, for one entry (or, for 'g', for all that follow).
+ * null: an empty record in the entry's own header, which restores the ustar field even over
+ * a global value.
+ */
 export interface PaxAttributes {
-  path?: Buffer;
-  linkpath?: Buffer;
-  size?: number;
-  uid?: number;
-  gid?: number;
-  mtime?: { sec: number; nsec: number };
-  devmajor?: number;
-  devminor?: number;
+  path?: Buffer | null;
+  linkpath?: Buffer | null;
+  size?: number | null;
+  uid?: number | null;
+  gid?: number | null;
+  mtime?: { sec: number; nsec: number } | null;
+  devmajor?: number | null;
+  devminor?: number | null;
   /** Full xattr names (latin1, as raw bytes) to values; an empty value is a real value. */
   xattrs: Map<string, Buffer>;
 }
@@ -72,58 +76,44 @@ function urlDecode(s: string): string {
 const SCHILY_XATTR = 'SCHILY.xattr.';
 const LIBARCHIVE_XATTR = 'LIBARCHIVE.xattr.';
 
+type Field = Exclude<keyof PaxAttributes, 'xattrs'>;
+
+const FIELDS: Record<string, { field: Field; parse: (v: Buffer, key: string) => unknown }> = {
+  path: { field: 'path', parse: (v) => Buffer.from(v) },
+  linkpath: { field: 'linkpath', parse: (v) => Buffer.from(v) },
+  size: { field: 'size', parse: (v, k) => decimal(v, k, false) },
+  uid: { field: 'uid', parse: (v, k) => decimal(v, k, false) },
+  gid: { field: 'gid', parse: (v, k) => decimal(v, k, false) },
+  mtime: { field: 'mtime', parse: (v) => parsePaxTime(v) },
+  'SCHILY.devmajor': { field: 'devmajor', parse: (v, k) => decimal(v, k, false) },
+  'SCHILY.devminor': { field: 'devminor', parse: (v, k) => decimal(v, k, false) },
+};
+
 /**
- * Applies records on top of `into`. An empty value removes the keyword's effect (the header
- * field is used again), except for xattrs, where an empty value is a value.
+ * Applies records on top of `into`. An empty value cancels the keyword: a global one is
+ * forgotten, an entry's own restores the ustar header field. For xattrs an empty value is a
+ * value.
  */
-export function applyPaxRecords(into: PaxAttributes, records: ReadonlyArray<{ key: string; value: Buffer }>): void {
+export function applyPaxRecords(into: PaxAttributes, records: ReadonlyArray<{ key: string; value: Buffer }>, global: boolean): void {
+  const fields = into as Record<Field, unknown>;
   for (const { key, value } of records) {
-    const empty = value.length === 0;
-    switch (key) {
-      case 'path':
-        if (empty) delete into.path;
-        else into.path = Buffer.from(value);
-        break;
-      case 'linkpath':
-        if (empty) delete into.linkpath;
-        else into.linkpath = Buffer.from(value);
-        break;
-      case 'size':
-        if (empty) delete into.size;
-        else into.size = decimal(value, key, false);
-        break;
-      case 'uid':
-        if (empty) delete into.uid;
-        else into.uid = decimal(value, key, false);
-        break;
-      case 'gid':
-        if (empty) delete into.gid;
-        else into.gid = decimal(value, key, false);
-        break;
-      case 'mtime':
-        if (empty) delete into.mtime;
-        else into.mtime = parsePaxTime(value);
-        break;
-      case 'SCHILY.devmajor':
-        if (empty) delete into.devmajor;
-        else into.devmajor = decimal(value, key, false);
-        break;
-      case 'SCHILY.devminor':
-        if (empty) delete into.devminor;
-        else into.devminor = decimal(value, key, false);
-        break;
-      default:
-        if (key.startsWith(SCHILY_XATTR)) {
-          into.xattrs.set(key.slice(SCHILY_XATTR.length), Buffer.from(value));
-        } else if (key.startsWith(LIBARCHIVE_XATTR)) {
-          into.xattrs.set(urlDecode(key.slice(LIBARCHIVE_XATTR.length)), Buffer.from(value.toString('latin1'), 'base64'));
-        } else if (key.startsWith('GNU.sparse.')) {
-          // Sparse members store a map and only the data blocks: copying them as they are
-          // would give a file with the wrong content.
-          throw new TarFormatError('GNU sparse files are not supported');
-        }
-      // Other keywords (atime, ctime, uname, gname, charset, comments, SCHILY.acl.*, ...)
-      // do not change what is stored in the image.
+    const f = FIELDS[key];
+    if (f) {
+      if (value.length > 0) fields[f.field] = f.parse(value, key);
+      else if (global) delete fields[f.field];
+      else fields[f.field] = null;
+      continue;
     }
+    if (key.startsWith(SCHILY_XATTR)) {
+      into.xattrs.set(key.slice(SCHILY_XATTR.length), Buffer.from(value));
+    } else if (key.startsWith(LIBARCHIVE_XATTR)) {
+      into.xattrs.set(urlDecode(key.slice(LIBARCHIVE_XATTR.length)), Buffer.from(value.toString('latin1'), 'base64'));
+    } else if (key.startsWith('GNU.sparse.')) {
+      // Sparse members store a map and only the data blocks: copying them as they are
+      // would give a file with the wrong content.
+      throw new TarFormatError('GNU sparse files are not supported');
+    }
+    // Other keywords (atime, ctime, uname, gname, charset, comments, SCHILY.acl.*, ...)
+    // do not change what is stored in the image.
   }
 }

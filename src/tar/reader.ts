@@ -153,7 +153,7 @@ export class TarReader {
         else if (t === GNUTYPE_LONGLINK) longLink = cstr(data);
         else {
           try {
-            applyPaxRecords(t === XGLTYPE ? this.global : local, parsePaxRecords(data));
+            applyPaxRecords(t === XGLTYPE ? this.global : local, parsePaxRecords(data), t === XGLTYPE);
           } catch (e) {
             if (e instanceof TarFormatError) throw new TarError(e.message, at);
             throw e;
@@ -250,6 +250,7 @@ function cstr(b: Buffer): Buffer {
 function mergedPax(global: PaxAttributes, local: PaxAttributes): PaxAttributes {
   const out = copyPax(global);
   for (const [k, v] of Object.entries(local) as Array<[keyof PaxAttributes, unknown]>) {
+    // null (an emptied record) also overrides: the ustar field applies again.
     if (k !== 'xattrs' && v !== undefined) (out as unknown as Record<string, unknown>)[k] = v;
   }
   for (const [k, v] of local.xattrs) out.xattrs.set(k, v);
