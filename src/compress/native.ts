@@ -168,6 +168,8 @@ export interface LzmaNative {
   microlzmaDecoder: Fn;
   /** lzma_ret lzma_raw_decoder(lzma_stream *, const lzma_filter *) */
   rawDecoder: Fn;
+  /** lzma_ret lzma_auto_decoder(lzma_stream *, uint64_t memlimit, uint32_t flags): .xz, .lzma (and .lz) */
+  autoDecoder: Fn;
   /** lzma_ret lzma_code(lzma_stream *, lzma_action) */
   code: Fn;
   end: Fn;
@@ -182,6 +184,7 @@ export const loadLzma = bind('lzma', (lib): LzmaNative => ({
     'int lzma_microlzma_decoder(void *strm, uint64_t comp_size, uint64_t uncomp_size, uint8_t uncomp_size_is_exact, uint32_t dict_size)',
   ),
   rawDecoder: lib.func('int lzma_raw_decoder(void *strm, const void *filters)'),
+  autoDecoder: lib.func('int lzma_auto_decoder(void *strm, uint64_t memlimit, uint32_t flags)'),
   code: lib.func('int lzma_code(void *strm, int action)'),
   end: lib.func('void lzma_end(void *strm)'),
   lzmaPreset: lib.func('uint8_t lzma_lzma_preset(void *options, uint32_t preset)'),
@@ -204,6 +207,15 @@ export interface ZstdNative {
   decompressDCtx: Fn;
   /** size_t ZSTD_DCtx_setParameter(ZSTD_DCtx *, ZSTD_dParameter, int) */
   dctxSetParameter: Fn;
+  /** Streaming decompression (a ZSTD_DStream is a ZSTD_DCtx since zstd 1.3). */
+  createDStream: Fn;
+  freeDStream: Fn;
+  /** size_t ZSTD_DStreamInSize(void): recommended input buffer size */
+  dStreamInSize: Fn;
+  /** size_t ZSTD_DStreamOutSize(void): recommended output buffer size */
+  dStreamOutSize: Fn;
+  /** size_t ZSTD_decompressStream(ZSTD_DStream *, ZSTD_outBuffer *, ZSTD_inBuffer *): 0 = frame done */
+  decompressStream: Fn;
   isError: Fn;
   getErrorName: Fn;
   /** ZSTD_ErrorCode ZSTD_getErrorCode(size_t) */
@@ -223,6 +235,11 @@ export const loadZstd = bind('zstd', (lib): ZstdNative => ({
     'size_t ZSTD_decompressDCtx(void *dctx, void *dst, size_t dstCapacity, const void *src, size_t srcSize)',
   ),
   dctxSetParameter: lib.func('size_t ZSTD_DCtx_setParameter(void *dctx, int param, int value)'),
+  createDStream: lib.func('void *ZSTD_createDStream(void)'),
+  freeDStream: lib.func('size_t ZSTD_freeDStream(void *zds)'),
+  dStreamInSize: lib.func('size_t ZSTD_DStreamInSize(void)'),
+  dStreamOutSize: lib.func('size_t ZSTD_DStreamOutSize(void)'),
+  decompressStream: lib.func('size_t ZSTD_decompressStream(void *zds, void *output, void *input)'),
   isError: lib.func('unsigned int ZSTD_isError(size_t code)'),
   getErrorName: lib.func('const char *ZSTD_getErrorName(size_t code)'),
   getErrorCode: lib.func('int ZSTD_getErrorCode(size_t code)'),
