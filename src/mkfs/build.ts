@@ -11,6 +11,8 @@ import {
   EROFS_FEATURE_INCOMPAT_DEVICE_TABLE,
   EROFS_FEATURE_INCOMPAT_ZERO_PADDING,
   EROFS_FEATURE_INCOMPAT_ZTAILPACKING,
+  EROFS_INODE_FLAT_INLINE,
+  EROFS_NULL_ADDR,
   EROFS_SUPER_BASE_SIZE,
   EROFS_SUPER_OFFSET,
   Z_EROFS_COMPRESSION_LZ4,
@@ -43,7 +45,7 @@ import {
 } from '../format/xattr.js';
 import { BuildError, describeFsError } from './errors.js';
 import { type BuildConfig, type BuildOptions, type CompressionConfig, resolveOptions, UsageError } from './options.js';
-import { direntsOf, type InodePlan, type Layout, placeLayout, planInodes } from './planner.js';
+import { direntsOf, type InodePlan, type Layout, placeLayout, planInodes, superBlockAddr } from './planner.js';
 import { type CompressionSetup, writeCompressedFiles, type ZdataStats, zParams } from './zdata.js';
 import { ProgressCounter } from './progress.js';
 import { ZPool } from './zpool.js';
@@ -55,7 +57,7 @@ import {
 } from '../compress/index.js';
 import { inodeOrder, isDir, isReg, sourcePath, type TreeInode } from './tree.js';
 import { walkSource } from './walker.js';
-import { walkTar } from './tar-walker.js';
+import { type DirectData, walkTar } from './tar-walker.js';
 import { planChunkedFiles } from './chunks.js';
 import { EROFS_DEVT_SLOT_SIZE, encodeDeviceSlot } from '../format/chunk.js';
 import { ImageWriter, Spool } from './writer.js';
@@ -121,35 +123,38 @@ async function buildFromTree(
   tarData: Spool | null,
   lap: () => number,
 ): Promise<BuildResult> {
-  let root: TreeInode;
-  let tarBytes = 0;
-  if (cfg.tar) ({ root, tarBytes } = await walkTar(cfg, tarData));
-  else ({ root } = walkSource(cfg));
-  const dataFd = tarData ? tarData.readableFd() : null;
-  const order = inodeOrder(root);
-  const walkMs = lap();
-  const planned = planInodes(cfg, g, order);
-  const zsetup = cfg.compression ? compressionSetup(cfg, cfg.compression, g, dataFd) : null;
-  const planMs = lap();
-  // Index mode: the tar itself is extra device 1; its slot follows the superblock.
-  const device = cfg.tar?.mode === 'index' ? { blocks: Math.ceil(tarBytes / g.blksz) } : null;
-  const inodesByType = Object.fromEntries(Object.values(KIND_OF).map((k) => [k, 0])) as Record<InodeKind, number>;
-  let sourceBytes = 0;
-  for (const i of order) {
-    inodesByType[KIND_OF[i.mode & S_IFMT]!]++;
-    if (isReg(i)) sourceBytes += i.size;
-  }
-  const progress = new ProgressCounter(order.length, sourceBytes, options.onProgress);
-  let zstats: ZdataStats | null = null;
-  let dataMs = 0;
-
   const writer = ImageWriter.create(cfg.image);
-  const io: IoState = { buf: Buffer.allocUnsafe(READ_CHUNK), sinceYield: 0, dataFd };
   let spool: Spool | null = null;
   let pool: ZPool | null = null;
-  let layout: Layout;
   try {
-    let preDataBlocks = 0;
+    // Uncompressed --tar=f: file blocks go straight to the image, ahead of the metadata.
+    const direct: DirectData | null =
+      tarData && !cfg.compression ? { writer, g, nextBlk: superBlockAddr(g) + 1, tails: tarData, placed: new Map() } : null;
+    let root: TreeInode;
+    let tarBytes = 0;
+    if (cfg.tar) ({ root, tarBytes } = await walkTar(cfg, tarData, direct));
+    else ({ root } = walkSource(cfg));
+    const dataFd = tarData && !direct ? tarData.readableFd() : null;
+    const order = inodeOrder(root);
+    const walkMs = lap();
+    const planned = planInodes(cfg, g, order);
+    if (direct) placeDirectData(planned.plans, direct);
+    const zsetup = cfg.compression ? compressionSetup(cfg, cfg.compression, g, dataFd) : null;
+    const planMs = lap();
+    // Index mode: the tar itself is extra device 1; its slot follows the superblock.
+    const device = cfg.tar?.mode === 'index' ? { blocks: Math.ceil(tarBytes / g.blksz) } : null;
+    const inodesByType = Object.fromEntries(Object.values(KIND_OF).map((k) => [k, 0])) as Record<InodeKind, number>;
+    let sourceBytes = 0;
+    for (const i of order) {
+      inodesByType[KIND_OF[i.mode & S_IFMT]!]++;
+      if (isReg(i)) sourceBytes += i.size;
+    }
+    const progress = new ProgressCounter(order.length, sourceBytes, options.onProgress);
+    let zstats: ZdataStats | null = null;
+    let dataMs = 0;
+    const io: IoState = { buf: Buffer.allocUnsafe(READ_CHUNK), sinceYield: 0, dataFd };
+
+    let preDataBlocks = direct ? direct.nextBlk - (superBlockAddr(g) + 1) : 0;
     let inlinePclusters = 0;
     let chunkedFiles = 0;
     if (cfg.tar && cfg.tar.mode !== 'full') {
@@ -178,15 +183,30 @@ async function buildFromTree(
       progress.phase = 'writing';
       dataMs = lap();
     }
-    layout = placeLayout(g, planned, {
+    const layout = placeLayout(g, planned, {
       superBytes: EROFS_SUPER_BASE_SIZE + (zsetup?.cfgs.length ?? 0) + (device ? EROFS_DEVT_SLOT_SIZE : 0),
       preDataBlocks,
     });
-    await writeImage(cfg, layout, writer, spool, io, zsetup ? { ...zsetup, inlinePclusters } : null, progress, {
+    await writeImage(cfg, layout, writer, direct ? direct.tails : spool, io, zsetup ? { ...zsetup, inlinePclusters } : null, progress, {
       device,
       chunkedFiles,
     });
     writer.commit();
+    options.onProgress?.(progress.snapshot());
+    cfg.log('info', `${cfg.image}: ${layout.plans.length} inodes, ${layout.totalBlocks} blocks`);
+    return {
+      imagePath: cfg.image,
+      uuid: formatUuid(cfg.uuid),
+      blockSize: g.blksz,
+      inodes: layout.plans.length,
+      inodesByType,
+      blocks: layout.totalBlocks,
+      metadataBlocks: layout.metaBlocks,
+      imageBytes: layout.totalBlocks * g.blksz,
+      sourceBytes,
+      compression: zstats,
+      timings: { walk: walkMs, plan: planMs, data: dataMs, metadata: lap() },
+    };
   } catch (e) {
     writer.abort();
     throw e;
@@ -194,21 +214,26 @@ async function buildFromTree(
     spool?.dispose();
     await pool?.close();
   }
-  options.onProgress?.(progress.snapshot());
-  cfg.log('info', `${cfg.image}: ${layout.plans.length} inodes, ${layout.totalBlocks} blocks`);
-  return {
-    imagePath: cfg.image,
-    uuid: formatUuid(cfg.uuid),
-    blockSize: g.blksz,
-    inodes: layout.plans.length,
-    inodesByType,
-    blocks: layout.totalBlocks,
-    metadataBlocks: layout.metaBlocks,
-    imageBytes: layout.totalBlocks * g.blksz,
-    sourceBytes,
-    compression: zstats,
-    timings: { walk: walkMs, plan: planMs, data: dataMs, metadata: lap() },
-  };
+}
+
+/**
+ * Gives the files a tar walk already wrote their blocks: i_u is where they start, and an
+ * inline tail comes from the tails spool. The walk chose inline or not by the planner's own
+ * rule; only a link count past 65535 (a larger inode) could change that afterwards.
+ */
+function placeDirectData(plans: readonly InodePlan[], direct: DirectData): void {
+  for (const p of plans) {
+    const placed = direct.placed.get(p.inode);
+    if (!placed) continue;
+    const inline = p.datalayout === EROFS_INODE_FLAT_INLINE;
+    if (inline !== placed.inline) {
+      throw new BuildError(`${sourcePath(p.inode).toString()}: more than 65535 hard links to a file with a short tail is not supported for tar input`);
+    }
+    // A file that is all tail has no block: i_u is then EROFS_NULL_ADDR, as placeLayout does.
+    const u = placed.blocks > 0 || !inline ? placed.startBlk : EROFS_NULL_ADDR;
+    p.prewritten = { u, spoolOffset: inline ? p.inode.dataOffset : 0 };
+    p.dataBlocks = 0;
+  }
 }
 
 function checkPaths(cfg: BuildConfig): void {

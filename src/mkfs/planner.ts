@@ -227,9 +227,26 @@ export function dataSizeOf(inode: TreeInode, blksz: number): number {
   return 0;
 }
 
+/** What the extended inode form is needed for: fields a compact inode cannot hold. */
+const needsExtended = (inode: TreeInode): boolean => inode.size > U32 || inode.uid > U16 || inode.gid > U16 || inode.nlink > U16;
+
+/**
+ * Whether planInodes will put a regular file's tail inline, for an inode whose link count
+ * may still grow (a tar walk writes file data before the tree is complete).
+ */
+export function plannedInlineTail(cfg: BuildConfig, g: BlockGeometry, inode: TreeInode): boolean {
+  const tail = inode.size % g.blksz;
+  if (tail === 0 || !cfg.inlineData) return false;
+  const timeDiffers = inode.mtime !== cfg.buildTime || inode.mtimeNsec !== 0;
+  const extended =
+    cfg.inodeVersion === 'extended' || needsExtended(inode) || (timeDiffers && !cfg.ignoreMtime && cfg.inodeVersion !== 'compact');
+  const xattrSize = inode.xattrs.length === 0 ? 0 : EROFS_XATTR_IBODY_HEADER_SIZE + inode.xattrs.reduce((n, x) => n + entrySize(x), 0);
+  return inodeSize(extended) + xattrSize + tail <= g.blksz;
+}
+
 function chooseExtended(cfg: BuildConfig, inode: TreeInode, path: () => string): boolean {
   if (cfg.inodeVersion === 'extended') return true;
-  const mustExtend = inode.size > U32 || inode.uid > U16 || inode.gid > U16 || inode.nlink > U16;
+  const mustExtend = needsExtended(inode);
   const ignoreMtime = cfg.ignoreMtime || cfg.inodeVersion === 'compact';
   const timeDiffers = inode.mtime !== cfg.buildTime || inode.mtimeNsec !== 0;
   if (!mustExtend && timeDiffers && ignoreMtime) {

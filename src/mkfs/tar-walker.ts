@@ -6,14 +6,27 @@ import { getgid, getuid } from 'node:process';
 import { EROFS_NAME_LEN, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFBLK } from '../format/constants.js';
 import { encodeDev } from '../format/inode.js';
 import { compareXattrs, splitXattrName, type Xattr } from '../format/xattr.js';
-import { ByteReader } from '../tar/bytes.js';
-import { openTarInput, TarInputError } from '../tar/input.js';
+import { ByteReader, type SeekableFile } from '../tar/bytes.js';
+import { openTarInput, type TarInput, TarInputError } from '../tar/input.js';
 import { type TarEntry, TarError, TarReader } from '../tar/reader.js';
 import { BuildError } from './errors.js';
 import type { BuildConfig } from './options.js';
 import type { TreeEntry, TreeInode } from './tree.js';
 import { applyMetadataPolicy, isExcluded } from './walker.js';
-import type { Spool } from './writer.js';
+import type { ImageWriter, Spool } from './writer.js';
+import { plannedInlineTail } from './planner.js';
+import { type BlockGeometry, byteOffset } from '../format/types.js';
+
+/** Uncompressed --tar=f: file blocks are written to the image while the tar is read. */
+export interface DirectData {
+  writer: ImageWriter;
+  g: BlockGeometry;
+  /** Next free block after the superblock's: file data comes first, metadata after it. */
+  nextBlk: number;
+  /** Tails that go inline after their inode wait here until the inode is placed. */
+  tails: Spool;
+  placed: Map<TreeInode, { startBlk: number; blocks: number; inline: boolean }>;
+}
 
 export interface TarWalkResult {
   root: TreeInode;
@@ -43,18 +56,34 @@ type Names = Map<string, TreeEntry>;
  * Reads the whole stream. File data goes to `spool` (--tar=f); in index mode it stays in the
  * tar and inodes record where; a headerball has none.
  */
-export async function walkTar(cfg: BuildConfig, spool: Spool | null): Promise<TarWalkResult> {
-  const tar = cfg.tar!;
+export async function walkTar(cfg: BuildConfig, spool: Spool | null, direct: DirectData | null): Promise<TarWalkResult> {
   const shownSource = cfg.source === '' || cfg.source === '-' ? '<stdin>' : cfg.source;
   const warn = (m: string) => cfg.log('warn', `${shownSource}: ${m}`);
-  let input: AsyncIterator<Buffer>;
+  let input: TarInput;
   try {
-    input = await openTarInput(cfg.source, tar.decompress);
+    input = await openTarInput(cfg.source, cfg.tar!.decompress);
   } catch (e) {
     if (e instanceof TarInputError) throw new BuildError(e.message);
     throw e;
   }
-  const reader = new TarReader(new ByteReader(input), { headerball: tar.mode === 'headerball', warn });
+  try {
+    return await walkMembers(cfg, input, spool, direct, shownSource, warn);
+  } finally {
+    input.close();
+  }
+}
+
+async function walkMembers(
+  cfg: BuildConfig,
+  input: TarInput,
+  spool: Spool | null,
+  direct: DirectData | null,
+  shownSource: string,
+  warn: (m: string) => void,
+): Promise<TarWalkResult> {
+  const tar = cfg.tar!;
+  const bytes = new ByteReader(input.source);
+  const reader = new TarReader(bytes, { headerball: tar.mode === 'headerball', warn });
   const names = new Map<TreeInode, Names>();
   const whiteoutDirs = new Set<TreeInode>();
 
@@ -184,8 +213,11 @@ export async function walkTar(cfg: BuildConfig, spool: Spool | null): Promise<Ta
           if (tar.mode === 'index') {
             inode.dataOffset = entry.dataOffset;
           } else if (tar.mode === 'full' && entry.size > 0) {
-            inode.dataOffset = spool!.length;
-            await reader.readData((piece) => spool!.append(piece));
+            if (direct) await writeDirect(cfg, direct, reader, bytes.file, entry, inode);
+            else {
+              inode.dataOffset = spool!.length;
+              await reader.readData((piece) => spool!.append(piece));
+            }
           }
           break;
       }
@@ -201,6 +233,46 @@ export async function walkTar(cfg: BuildConfig, spool: Spool | null): Promise<Ta
 
   finishTree(root, names, whiteoutDirs, tar.ovlfsStrip);
   return { root, tarBytes: reader.offset };
+}
+
+/** Copies a file's data from the tar into its final blocks (its inline tail to the spool). */
+async function writeDirect(
+  cfg: BuildConfig,
+  direct: DirectData,
+  reader: TarReader,
+  file: SeekableFile | null,
+  entry: TarEntry,
+  inode: TreeInode,
+): Promise<void> {
+  const { blksz } = direct.g;
+  const inline = plannedInlineTail(cfg, direct.g, inode);
+  const blockBytes = inline ? inode.size - (inode.size % blksz) : inode.size;
+  const startBlk = direct.nextBlk;
+  const base = startBlk * blksz;
+  let pos = 0;
+  inode.dataOffset = inline ? direct.tails.length : -1;
+  if (file && blockBytes > 0) {
+    // A plain tar file: its blocks are copied in the kernel and never read here.
+    direct.writer.copyFrom(file.fd, entry.dataOffset, byteOffset(base), blockBytes);
+    await reader.skipData(blockBytes);
+    pos = blockBytes;
+  }
+  await reader.readData((piece) => {
+    let rest = piece;
+    if (pos < blockBytes) {
+      const n = Math.min(rest.length, blockBytes - pos);
+      direct.writer.writeAt(byteOffset(base + pos), rest.subarray(0, n));
+      pos += n;
+      rest = rest.subarray(n);
+    }
+    if (rest.length > 0) {
+      direct.tails.append(rest);
+      pos += rest.length;
+    }
+  });
+  const blocks = Math.ceil(blockBytes / blksz);
+  direct.nextBlk += blocks;
+  direct.placed.set(inode, { startBlk, blocks, inline });
 }
 
 function newInode(

@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { ByteOffset } from '../format/types.js';
 import { BuildError, describeFsError } from './errors.js';
+import { copyRange } from './copy-range.js';
 
 const COALESCE_BYTES = 4 << 20;
 
@@ -93,6 +94,19 @@ export class ImageWriter {
     this.pending.set(bytes, 0);
     this.pendingStart = off;
     this.pendingLen = bytes.length;
+  }
+
+  /**
+   * Copies `length` bytes of another file, from `srcOffset`, to `off` in the kernel. Returns
+   * how many bytes the source had (fewer than length if it ended first).
+   */
+  copyFrom(srcFd: number, srcOffset: number, off: ByteOffset, length: number): number {
+    this.flush();
+    try {
+      return copyRange(srcFd, srcOffset, this.fd, off, length);
+    } catch (e) {
+      this.fail(e);
+    }
   }
 
   readAt(off: ByteOffset, length: number): Buffer {

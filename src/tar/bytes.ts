@@ -1,5 +1,18 @@
-// A pull reader over a stream of Buffers: exact-length reads, skips and pass-through copies,
-// with the stream offset kept for error messages and tar index offsets.
+// A pull reader over a stream of Buffers, or over a regular file whose skipped ranges are
+// never read at all: exact-length reads, skips and pass-through copies, with the offset kept
+// for error messages and tar index offsets.
+
+import * as fs from 'node:fs';
+
+/** A regular file read by position: what is skipped costs nothing. */
+export interface SeekableFile {
+  fd: number;
+  size: number;
+}
+
+/** Reads sized to what is asked: headers take a few KiB, data skipped is never read. */
+const FILE_READ_MIN = 8 << 10;
+const FILE_READ_MAX = 1 << 20;
 
 export class ByteReader {
   private chunks: Buffer[] = [];
@@ -10,10 +23,31 @@ export class ByteReader {
   /** Bytes consumed so far. */
   offset = 0;
 
-  constructor(private readonly source: AsyncIterator<Buffer>) {}
+  /** Seekable sources: the file position of the first byte not yet buffered. */
+  private filePos = 0;
+
+  constructor(private readonly source: AsyncIterator<Buffer> | SeekableFile) {}
+
+  /** The underlying file when the source is seekable. */
+  get file(): SeekableFile | null {
+    return 'fd' in this.source ? this.source : null;
+  }
 
   private async pull(): Promise<boolean> {
     if (this.ended) return false;
+    if ('fd' in this.source) {
+      const want = Math.min(Math.max(FILE_READ_MIN, Math.min(this.wanted, FILE_READ_MAX)), this.source.size - this.filePos);
+      const buf = Buffer.allocUnsafe(Math.max(want, 0));
+      const n = want > 0 ? fs.readSync(this.source.fd, buf, 0, want, this.filePos) : 0;
+      if (n === 0) {
+        this.ended = true;
+        return false;
+      }
+      this.filePos += n;
+      this.chunks.push(n === want ? buf : buf.subarray(0, n));
+      this.buffered += n;
+      return true;
+    }
     const r = await this.source.next();
     if (r.done) {
       this.ended = true;
@@ -26,9 +60,16 @@ export class ByteReader {
     return true;
   }
 
+  /** Bytes the current read() still lacks: one file read can then bring them all. */
+  private wanted = 0;
+
   /** Exactly n bytes, or fewer only at the end of the stream. */
   async read(n: number): Promise<Buffer> {
-    while (this.buffered < n && (await this.pull()));
+    while (this.buffered < n) {
+      this.wanted = n - this.buffered;
+      if (!(await this.pull())) break;
+    }
+    this.wanted = 0;
     const first = this.chunks[0];
     if (first && first.length - this.head >= n) {
       const out = first.subarray(this.head, this.head + n);
@@ -53,7 +94,21 @@ export class ByteReader {
    */
   async pipe(n: number, sink: ((piece: Buffer) => void) | null): Promise<number> {
     let left = n;
+    const file = this.file;
+    if (!sink && file && left > this.buffered) {
+      // Skip by moving the file position past what is not buffered yet.
+      const beyond = Math.min(left - this.buffered, file.size - this.filePos);
+      left -= this.buffered;
+      this.offset += this.buffered;
+      this.chunks = [];
+      this.head = 0;
+      this.buffered = 0;
+      this.filePos += beyond;
+      this.offset += beyond;
+      return n - (left - beyond);
+    }
     while (left > 0) {
+      this.wanted = left;
       if (this.buffered === 0 && !(await this.pull())) break;
       const c = this.chunks[0];
       if (!c) continue;
@@ -62,6 +117,7 @@ export class ByteReader {
       this.advance(take);
       left -= take;
     }
+    this.wanted = 0;
     return n - left;
   }
 

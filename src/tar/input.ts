@@ -4,6 +4,7 @@
 import * as fs from 'node:fs';
 import { Readable } from 'node:stream';
 import * as zlib from 'node:zlib';
+import type { SeekableFile } from './bytes.js';
 
 export type TarDecompress = 'auto' | 'none' | 'gzip' | 'xz' | 'zstd';
 
@@ -21,14 +22,10 @@ export function sniffCompression(head: Buffer): Exclude<TarDecompress, 'auto'> {
   return 'none';
 }
 
-/** Raw bytes of a file descriptor, read in 1 MiB chunks. */
-async function* readFd(fd: number, closeAtEnd: boolean): AsyncGenerator<Buffer> {
-  const stream = fs.createReadStream('', { fd, highWaterMark: CHUNK, autoClose: closeAtEnd });
-  try {
-    for await (const chunk of stream) yield chunk as Buffer;
-  } finally {
-    if (closeAtEnd) stream.destroy();
-  }
+/** Raw bytes of a file descriptor (which stays open), read in 1 MiB chunks. */
+async function* readFd(fd: number): AsyncGenerator<Buffer> {
+  const stream = fs.createReadStream('', { fd, highWaterMark: CHUNK, autoClose: false });
+  for await (const chunk of stream) yield chunk as Buffer;
 }
 
 /** The first chunk, then the rest: lets the magic bytes be looked at without losing them. */
@@ -51,43 +48,62 @@ function throughZlib(src: AsyncIterable<Buffer>, z: zlib.Gunzip): AsyncIterable<
 
 export class TarInputError extends Error {}
 
-/**
- * The tar bytes of `source` ('-' or '' for standard input), decompressed as asked. A missing
- * native library for xz or zstd surfaces as that library's error, naming what to install.
- */
-export async function openTarInput(source: string, decompress: TarDecompress): Promise<AsyncIterator<Buffer>> {
-  let raw: AsyncIterator<Buffer>;
-  if (source === '-' || source === '') {
-    raw = readFd(0, false)[Symbol.asyncIterator]();
-  } else {
-    let fd: number;
-    try {
-      fd = fs.openSync(source, 'r');
-    } catch (e) {
-      throw new TarInputError(`${source}: cannot open: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-    }
-    if (fs.fstatSync(fd).isDirectory()) {
-      fs.closeSync(fd);
-      throw new TarInputError(`${source}: is a directory, not a tar file`);
-    }
-    raw = readFd(fd, true)[Symbol.asyncIterator]();
-  }
-  const first = await raw.next();
-  const head = first.done ? Buffer.alloc(0) : first.value;
-  const kind = decompress === 'auto' ? sniffCompression(head) : decompress;
-  const bytes = prepend(head, raw);
+/** The tar bytes: a seekable file when the source is an uncompressed regular file. */
+export interface TarInput {
+  source: AsyncIterator<Buffer> | SeekableFile;
+  close(): void;
+}
+
+function decoded(bytes: AsyncIterator<Buffer>, kind: Exclude<TarDecompress, 'auto'>): Promise<AsyncIterator<Buffer>> | AsyncIterator<Buffer> {
   switch (kind) {
     case 'none':
       return bytes;
     case 'gzip':
-      return throughZlib(bytes, zlib.createGunzip({ chunkSize: CHUNK }))[Symbol.asyncIterator]();
-    case 'xz': {
-      const { unxz } = await import('./xz.js');
-      return unxz(bytes);
-    }
-    case 'zstd': {
-      const { unzstd } = await import('./zstd.js');
-      return unzstd(bytes);
-    }
+      return throughZlib({ [Symbol.asyncIterator]: () => bytes }, zlib.createGunzip({ chunkSize: CHUNK }))[Symbol.asyncIterator]();
+    case 'xz':
+      return import('./xz.js').then(({ unxz }) => unxz({ [Symbol.asyncIterator]: () => bytes }));
+    case 'zstd':
+      return import('./zstd.js').then(({ unzstd }) => unzstd({ [Symbol.asyncIterator]: () => bytes }));
   }
+}
+
+/**
+ * The tar bytes of `source` ('-' or '' for standard input), decompressed as asked. A missing
+ * native library for xz or zstd surfaces as that library's error, naming what to install.
+ */
+export async function openTarInput(source: string, decompress: TarDecompress): Promise<TarInput> {
+  if (source === '-' || source === '') {
+    const raw = readFd(0)[Symbol.asyncIterator]();
+    const first = await raw.next();
+    const head = first.done ? Buffer.alloc(0) : first.value;
+    const kind = decompress === 'auto' ? sniffCompression(head) : decompress;
+    return { source: await decoded(prepend(head, raw), kind), close: () => {} };
+  }
+  let fd: number;
+  try {
+    fd = fs.openSync(source, 'r');
+  } catch (e) {
+    throw new TarInputError(`${source}: cannot open: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  const close = () => fs.closeSync(fd);
+  const st = fs.fstatSync(fd);
+  if (st.isDirectory()) {
+    close();
+    throw new TarInputError(`${source}: is a directory, not a tar file`);
+  }
+  let kind = decompress === 'auto' ? 'none' : decompress;
+  if (st.isFile()) {
+    if (decompress === 'auto') {
+      const head = Buffer.alloc(8);
+      kind = sniffCompression(head.subarray(0, fs.readSync(fd, head, 0, head.length, 0)));
+    }
+    if (kind === 'none') return { source: { fd, size: st.size }, close };
+    return { source: await decoded(readFd(fd)[Symbol.asyncIterator](), kind), close };
+  }
+  // A pipe or device: sniff from the stream itself.
+  const raw = readFd(fd)[Symbol.asyncIterator]();
+  const first = await raw.next();
+  const head = first.done ? Buffer.alloc(0) : first.value;
+  if (decompress === 'auto') kind = sniffCompression(head);
+  return { source: await decoded(prepend(head, raw), kind), close };
 }

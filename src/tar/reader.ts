@@ -213,6 +213,16 @@ export class TarReader {
     if (got < want) throw this.truncated(e);
   }
 
+  /** Skips the next n bytes of the current entry's data (read nothing, if the source seeks). */
+  async skipData(n: number): Promise<void> {
+    const e = this.current;
+    if (!e || n === 0) return;
+    if (n > this.pending) throw new Error('internal: skipping past the entry data');
+    const got = await this.r.pipe(n, null);
+    this.pending -= got;
+    if (got < n) throw this.truncated(e);
+  }
+
   private async skipRest(): Promise<void> {
     const e = this.current;
     if (!e) return;
@@ -248,6 +258,8 @@ function cstr(b: Buffer): Buffer {
 
 /** Global attributes with the member's own on top. */
 function mergedPax(global: PaxAttributes, local: PaxAttributes): PaxAttributes {
+  // Global headers are rare: most members need no copy.
+  if (Object.keys(global).length === 1 && global.xattrs.size === 0) return local;
   const out = copyPax(global);
   for (const [k, v] of Object.entries(local) as Array<[keyof PaxAttributes, unknown]>) {
     // null (an emptied record) also overrides: the ustar field applies again.
