@@ -4,6 +4,7 @@
 // up front and the writer can stream file data straight to its final place.
 
 import {
+  EROFS_INODE_CHUNK_BASED,
   EROFS_INODE_FLAT_INLINE,
   EROFS_INODE_FLAT_PLAIN,
   EROFS_ISLOTSIZE,
@@ -144,6 +145,34 @@ class MetaAllocator {
     if (b === undefined) b = this.newBlock();
     const off = this.offsetOf(b);
     this.used[b]! += slots * EROFS_ISLOTSIZE;
+    this.release(b);
+    return off;
+  }
+
+  /**
+   * A unit that may cross block boundaries (no inline data: an inode, its xattrs, maybe
+   * aligned chunk indexes): best fit in one block, else appended at the end of the area,
+   * running into the next block, as the reference's allocator does.
+   */
+  allocStraddling(size: number): ByteOffset {
+    const slots = Math.ceil(size / EROFS_ISLOTSIZE);
+    for (let k = slots; k <= this.slotsPerBlock; k++) if (this.buckets[k]!.length > 0) return this.alloc(size);
+    const last = this.used.length - 1;
+    // The superblock's block is not followed by the next metadata block when data sits between.
+    if (last <= 0 || this.used[last] === this.g.blksz || this.absBlock(last) !== this.absBlock(last - 1) + 1) return this.alloc(size);
+    for (const bucket of this.buckets) {
+      const i = bucket.indexOf(last);
+      if (i >= 0) bucket.splice(i, 1);
+    }
+    const off = this.offsetOf(last);
+    let rest = this.used[last]! + slots * EROFS_ISLOTSIZE;
+    let b = last;
+    while (rest > this.g.blksz) {
+      this.used[b] = this.g.blksz;
+      rest -= this.g.blksz;
+      b = this.newBlock();
+    }
+    this.used[b] = rest;
     this.release(b);
     return off;
   }
@@ -349,7 +378,11 @@ export function placeLayout(g: BlockGeometry, planned: InodePlans, opts: Placeme
 
   // The root goes first so that its nid fits the superblock's 16-bit field.
   const place = (p: InodePlan): void => {
-    p.metaOffset = alloc.alloc(inodeSize(p.extended) + p.xattrSize + p.inlineTail);
+    const size = inodeSize(p.extended) + p.xattrSize + p.inlineTail;
+    // Chunk indexes are aligned entries, so such a unit may run into the next block (the
+    // reference packs tar index inodes so); everything else stays within one block.
+    const straddle = p.datalayout === EROFS_INODE_CHUNK_BASED;
+    p.metaOffset = straddle ? alloc.allocStraddling(size) : alloc.alloc(size);
     // meta_blkaddr is 0: a nid is the inode's byte offset in 32-byte slots.
     p.nid = nid(p.metaOffset / EROFS_ISLOTSIZE);
   };

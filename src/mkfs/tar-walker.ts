@@ -122,6 +122,7 @@ async function walkMembers(
     return dir;
   };
 
+  const excluding = cfg.excludePaths.size > 0 || cfg.excludeRegexes.length > 0;
   let entry: TarEntry | null;
   try {
     while ((entry = await reader.next())) {
@@ -132,7 +133,7 @@ async function walkMembers(
         throw new BuildError(`${shownSource}: ${JSON.stringify(shown)} at offset ${at}: ${m}`);
       };
       const parts = splitPath(entry.path, fail);
-      if (parts.length > 0 && isExcluded(cfg, parts.join('/'))) {
+      if (excluding && excludedPath(cfg, parts)) {
         cfg.log('debug', `excluding ${parts.join('/')}`);
         continue;
       }
@@ -261,7 +262,8 @@ async function writeDirect(
     let rest = piece;
     if (pos < blockBytes) {
       const n = Math.min(rest.length, blockBytes - pos);
-      direct.writer.writeAt(byteOffset(base + pos), rest.subarray(0, n));
+      // The image file is new: runs of zeros are left as holes, never written.
+      if (!isZero(rest.subarray(0, n))) direct.writer.writeAt(byteOffset(base + pos), rest.subarray(0, n));
       pos += n;
       rest = rest.subarray(n);
     }
@@ -273,6 +275,22 @@ async function writeDirect(
   const blocks = Math.ceil(blockBytes / blksz);
   direct.nextBlk += blocks;
   direct.placed.set(inode, { startBlk, blocks, inline });
+}
+
+let zeros = Buffer.alloc(0);
+function isZero(b: Buffer): boolean {
+  if (zeros.length < b.length) zeros = Buffer.alloc(Math.max(b.length, 1 << 20));
+  return b.equals(zeros.subarray(0, b.length));
+}
+
+/** Excluding a directory excludes what is below it, as in a directory walk. */
+function excludedPath(cfg: BuildConfig, parts: readonly string[]): boolean {
+  let rel = '';
+  for (const p of parts) {
+    rel = rel === '' ? p : `${rel}/${p}`;
+    if (isExcluded(cfg, rel)) return true;
+  }
+  return false;
 }
 
 function newInode(

@@ -73,11 +73,14 @@ function decoded(bytes: AsyncIterator<Buffer>, kind: Exclude<TarDecompress, 'aut
  */
 export async function openTarInput(source: string, decompress: TarDecompress): Promise<TarInput> {
   if (source === '-' || source === '') {
-    const raw = readFd(0)[Symbol.asyncIterator]();
+    const st = fs.fstatSync(0);
+    if (st.isFile()) return openFile(0, st, decompress, () => {});
+    // Pipes may be non-blocking (shared with the writer): libuv's stream handles that.
+    const raw = (process.stdin as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
     const first = await raw.next();
     const head = first.done ? Buffer.alloc(0) : first.value;
     const kind = decompress === 'auto' ? sniffCompression(head) : decompress;
-    return { source: await decoded(prepend(head, raw), kind), close: () => {} };
+    return { source: await decoded(prepend(head, raw), kind), close: () => process.stdin.destroy() };
   }
   let fd: number;
   try {
@@ -91,6 +94,11 @@ export async function openTarInput(source: string, decompress: TarDecompress): P
     close();
     throw new TarInputError(`${source}: is a directory, not a tar file`);
   }
+  return openFile(fd, st, decompress, close);
+}
+
+/** A descriptor already open: a regular file is read by position, anything else as a stream. */
+async function openFile(fd: number, st: fs.Stats, decompress: TarDecompress, close: () => void): Promise<TarInput> {
   let kind = decompress === 'auto' ? 'none' : decompress;
   if (st.isFile()) {
     if (decompress === 'auto') {

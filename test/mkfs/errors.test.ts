@@ -66,7 +66,9 @@ describe('bad input is reported in one line and leaves no image behind', () => {
     [['-zlz4', '-C', '5000'], /invalid physical cluster size 5000/],
     [['-Eztailpacking'], /-Eztailpacking needs compression/],
     [['--chunksize=4096'], /option --chunksize is not supported yet/],
-    [['--tar=f'], /option --tar is not supported yet/],
+    [['--tar=x'], /invalid --tar mode x/],
+    [['--aufs'], /--aufs needs --tar/],
+    [['--tar=i,blocks.map'], /MAPFILE \(block list file\) is not supported yet/],
     [['-Efragments'], /-Efragments is not supported yet/],
     [['--exclude-regex', '(['], /invalid --exclude-regex/],
   ] as const) {

@@ -149,6 +149,83 @@ describeIfMount('images from tar streams (--tar)', () => {
     });
   });
 
+  itIfMount("containerd's exact command lines, layer on stdin: --tar=f and --tar=i with the tar appended", async () => {
+    const tree = await makeTree(fullFeatureSpec());
+    try {
+      const tar = `${out.dir}/layer.tar`;
+      gnuTar(tree.root, tar, 'posix');
+      const layer = readFileSync(tar);
+      const full = img();
+      const uuid = '5f8b4e9a-1c2d-4e3f-8a9b-0c1d2e3f4a5b';
+      const f = spawnSync(process.execPath, [CLI, '--tar=f', '--aufs', '--quiet', '-Enoinline_data', '-U', uuid, '-T0', '--mkfs-time', '--sort=none', full], { input: layer });
+      expect(f.stderr.toString()).toBe('');
+      expect(f.stdout.toString()).toBe('');
+      expect(f.status).toBe(0);
+      await expectImageMatches(full, tree.root, { exclude: isSocket });
+      const index = img();
+      const i = spawnSync(process.execPath, [CLI, '--tar=i', '--aufs', '--quiet', index], { input: layer });
+      expect(i.stderr.toString() + i.stdout.toString()).toBe('');
+      const joined = `${out.dir}/containerd-joined.erofs`;
+      writeFileSync(joined, Buffer.concat([readFileSync(index), layer]));
+      expect(await withMount(joined, (mnt) => compareTrees(tree.root, mnt, { exclude: isSocket }))).toEqual([]);
+    } finally {
+      await tree.cleanup();
+    }
+  }, 120_000);
+
+  itIfMount('ownership, time and exclusion options apply to tar members', async () => {
+    const { makeTar } = await import('../helpers/tar.js');
+    const tar = `${out.dir}/opts.tar`;
+    writeFileSync(tar, makeTar([
+      { name: './', type: '5', mode: 0o755, uid: 5, gid: 6, mtime: 100 },
+      { name: 'keep', data: 'k', uid: 1000, gid: 1000, mtime: 200 },
+      { name: 'skip/me', data: 's' },
+      { name: 'drop.log', data: 'd' },
+    ]));
+    const image = img();
+    const r = await cli(['--quiet', '--tar=f', '--all-root', '-T500', '--exclude-path=skip', '--exclude-regex=\\.log$', image, tar]);
+    expect(r.stderr).toBe('');
+    await withMount(image, (mnt) => {
+      expect(readdirSync(mnt)).toEqual(['keep']);
+      const st = statSync(`${mnt}/keep`);
+      expect([st.uid, st.gid, st.mtimeMs]).toEqual([0, 0, 500_000]);
+      expect([statSync(mnt).uid, statSync(mnt).mtimeMs]).toEqual([0, 500_000]);
+    });
+  });
+
+  itIfMount('a layer bigger than memory streams from stdin with bounded RSS', async () => {
+    const { tarHeader } = await import('../helpers/tar.js');
+    const big = 6 * 2 ** 30;
+    // A 6 GiB member of zeros between two small ones, generated on the fly into the pipe.
+    const script = `
+      const h = Buffer.from(process.argv[1], 'base64');
+      const tail = Buffer.from(process.argv[2], 'base64');
+      const zero = Buffer.alloc(1 << 20);
+      let left = ${big};
+      process.stdout.write(h);
+      (function pump() {
+        while (left > 0) {
+          left -= zero.length;
+          if (!process.stdout.write(zero)) return process.stdout.once('drain', pump);
+        }
+        process.stdout.write(tail);
+      })();`;
+    const head = tarHeader({ name: 'big', size: big, base256: true });
+    const small = Buffer.concat([tarHeader({ name: 'after', data: 'after\n' }), Buffer.from('after\n'), Buffer.alloc(506), Buffer.alloc(1024)]);
+    const image = img();
+    const r = spawnSync('sh', ['-c', `"$0" -e "$1" "$2" "$3" | /usr/bin/time -f 'RSS %M' "$0" "$4" --quiet --tar=f "$5"`,
+      process.execPath, script, head.toString('base64'), small.toString('base64'), CLI, image], { maxBuffer: 1 << 20 });
+    const err = r.stderr.toString();
+    expect(err).toMatch(/^RSS \d+\n$/);
+    expect(r.status).toBe(0);
+    const rssKb = Number(/RSS (\d+)/.exec(err)![1]);
+    expect(rssKb).toBeLessThan(300 * 1024);
+    await withMount(image, (mnt) => {
+      expect(statSync(`${mnt}/big`).size).toBe(big);
+      expect(readFileSync(`${mnt}/after`, 'utf8')).toBe('after\n');
+    });
+  }, 600_000);
+
   itIfMount('a real root file system as a tar mounts exactly as GNU tar extracts it, in full and index mode', async () => {
     const given = process.env.EROFS_REAL_TREE;
     const root = given && existsSync(given) ? given : '/etc';
