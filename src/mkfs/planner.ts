@@ -386,7 +386,18 @@ export function placeLayout(g: BlockGeometry, planned: InodePlans, opts: Placeme
     // meta_blkaddr is 0: a nid is the inode's byte offset in 32-byte slots.
     p.nid = nid(p.metaOffset / EROFS_ISLOTSIZE);
   };
-  place(plans[0]!);
+  const root = plans[0]!;
+  const headBytes = alignUp(EROFS_SUPER_OFFSET + opts.superBytes - superBlock * g.blksz, EROFS_ISLOTSIZE);
+  const rootUnit = inodeSize(root.extended) + root.xattrSize + root.inlineTail;
+  if (rootUnit > g.blksz - headBytes && root.inlineTail > 0 && (metaStart * g.blksz) / EROFS_ISLOTSIZE > U16) {
+    // Past pre-written data the root's nid would not fit the superblock's 16 bits: keep it
+    // in the superblock's block, its directory data out of line.
+    root.datalayout = EROFS_INODE_FLAT_PLAIN;
+    root.dataBlocks += 1;
+    root.inlineTail = 0;
+  }
+  place(root);
+  if (root.nid > U16) throw new BuildError('the root inode and its xattrs do not fit in the superblock\'s block (its nid must stay below 65536)');
   const sharedOffsets = alloc.allocSequence(shared.map(entrySize));
   for (let i = 1; i < plans.length; i++) place(plans[i]!);
 

@@ -236,6 +236,9 @@ async function walkMembers(
   return { root, tarBytes: reader.offset };
 }
 
+/** Below this, a file's bytes are cheaper to read along with the headers than to copy apart. */
+const KERNEL_COPY_MIN = 64 << 10;
+
 /** Copies a file's data from the tar into its final blocks (its inline tail to the spool). */
 async function writeDirect(
   cfg: BuildConfig,
@@ -252,8 +255,8 @@ async function writeDirect(
   const base = startBlk * blksz;
   let pos = 0;
   inode.dataOffset = inline ? direct.tails.length : -1;
-  if (file && blockBytes > 0) {
-    // A plain tar file: its blocks are copied in the kernel and never read here.
+  if (file && blockBytes >= KERNEL_COPY_MIN) {
+    // A plain tar file: big files are copied in the kernel and never read here.
     direct.writer.copyFrom(file.fd, entry.dataOffset, byteOffset(base), blockBytes);
     await reader.skipData(blockBytes);
     pos = blockBytes;

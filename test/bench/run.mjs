@@ -68,6 +68,24 @@ const cases = [
   ['zstd', ['-zzstd']],
 ];
 
+// Tar input: the same tree as a PAX tar, built from the file and (as containerd does) from a pipe.
+const tarFile = `${scratch}/tree.tar`;
+execFileSync('tar', ['--format=posix', '--xattrs', '--xattrs-include=*', '--acls', '--numeric-owner', '-C', tree, '-cf', tarFile, '.']);
+const fromPipe = (argv) => ['sh', '-c', 'cat "$0" | exec "$@"', tarFile, ...argv];
+const tarCases = [
+  ['--tar=f', ['--tar=f'], false],
+  ['--tar=f, stdin pipe', ['--tar=f'], true],
+  ['--tar=i', ['--tar=i'], false],
+  ['--tar=f -zlz4hc', ['--tar=f', '-zlz4hc'], false],
+];
+
+function row(name, a, b) {
+  const mib = (r) => (r ? fmt(r.size / 2 ** 20, 1) : 'n/a');
+  console.log(
+    `| ${name} | ${fmt(a?.wall)} | ${fmt(b?.wall)} | ${ratio(a?.wall, b?.wall)} | ${mib(a)} | ${mib(b)} | ${a && b ? (a.size / b.size).toFixed(4) : 'n/a'} | ${fmt(a?.rss, 0)} | ${fmt(b?.rss, 0)} |`,
+  );
+}
+
 const fmt = (v, d = 2) => (v === undefined || Number.isNaN(v) ? 'n/a' : v.toFixed(d));
 const ratio = (a, b) => (a && b ? fmt(a / b) : 'n/a');
 console.log(`tree: ${tree}; reference: ${ref ?? 'none found'}; ${runs} runs each; ${os.cpus().length} cores; node ${process.version}`);
@@ -78,10 +96,15 @@ try {
     const common = ['-T0', '-U', '11111111-2222-3333-4444-555555555555', ...args];
     const a = bench([process.execPath, ours, '--quiet', ...common, `${scratch}/ours.erofs`, tree], `${scratch}/ours.erofs`);
     const b = ref ? bench([ref, ...common, `${scratch}/ref.erofs`, tree], `${scratch}/ref.erofs`) : null;
-    const mib = (r) => (r ? fmt(r.size / 2 ** 20, 1) : 'n/a');
-    console.log(
-      `| ${name} | ${fmt(a?.wall)} | ${fmt(b?.wall)} | ${ratio(a?.wall, b?.wall)} | ${mib(a)} | ${mib(b)} | ${a && b ? (a.size / b.size).toFixed(4) : 'n/a'} | ${fmt(a?.rss, 0)} | ${fmt(b?.rss, 0)} |`,
-    );
+    row(name, a, b);
+  }
+  for (const [name, args, pipe] of tarCases) {
+    const common = ['-T0', '-U', '11111111-2222-3333-4444-555555555555', ...args];
+    const wrap = (argv) => (pipe ? fromPipe(argv) : [...argv, tarFile]);
+    const a = bench(wrap([process.execPath, ours, '--quiet', ...common, `${scratch}/ours.erofs`]), `${scratch}/ours.erofs`);
+    // Releases before 1.6 have no --tar: their row shows n/a.
+    const b = ref ? bench(wrap([ref, '--quiet', ...common, `${scratch}/ref.erofs`]), `${scratch}/ref.erofs`) : null;
+    row(name, a, b);
   }
 } finally {
   rmSync(scratch, { recursive: true, force: true });
