@@ -137,11 +137,12 @@ function parseTarOptions(o: Record<string, unknown>): NonNullable<BuildOptions['
   if (!mode) throw new UsageError(`invalid --tar mode ${spec} (f, i or headerball)`);
   const strip = o.ovlfsStrip === undefined ? undefined : String(o.ovlfsStrip);
   if (strip !== undefined && strip !== '0' && strip !== '1') throw new UsageError(`invalid --ovlfs-strip=${strip} (0 or 1)`);
+  // --sort=none lets the reference skip a copy for uncompressed images; the image content is
+  // the same either way, so it is only checked.
   if (o.sort !== undefined && o.sort !== 'path' && o.sort !== 'none') throw new UsageError(`invalid --sort=${String(o.sort)} (path or none)`);
   if ((o.ungzip || o.gzip) && o.unxz) throw new UsageError('--ungzip and --unxz cannot be used together');
   return {
     mode,
-    // --sort=none lets the reference skip a copy for uncompressed images; the image content is the same either way.
     decompress: o.ungzip || o.gzip ? 'gzip' : o.unxz ? 'xz' : 'auto',
     aufs: Boolean(o.aufs),
     ovlfsStrip: strip === '1',

@@ -60,6 +60,7 @@ import { walkSource } from './walker.js';
 import { type DirectData, walkTar } from './tar-walker.js';
 import { planChunkedFiles } from './chunks.js';
 import { EROFS_DEVT_SLOT_SIZE, encodeDeviceSlot } from '../format/chunk.js';
+import { ShortCopyError } from './copy-range.js';
 import { ImageWriter, Spool } from './writer.js';
 
 export interface BuildResult {
@@ -520,6 +521,14 @@ async function streamFile(
   try {
     const size = inode.size;
     const blockBytes = size - p.inlineTail;
+    if (untouched && !spooled && blockBytes >= KERNEL_COPY_MIN) {
+      const tail = copyFileInKernel(fd, shown, size, p, g, w);
+      if (tail !== undefined) {
+        io.sinceYield += size;
+        if (io.sinceYield >= YIELD_EVERY_BYTES) await yieldToEventLoop(cfg, io);
+        return tail;
+      }
+    }
     const tail = p.inlineTail > 0 ? Buffer.allocUnsafe(p.inlineTail) : null;
     let pos = 0;
     const read = (buf: Buffer, off: number, len: number): number => {
@@ -562,6 +571,42 @@ async function streamFile(
   } finally {
     if (!spooled) fs.closeSync(fd);
   }
+}
+
+/** Below this, one read and one write cost less than asking the kernel for data ranges. */
+const KERNEL_COPY_MIN = 64 << 10;
+
+/**
+ * A source file's blocks copied in the kernel, holes kept; returns its inline tail, or
+ * undefined when holes cannot be found on this system (copy it by reading instead).
+ */
+function copyFileInKernel(fd: number, shown: string, size: number, p: InodePlan, g: BlockGeometry, w: ImageWriter): Buffer | null | undefined {
+  const blockBytes = size - p.inlineTail;
+  try {
+    if (!w.copySparseFrom(fd, byteOffset(p.startBlk * g.blksz), blockBytes)) return undefined;
+  } catch (e) {
+    if (e instanceof ShortCopyError) throw new BuildError(`${shown}: file shrank while being read (expected ${size} bytes, got ${e.at})`);
+    throw e;
+  }
+  let tail: Buffer | null = null;
+  try {
+    if (p.inlineTail > 0) {
+      tail = Buffer.alloc(p.inlineTail);
+      let got = 0;
+      while (got < tail.length) {
+        const n = fs.readSync(fd, tail, got, tail.length - got, blockBytes + got);
+        if (n === 0) throw new BuildError(`${shown}: file shrank while being read (expected ${size} bytes, got ${blockBytes + got})`);
+        got += n;
+      }
+    }
+    const now = fs.fstatSync(fd).size;
+    if (now < size) throw new BuildError(`${shown}: file shrank while being read (expected ${size} bytes, got ${now})`);
+    if (now > size) throw new BuildError(`${shown}: file grew while being read (expected ${size} bytes)`);
+  } catch (e) {
+    if (e instanceof BuildError) throw e;
+    throw new BuildError(`${shown}: read failed: ${describeFsError(e)}`);
+  }
+  return tail;
 }
 
 let zeros: Buffer | null = null;

@@ -6,22 +6,62 @@ import * as fs from 'node:fs';
 import koffi from 'koffi';
 
 type CopyFn = (fdIn: number, offIn: [bigint], fdOut: number, offOut: [bigint], len: number, flags: number) => number;
+type SeekFn = (fd: number, offset: number, whence: number) => number;
 
-let copyFileRange: CopyFn | null | undefined;
+let libc: { copyFileRange: CopyFn; lseek: SeekFn } | null | undefined;
 
-function load(): CopyFn | null {
-  if (copyFileRange !== undefined) return copyFileRange;
-  copyFileRange = null;
+function load(): typeof libc {
+  if (libc !== undefined) return libc;
+  libc = null;
   if (process.platform === 'linux') {
     try {
-      copyFileRange = koffi
-        .load('libc.so.6')
-        .func('intptr_t copy_file_range(int fd_in, _Inout_ int64_t *off_in, int fd_out, _Inout_ int64_t *off_out, size_t len, unsigned int flags)') as CopyFn;
+      const lib = koffi.load('libc.so.6');
+      libc = {
+        copyFileRange: lib.func(
+          'intptr_t copy_file_range(int fd_in, _Inout_ int64_t *off_in, int fd_out, _Inout_ int64_t *off_out, size_t len, unsigned int flags)',
+        ) as CopyFn,
+        lseek: lib.func('int64_t lseek(int fd, int64_t offset, int whence)') as SeekFn,
+      };
     } catch {
-      copyFileRange = null;
+      libc = null;
     }
   }
-  return copyFileRange;
+  return libc;
+}
+
+const SEEK_DATA = 3;
+const SEEK_HOLE = 4;
+
+/**
+ * Copies bytes [off, off + len) of a source file to the same range starting at `offOut`,
+ * skipping its holes (the destination is new and reads as zeros there). Returns false where
+ * holes cannot be asked for; the caller then copies another way.
+ */
+export function copyDataRanges(fdIn: number, fdOut: number, offOut: number, len: number): boolean {
+  const c = load();
+  if (!c) return false;
+  let pos = 0;
+  while (pos < len) {
+    const data = Number(c.lseek(fdIn, pos, SEEK_DATA));
+    // ENXIO: nothing but holes up to the end of the file.
+    if (data < 0) return koffi.errno() === ENXIO;
+    if (data >= len) return true;
+    const hole = Math.min(Number(c.lseek(fdIn, data, SEEK_HOLE)), len);
+    if (hole < 0) return false;
+    const n = copyRange(fdIn, data, fdOut, offOut + data, hole - data);
+    if (n < hole - data) throw new ShortCopyError(data + n);
+    pos = hole;
+  }
+  return true;
+}
+
+const ENXIO = 6;
+
+/** The source ended early, at `at`. */
+export class ShortCopyError extends Error {
+  constructor(readonly at: number) {
+    super(`source ended at ${at}`);
+  }
 }
 
 const CHUNK = 1 << 20;
@@ -33,7 +73,7 @@ const MAX_CALL = 1 << 30;
  * copied: fewer than len only when fdIn ends first.
  */
 export function copyRange(fdIn: number, offIn: number, fdOut: number, offOut: number, len: number): number {
-  const copy = load();
+  const copy = load()?.copyFileRange;
   let done = 0;
   if (copy) {
     const inPos: [bigint] = [BigInt(offIn)];

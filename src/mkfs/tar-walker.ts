@@ -53,8 +53,9 @@ const MODE_OF: Record<Exclude<TarEntry['type'], 'hardlink'>, number> = {
 type Names = Map<string, TreeEntry>;
 
 /**
- * Reads the whole stream. File data goes to `spool` (--tar=f); in index mode it stays in the
- * tar and inodes record where; a headerball has none.
+ * Reads the whole stream. In --tar=f, file data goes straight to its blocks in the image
+ * (`direct`, uncompressed) or to `spool` until it is compressed; in index mode it stays in
+ * the tar and inodes record where; a headerball has none.
  */
 export async function walkTar(cfg: BuildConfig, spool: Spool | null, direct: DirectData | null): Promise<TarWalkResult> {
   const shownSource = cfg.source === '' || cfg.source === '-' ? '<stdin>' : cfg.source;

@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { ByteOffset } from '../format/types.js';
 import { BuildError, describeFsError } from './errors.js';
-import { copyRange } from './copy-range.js';
+import { copyDataRanges, copyRange, ShortCopyError } from './copy-range.js';
 
 const COALESCE_BYTES = 4 << 20;
 
@@ -105,6 +105,21 @@ export class ImageWriter {
     try {
       return copyRange(srcFd, srcOffset, this.fd, off, length);
     } catch (e) {
+      this.fail(e);
+    }
+  }
+
+  /**
+   * Copies the first `length` bytes of a source file to `off` in the kernel, leaving its
+   * holes as holes (the image is new and reads as zeros there). False when the system
+   * cannot tell holes apart; throws ShortCopyError when the source is shorter.
+   */
+  copySparseFrom(srcFd: number, off: ByteOffset, length: number): boolean {
+    this.flush();
+    try {
+      return copyDataRanges(srcFd, this.fd, off, length);
+    } catch (e) {
+      if (e instanceof ShortCopyError) throw e;
       this.fail(e);
     }
   }
