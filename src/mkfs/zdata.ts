@@ -70,49 +70,44 @@ export interface ZdataStats {
 
 const alignUp = (n: number, a: number): number => Math.ceil(n / a) * a;
 
-/** Streams a file through a window buffer without ever holding more than 2 * WINDOW. */
+/** Streams a file range through a window buffer without ever holding more than 2 * WINDOW. */
 class FileQueue {
   head = 0;
   tail = 0;
-  /** File offset of buf[head]. */
+  /** Offset in the range of buf[head]. */
   pos = 0;
   private readPos = 0;
 
   constructor(
     readonly buf: Buffer,
     private readonly fd: number,
-    private readonly size: number,
+    /** Where the range starts in fd, and how long it is. */
+    private readonly base: number,
+    private readonly length: number,
     private readonly shown: string,
-    /** Where the data starts in fd, for positional reads; null: read fd sequentially. */
-    private readonly base: number | null,
+    /** File offset of the range, for messages. */
+    private readonly fileOffset: number,
+    private readonly fileSize: number,
   ) {}
 
   /** Makes at least min(WINDOW, bytes left) bytes available at head. */
   fill(): void {
-    if (this.tail - this.head >= WINDOW || this.readPos >= this.size) return;
+    if (this.tail - this.head >= WINDOW || this.readPos >= this.length) return;
     this.buf.copy(this.buf, 0, this.head, this.tail);
     this.tail -= this.head;
     this.head = 0;
-    while (this.tail < this.buf.length && this.readPos < this.size) {
+    while (this.tail < this.buf.length && this.readPos < this.length) {
       let n: number;
       try {
-        const position = this.base === null ? null : this.base + this.readPos;
-        n = fs.readSync(this.fd, this.buf, this.tail, Math.min(this.buf.length - this.tail, this.size - this.readPos), position);
+        n = fs.readSync(this.fd, this.buf, this.tail, Math.min(this.buf.length - this.tail, this.length - this.readPos), this.base + this.readPos);
       } catch (e) {
         throw new BuildError(`${this.shown}: read failed: ${describeFsError(e)}`);
       }
-      if (n === 0) throw new BuildError(`${this.shown}: file shrank while being read (expected ${this.size} bytes, got ${this.readPos})`);
+      if (n === 0) {
+        throw new BuildError(`${this.shown}: file shrank while being read (expected ${this.fileSize} bytes, got ${this.fileOffset + this.readPos})`);
+      }
       this.tail += n;
       this.readPos += n;
-    }
-    if (this.readPos >= this.size && this.base === null) {
-      let extra: number;
-      try {
-        extra = fs.readSync(this.fd, Buffer.alloc(1), 0, 1, null);
-      } catch {
-        extra = 0;
-      }
-      if (extra > 0) throw new BuildError(`${this.shown}: file grew while being read (expected ${this.size} bytes)`);
     }
   }
 
@@ -145,7 +140,11 @@ export interface ZParams {
 
 export interface ZJob {
   path: Uint8Array;
+  /** The whole file's length. */
   size: number;
+  /** The segment of the file this job compresses: files are cut into SEGMENT_BYTES pieces. */
+  start: number;
+  length: number;
   /** Read the data from this descriptor at `offset` instead of opening `path`. */
   fd: number | null;
   offset: number;
@@ -207,6 +206,8 @@ export function zJob(setup: CompressionSetup, g: BlockGeometry, plan: InodePlan)
   return {
     path,
     size: plan.inode.size,
+    start: 0,
+    length: plan.inode.size,
     fd: spooled ? setup.dataFd : null,
     offset: spooled ? plan.inode.dataOffset : 0,
     algorithm,
@@ -222,7 +223,10 @@ export function zJob(setup: CompressionSetup, g: BlockGeometry, plan: InodePlan)
  */
 export function compressStream(c: Compressor, p: ZParams, job: ZJob, buffers: ZBuffers, emit: (rel: number, bytes: Uint8Array) => void): ZResult {
   const B = 1 << p.blkszbits;
-  const size = job.size;
+  const size = job.length;
+  // Only the file's own end may be tail-packed; a segment's end is an end of input all the same.
+  const lastSegment = job.start + job.length === job.size;
+  const packTail = p.ztailpacking && lastSegment;
   // Sent to a worker, a Buffer arrives as a plain Uint8Array.
   const path = Buffer.from(job.path.buffer, job.path.byteOffset, job.path.byteLength);
   const shown = path.toString();
@@ -241,17 +245,17 @@ export function compressStream(c: Compressor, p: ZParams, job: ZJob, buffers: ZB
   let inlineData: Uint8Array | null = null;
   const { raw, pcluster } = buffers;
   try {
-    const q = new FileQueue(buffers.queue, fd, size, shown, job.fd === null ? null : job.offset);
+    const q = new FileQueue(buffers.queue, fd, (job.fd === null ? 0 : job.offset) + job.start, size, shown, job.start, job.size);
     while (q.pos < size) {
       q.fill();
       const len = q.tail - q.head;
       const final = q.pos + len === size;
       const src = q.buf.subarray(q.head, q.head + Math.min(len, p.maxExtentBytes));
-      let r = final && len <= B && !p.ztailpacking ? null : c.compressDestSize(src, job.pclusterBytes);
-      if (r && p.ztailpacking && final && r.consumed === len && r.data.length < Math.min(B, len) && canInline(r.data.length)) {
+      let r = final && len <= B && !packTail ? null : c.compressDestSize(src, job.pclusterBytes);
+      if (r && packTail && final && r.consumed === len && r.data.length < Math.min(B, len) && canInline(r.data.length)) {
         // The last extent compresses below a block: pack it right after the index.
         inlineData = r.data;
-        extents.push({ start: q.pos, length: len, raw: false, pblk: cursor, pblocks: 1 });
+        extents.push({ start: job.start + q.pos, length: len, raw: false, pblk: cursor, pblocks: 1 });
         q.consume(len);
         break;
       }
@@ -263,16 +267,16 @@ export function compressStream(c: Compressor, p: ZParams, job: ZJob, buffers: ZB
         rawBytes = Math.max(B, Math.floor(r.consumed / B) * B);
         r = null;
       }
-      if (r && p.ztailpacking && final && r.consumed === len && r.data.length % B !== 0 && r.data.length > B) {
+      if (r && packTail && final && r.consumed === len && r.data.length % B !== 0 && r.data.length > B) {
         // The last pcluster ends part-way into a block: fitting less input into whole blocks
         // and packing the rest inline may save that block.
         const fewer = c.compressDestSize(src, Math.floor(r.data.length / B) * B);
         if (fewer && fewer.data.length + (len - fewer.consumed) < alignUp(r.data.length, B)) r = fewer;
       }
       if (!r) {
-        if (p.ztailpacking && final && len < B && canInline(len)) {
+        if (packTail && final && len < B && canInline(len)) {
           inlineData = Uint8Array.from(q.buf.subarray(q.head, q.tail));
-          extents.push({ start: q.pos, length: len, raw: true, pblk: cursor, pblocks: 1 });
+          extents.push({ start: job.start + q.pos, length: len, raw: true, pblk: cursor, pblocks: 1 });
           q.consume(len);
           break;
         }
@@ -282,7 +286,7 @@ export function compressStream(c: Compressor, p: ZParams, job: ZJob, buffers: ZB
           raw.fill(0, n, B);
           q.buf.copy(raw, 0, q.head, q.head + n);
           emit(cursor, raw.subarray(0, B));
-          extents.push({ start: q.pos, length: n, raw: true, pblk: cursor, pblocks: 1 });
+          extents.push({ start: job.start + q.pos, length: n, raw: true, pblk: cursor, pblocks: 1 });
           cursor++;
           q.consume(n);
           left -= n;
@@ -295,9 +299,18 @@ export function compressStream(c: Compressor, p: ZParams, job: ZJob, buffers: ZB
       out.fill(0, 0, out.length - r.data.length);
       out.set(r.data, out.length - r.data.length);
       emit(cursor, out);
-      extents.push({ start: q.pos, length: r.consumed, raw: false, pblk: cursor, pblocks });
+      extents.push({ start: job.start + q.pos, length: r.consumed, raw: false, pblk: cursor, pblocks });
       cursor += pblocks;
       q.consume(r.consumed);
+    }
+    if (lastSegment && job.fd === null) {
+      let extra = 0;
+      try {
+        extra = fs.readSync(fd, Buffer.alloc(1), 0, 1, job.size);
+      } catch {
+        extra = 0;
+      }
+      if (extra > 0) throw new BuildError(`${shown}: file grew while being read (expected ${job.size} bytes)`);
     }
   } finally {
     if (job.fd === null) fs.closeSync(fd);
@@ -367,14 +380,23 @@ export function finishCompressedFile(
  */
 export type FlatWriter = (plan: InodePlan) => Promise<Uint8Array | null>;
 
-/** Files at least this big are compressed on the main thread, streaming to the image. */
-const STREAM_THRESHOLD = 16 << 20;
-/** Input bytes of files handed to workers and not yet written. */
-const IN_FLIGHT_BYTES = 16 << 20;
+/**
+ * Files are compressed in segments of this much input, each on its own (extents restart at
+ * a segment boundary), so workers share big files; as the reference's multithreaded mode.
+ * Every build cuts the same way, so the image does not depend on the number of workers.
+ */
+export const SEGMENT_BYTES = 16 << 20;
+
+/** A file's segment jobs. */
+export function segmentsOf(job: ZJob): ZJob[] {
+  const out: ZJob[] = [];
+  for (let start = 0; start < job.size; start += SEGMENT_BYTES) out.push({ ...job, start, length: Math.min(SEGMENT_BYTES, job.size - start) });
+  return out;
+}
 
 /**
  * Writes every regular file worth compressing, right after the superblock's block, and
- * returns how many blocks that took. Workers compress files in parallel; results are
+ * returns how many blocks that took. Workers compress segments in parallel; results are
  * placed in inode order, so the image does not depend on the number of workers. Files
  * compression does not help are written flat in place, over the pclusters tried for them.
  */
@@ -396,11 +418,9 @@ export async function writeCompressedFiles(
   const params = zParams(setup, g);
   let buffers: ZBuffers | null = null;
 
-  /** `data`: the pclusters a worker made; null when they were streamed to the image already. */
-  const place = async (p: InodePlan, job: ZJob, res: ZResult, data: Uint8Array | null): Promise<void> => {
+  /** The file's pclusters are in the image from `cursor` on: index it, or write it flat over them. */
+  const place = async (p: InodePlan, job: ZJob, res: ZResult): Promise<void> => {
     const z = finishCompressedFile(setup, g, p, res, cursor, job.algorithm);
-    if (z && data && data.length > 0) w.writeAt(byteOffset(cursor * g.blksz), data);
-    if (!z && !data) dirtyEnd = Math.max(dirtyEnd, cursor + res.blocks);
     if (z) {
       p.datalayout = z.datalayout;
       p.inlineTail = z.pad + z.blob.length;
@@ -412,7 +432,8 @@ export async function writeCompressedFiles(
       stats.storedBytes += z.blocks * g.blksz + (res.inline?.length ?? 0);
       if (z.inline) stats.inlinePclusters++;
     } else {
-      // Compression lost: the file goes flat, over any blocks streamed for it.
+      dirtyEnd = Math.max(dirtyEnd, cursor + res.blocks);
+      // Compression lost: the file goes flat, over the blocks written for it.
       p.startBlk = blockAddr(cursor);
       const tail = await writeFlat(p);
       const start = p.dataBlocks > 0 ? cursor : p.datalayout === EROFS_INODE_FLAT_INLINE ? EROFS_NULL_ADDR : 0;
@@ -423,48 +444,63 @@ export async function writeCompressedFiles(
     progress.file(p.inode.size);
   };
 
-  // Files to compress, in the order their pclusters are placed.
-  const work: Array<{ plan: InodePlan; job: ZJob; result?: Promise<{ res: ZResult; data: Uint8Array }> }> = [];
+  // Files to compress, in the order their pclusters are placed, each cut into segments.
+  const work: Array<{ plan: InodePlan; job: ZJob; segments: ZJob[]; results: Array<Promise<{ res: ZResult; data: Uint8Array }> | undefined> }> = [];
   for (const p of plans) {
     const inode = p.inode;
     if (!isReg(inode) || inode.size === 0) continue;
     if (inode.size <= g.blksz && !setup.ztailpacking) continue; // cannot save a block
     const job = zJob(setup, g, p);
-    if (job) work.push({ plan: p, job });
+    if (job) work.push({ plan: p, job, segments: segmentsOf(job), results: [] });
   }
 
-  // Workers run ahead of placement by up to IN_FLIGHT_BYTES of input. Big files are left
-  // to the main thread, which streams them into the image while workers go on with the
-  // files after them.
-  let submitted = 0;
+  // Workers run ahead of placement by a bounded amount of input: enough to keep every
+  // worker busy on a big file's segments, never a whole big file's output in memory.
+  const inFlightLimit = pool ? (pool.size + 1) * SEGMENT_BYTES : 0;
+  let nextFile = 0;
+  let nextSegment = 0;
   let inFlight = 0;
   const submitAhead = (): void => {
     if (!pool) return;
-    while (submitted < work.length && (inFlight < IN_FLIGHT_BYTES || submitted === 0)) {
-      const item = work[submitted++]!;
-      if (item.job.size >= STREAM_THRESHOLD) continue;
-      item.result = pool.compress(item.job);
-      inFlight += item.job.size;
+    while (nextFile < work.length && (inFlight < inFlightLimit || inFlight === 0)) {
+      const item = work[nextFile]!;
+      const seg = item.segments[nextSegment]!;
+      item.results[nextSegment] = pool.compress(seg);
+      inFlight += seg.length;
+      if (++nextSegment === item.segments.length) {
+        nextFile++;
+        nextSegment = 0;
+      }
     }
   };
 
   for (const item of work) {
-    submitAhead();
-    if (item.result) {
-      const { res, data } = await item.result;
-      item.result = undefined;
-      inFlight -= item.job.size;
-      await place(item.plan, item.job, res, data);
-      continue;
+    const fileStart = cursor;
+    const extents: Extent[] = [];
+    let blocks = 0;
+    let inline: Uint8Array | null = null;
+    for (let k = 0; k < item.segments.length; k++) {
+      submitAhead();
+      const segStart = fileStart + blocks;
+      let res: ZResult;
+      if (pool) {
+        const done = await item.results[k]!;
+        item.results[k] = undefined;
+        inFlight -= item.segments[k]!.length;
+        res = done.res;
+        if (done.data.length > 0) w.writeAt(byteOffset(segStart * g.blksz), done.data);
+      } else {
+        buffers ??= zBuffers(params);
+        res = compressStream(setup.compressors[item.job.algorithm]!, params, item.segments[k]!, buffers, (rel, bytes) =>
+          w.writeAt(byteOffset((segStart + rel) * g.blksz), bytes),
+        );
+        await yieldNow();
+      }
+      for (const e of res.extents) extents.push({ ...e, pblk: e.pblk + blocks });
+      blocks += res.blocks;
+      inline = res.inline;
     }
-    // Streamed straight into the image; a fallback rewrites the same blocks.
-    buffers ??= zBuffers(params);
-    const start = cursor;
-    const res = compressStream(setup.compressors[item.job.algorithm]!, params, item.job, buffers, (rel, bytes) =>
-      w.writeAt(byteOffset((start + rel) * g.blksz), bytes),
-    );
-    await place(item.plan, item.job, res, null);
-    await yieldNow();
+    await place(item.plan, item.job, { extents, blocks, inline });
   }
   // Blocks a fallen-back file left behind past the end are cleared, not leaked into metadata.
   if (dirtyEnd > cursor) w.writeAt(byteOffset(cursor * g.blksz), new Uint8Array((dirtyEnd - cursor) * g.blksz));

@@ -13,6 +13,7 @@ export interface SeekableFile {
 /** Reads sized to what is asked: headers take a few KiB, data skipped is never read. */
 const FILE_READ_MIN = 8 << 10;
 const FILE_READ_MAX = 1 << 20;
+const SLAB_SIZE = 1 << 20;
 
 export class ByteReader {
   private chunks: Buffer[] = [];
@@ -25,6 +26,8 @@ export class ByteReader {
 
   /** Seekable sources: the file position of the first byte not yet buffered. */
   private filePos = 0;
+  private slab = Buffer.alloc(0);
+  private slabUsed = 0;
 
   constructor(private readonly source: AsyncIterator<Buffer> | SeekableFile) {}
 
@@ -37,14 +40,23 @@ export class ByteReader {
     if (this.ended) return false;
     if ('fd' in this.source) {
       const want = Math.min(Math.max(FILE_READ_MIN, Math.min(this.wanted, FILE_READ_MAX)), this.source.size - this.filePos);
-      const buf = Buffer.allocUnsafe(Math.max(want, 0));
-      const n = want > 0 ? fs.readSync(this.source.fd, buf, 0, want, this.filePos) : 0;
+      if (want <= 0) {
+        this.ended = true;
+        return false;
+      }
+      // Reads are carved from a shared slab: one allocation per megabyte, not per read.
+      if (this.slab.length - this.slabUsed < want) {
+        this.slab = Buffer.allocUnsafe(Math.max(SLAB_SIZE, want));
+        this.slabUsed = 0;
+      }
+      const n = fs.readSync(this.source.fd, this.slab, this.slabUsed, want, this.filePos);
       if (n === 0) {
         this.ended = true;
         return false;
       }
       this.filePos += n;
-      this.chunks.push(n === want ? buf : buf.subarray(0, n));
+      this.chunks.push(this.slab.subarray(this.slabUsed, this.slabUsed + n));
+      this.slabUsed += n;
       this.buffered += n;
       return true;
     }

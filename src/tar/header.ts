@@ -82,17 +82,20 @@ export const isZeroBlock = (block: Buffer): boolean => {
   return true;
 };
 
-/** Sum of the header with the checksum field read as spaces; unsigned and signed-char forms. */
+/**
+ * Sum of the header with the checksum field read as spaces, as unsigned bytes; the
+ * signed-char form differs by 256 for every byte above 127.
+ */
 function checksums(block: Buffer): [number, number] {
-  let unsigned = 8 * 0x20;
-  let signed = 8 * 0x20;
+  let sum = 8 * 0x20;
+  let high = 0;
   for (let i = 0; i < TAR_BLOCK_SIZE; i++) {
-    if (i >= 148 && i < 156) continue;
+    if (i === 148) i = 156;
     const b = block[i]!;
-    unsigned += b;
-    signed += b > 127 ? b - 256 : b;
+    sum += b;
+    if (b > 127) high++;
   }
-  return [unsigned, signed];
+  return [sum, sum - 256 * high];
 }
 
 /** Decodes a non-zero header block; throws TarFormatError when it is not a valid one. */
