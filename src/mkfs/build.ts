@@ -341,7 +341,7 @@ async function writeImage(
   const g = layout.geometry;
   w.setSize(layout.totalBlocks * g.blksz);
 
-  for (const s of layout.sharedXattrs) w.writeAt(s.offset, encodeXattr(s.xattr));
+  for (const s of layout.sharedXattrs) w.writeMeta(s.offset, encodeXattr(s.xattr), g.blksz);
 
   let filterUsed = false;
   for (let i = 0; i < layout.plans.length; i++) {
@@ -355,6 +355,7 @@ async function writeImage(
     if (i % YIELD_EVERY_INODES === 0) await yieldToEventLoop(cfg, io);
   }
 
+  w.flushMeta();
   const sb = superblockDefaults(g.blkszbits);
   sb.featureCompat =
     EROFS_FEATURE_COMPAT_MTIME |
@@ -446,7 +447,7 @@ function writeInodeUnit(
   unit.set(disk, 0);
   if (ibody) unit.set(ibody, disk.length);
   if (p.inlineTail > 0) unit.set(tail!.subarray(0, p.inlineTail), disk.length + p.xattrSize);
-  w.writeAt(p.metaOffset, unit);
+  w.writeMeta(p.metaOffset, unit, 1 << cfg.blkszbits);
 }
 
 /** Lets signal handlers and AbortSignals run during long synchronous stretches. */

@@ -4,7 +4,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import type { ByteOffset } from '../format/types.js';
+import { type ByteOffset, byteOffset as byteOffsetOf } from '../format/types.js';
 import { BuildError, describeFsError } from './errors.js';
 import { copyDataRanges, copyRange, ShortCopyError } from './copy-range.js';
 
@@ -25,11 +25,19 @@ export function removeActiveTempFiles(): void {
   activeTemps.clear();
 }
 
+/** Metadata blocks kept in memory at most: inodes land in a few open blocks at a time. */
+const META_CACHE_BLOCKS = 1024;
+
 export class ImageWriter {
   private pending: Buffer;
   private pendingStart = 0;
   private pendingLen = 0;
   private closed = false;
+  /** Metadata blocks being filled, least recently used first. */
+  private meta = new Map<number, Buffer>();
+  /** Metadata blocks already written out once (read back if filled further). */
+  private metaEvicted = new Set<number>();
+  private metaBlksz = 0;
 
   private constructor(
     readonly imagePath: string,
@@ -122,6 +130,51 @@ export class ImageWriter {
       if (e instanceof ShortCopyError) throw e;
       this.fail(e);
     }
+  }
+
+  /**
+   * Writes inode-sized pieces of metadata through a block cache, so that thousands of small
+   * units packed into a block cost one write. flushMeta() must run before anything else
+   * writes to or reads those blocks.
+   */
+  writeMeta(off: ByteOffset, bytes: Uint8Array, blksz: number): void {
+    this.metaBlksz = blksz;
+    let done = 0;
+    while (done < bytes.length) {
+      const at = off + done;
+      const blk = Math.floor(at / blksz);
+      const inBlock = at - blk * blksz;
+      const n = Math.min(bytes.length - done, blksz - inBlock);
+      this.metaBlock(blk).set(bytes.subarray(done, done + n), inBlock);
+      done += n;
+    }
+  }
+
+  private metaBlock(blk: number): Buffer {
+    let b = this.meta.get(blk);
+    if (b) {
+      // Most recently used last.
+      this.meta.delete(blk);
+      this.meta.set(blk, b);
+      return b;
+    }
+    b = this.metaEvicted.has(blk) ? this.readAt(byteOffsetOf(blk * this.metaBlksz), this.metaBlksz) : Buffer.alloc(this.metaBlksz);
+    this.meta.set(blk, b);
+    if (this.meta.size > META_CACHE_BLOCKS) {
+      const [old, data] = this.meta.entries().next().value as [number, Buffer];
+      this.meta.delete(old);
+      this.metaEvicted.add(old);
+      this.writeAt(byteOffsetOf(old * this.metaBlksz), data);
+    }
+    return b;
+  }
+
+  /** Writes every cached metadata block, neighbours merged into one write. */
+  flushMeta(): void {
+    const blocks = [...this.meta.keys()].sort((a, b) => a - b);
+    for (const blk of blocks) this.writeAt(byteOffsetOf(blk * this.metaBlksz), this.meta.get(blk)!);
+    this.meta.clear();
+    this.metaEvicted.clear();
   }
 
   readAt(off: ByteOffset, length: number): Buffer {
