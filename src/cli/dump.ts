@@ -219,12 +219,11 @@ function parse(argv: readonly string[]): { image: string; o: DumpOptions } {
     .option('--ls', 'list the directory (needs --path or --nid)')
     .option('--path <path>', 'show the inode at PATH')
     .option('--nid <nid>', 'show the inode with this nid')
-    .option('--device <path>', 'extra device (not supported)', (v: string, prev: string[]) => [...prev, v], []);
+    .option('--device <path>', 'extra device, in device-table order (repeatable; e.g. the tar of a --tar=i image)', (v: string, prev: string[]) => [...prev, v], []);
   program.exitOverride();
   program.configureOutput({ writeErr: (s) => process.stderr.write(s) });
   program.parse(argv as string[], { from: 'user' });
   const o = program.opts<DumpOptions>();
-  if (o.device && o.device.length > 0) throw new UsageError('extra devices (--device) are not supported');
   if (o.path !== undefined && o.nid !== undefined) throw new UsageError('use either --path or --nid, not both');
   if ((o.e || o.ls) && o.path === undefined && o.nid === undefined) throw new UsageError('-e and --ls need --path or --nid');
   if (o.nid !== undefined && !/^\d+$/.test(o.nid)) throw new UsageError(`invalid nid ${o.nid}`);
@@ -244,7 +243,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
   let img: ErofsImage;
   try {
-    img = openImage(image);
+    img = openImage(image, { devices: o.device ?? [] });
   } catch (e) {
     const why = e instanceof ErofsError ? e.message : `cannot open: ${(e as Error).message}`;
     process.stderr.write(`${PROG}: ${image}: ${why}\n`);

@@ -46,7 +46,7 @@ function parse(argv: readonly string[]): { image: string; o: FsckCliOptions } {
     .version(`${PROG} (erofs-ts) ${packageVersion()}`, '-V, --version')
     .option('-d <level>', 'set output message level (accepted for compatibility)')
     .option('-p', 'print total compression ratio of all files')
-    .option('--device <path>', 'extra device (not supported)', (v: string, prev: string[]) => [...prev, v], [])
+    .option('--device <path>', 'extra device, in device-table order (repeatable; e.g. the tar of a --tar=i image)', (v: string, prev: string[]) => [...prev, v], [])
     .option('--extract [DIR]', 'check all files (always done); --extract=DIR also extracts them to DIR')
     .option('--force', 'allow extracting to root')
     .option('--overwrite', 'overwrite files that already exist')
@@ -67,7 +67,6 @@ function parse(argv: readonly string[]): { image: string; o: FsckCliOptions } {
   const o = program.opts<FsckCliOptions>();
   if (o.extract === '') o.extract = true;
   const image = program.args[0]!;
-  if (o.device && o.device.length > 0) throw new UsageError('extra devices (--device) are not supported');
   const extracting = typeof o.extract === 'string';
   if (!extracting && (o.force || o.overwrite || o.preserve !== undefined || o.preserveOwner !== undefined || o.preservePerms !== undefined)) {
     throw new UsageError('extraction options need --extract=DIR');
@@ -89,7 +88,7 @@ export async function main(argv: readonly string[]): Promise<number> {
 
   let img: ErofsImage;
   try {
-    img = openImage(image);
+    img = openImage(image, { devices: o.device ?? [] });
   } catch (e) {
     if (e instanceof UnsupportedFeatureError) {
       process.stderr.write(`${PROG}: ${image}: ${e.message}\n`);

@@ -60,6 +60,8 @@ export class ChunkMap {
     private readonly img: ImageReader,
     private readonly sb: SuperInfo,
     private readonly inode: Inode,
+    /** Readers for the extra devices, when given; else their blocks are looked for in img. */
+    private readonly devices: readonly ImageReader[] = [],
   ) {
     const ctx = { nid: inode.nid };
     const format = inode.disk.u & 0xffff;
@@ -108,13 +110,31 @@ export class ChunkMap {
       blk = v.getUint32(0, true);
     }
     if (blk === EROFS_NULL_ADDR) return { logical, length, kind: 'hole', physical: byteOffset(0), physicalLength: 0 };
+    let base = 0;
     if (device !== 0) {
-      throw new UnsupportedFeatureError(`chunk ${i} is stored on extra device ${device}, which is not available`, ctx);
+      // Without the device itself, its blocks are read where the kernel's flat-device mode
+      // finds them: at mapped_blkaddr in this file (a tar index image with the tar appended).
+      const dev = this.sb.devices[device - 1];
+      if (!dev) throw new CorruptImageError(`chunk ${i} names extra device ${device}, beyond the device table`, ctx);
+      if (blk + Math.ceil(length / this.sb.blksz) > dev.blocks) {
+        throw new CorruptImageError(`chunk ${i} (block ${blk}) lies outside extra device ${device} (${dev.blocks} blocks)`, ctx);
+      }
+      const given = this.devices[device - 1];
+      if (given) {
+        const at = blk * this.sb.blksz;
+        if (!given.contains(at, length)) throw new CorruptImageError(`chunk ${i} (block ${blk}) lies past the end of device ${device}`, ctx);
+        return { logical, length, kind: 'plain', physical: byteOffset(at), physicalLength: length, device };
+      }
+      base = dev.mappedBlkaddr;
     }
-    const physical = blk * this.sb.blksz;
+    const physical = (base + blk) * this.sb.blksz;
+    if (device !== 0 && !this.img.contains(physical, length)) {
+      throw new UnsupportedFeatureError(`chunk ${i} is on extra device ${device}, which is neither given nor appended to the image`, ctx);
+    }
     if (!this.img.contains(physical, length)) {
       throw new CorruptImageError(`chunk ${i} (block ${blk}, ${length} bytes) lies outside the image`, ctx);
     }
-    return { logical, length, kind: 'plain', physical: byteOffset(physical), physicalLength: length, device };
+    // Read from this file: a given device's chunks returned above.
+    return { logical, length, kind: 'plain', physical: byteOffset(physical), physicalLength: length };
   }
 }

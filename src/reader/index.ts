@@ -45,6 +45,11 @@ export interface OpenOptions {
   decompressors?: DecompressorProvider;
   /** Upper bound for the cache of decompressed extents, in bytes (default 32 MiB). */
   extentCacheBytes?: number;
+  /**
+   * Extra devices in device-table order (a --tar=i image's tar). Without them, their blocks
+   * are read where the kernel finds them without -o device=: appended to the image.
+   */
+  devices?: string[];
 }
 
 /** What stat() reports. */
@@ -74,6 +79,7 @@ export class ErofsImage {
   readonly superblock: SuperInfo;
   readonly rootNid: Nid;
   private readonly img: ImageReader;
+  private readonly devices: ImageReader[] = [];
   private readonly decoder: ExtentDecoder;
   private readonly inodes = new GenerationalCache<number, Inode>(8192);
   private readonly zmaps = new GenerationalCache<number, ZMap>(512);
@@ -94,6 +100,15 @@ export class ErofsImage {
       throw e;
     }
     this.rootNid = this.superblock.rootNid;
+    try {
+      for (const path of opts.devices ?? []) this.devices.push(new ImageReader(new FileSource(path)));
+      if (this.devices.length > 0 && this.devices.length !== this.superblock.devices.length) {
+        throw new InvalidArgumentError(`${this.devices.length} device(s) given, the image has ${this.superblock.devices.length}`);
+      }
+    } catch (e) {
+      this.close();
+      throw e;
+    }
     this.decoder = new ExtentDecoder(this.img, this.superblock, opts.decompressors ?? getDecompressor);
     this.extentCacheLimit = opts.extentCacheBytes ?? 32 * 1024 * 1024;
   }
@@ -243,7 +258,7 @@ export class ErofsImage {
   private chunkMap(i: Inode): ChunkMap {
     let m = this.chunkMaps.get(i.nid);
     if (!m) {
-      m = new ChunkMap(this.img, this.superblock, i);
+      m = new ChunkMap(this.img, this.superblock, i, this.devices);
       this.chunkMaps.set(i.nid, m);
     }
     return m;
@@ -339,7 +354,7 @@ export class ErofsImage {
         case 'hole':
           break;
         case 'plain':
-          out.set(this.img.readUncached(e.physical + within, n, 'file data'), dst);
+          out.set((e.device ? this.devices[e.device - 1]! : this.img).readUncached(e.physical + within, n, 'file data'), dst);
           break;
         case 'fragment':
           out.set(this.readPacked((e.fragmentOffset ?? 0) + within, n), dst);
@@ -395,6 +410,7 @@ export class ErofsImage {
 
   close(): void {
     this.img.close();
+    for (const d of this.devices) d.close();
   }
 }
 

@@ -2,7 +2,6 @@
 // on validated here (position, format bits, layout, type, size).
 
 import {
-  EROFS_FEATURE_INCOMPAT_CHUNKED_FILE,
   EROFS_INODE_CHUNK_BASED,
   EROFS_INODE_COMPACT_SIZE,
   EROFS_INODE_COMPRESSED_COMPACT,
@@ -109,9 +108,8 @@ export function loadInode(img: ImageReader, sb: SuperInfo, n: Nid): Inode {
   if (special && layout !== EROFS_INODE_FLAT_PLAIN && layout !== EROFS_INODE_FLAT_INLINE) {
     throw new CorruptImageError(`special file with data layout ${LAYOUT_NAMES[layout]}`, ctx);
   }
-  if (layout === EROFS_INODE_CHUNK_BASED && !(sb.featureIncompat & EROFS_FEATURE_INCOMPAT_CHUNKED_FILE)) {
-    throw new CorruptImageError('chunk-based inode in an image without the chunked_file feature', ctx);
-  }
+  // The kernel reads chunk-based inodes whatever the feature bits say; mkfs.erofs --tar=i
+  // writes them with only DEVICE_TABLE set.
 
   const inodeSize = extended ? EROFS_INODE_EXTENDED_SIZE : EROFS_INODE_COMPACT_SIZE;
   const xattrSize = xattrIbodySize(disk.xattrIcount);

@@ -2,6 +2,7 @@
 // (refusing incompatible features we do not implement, as the kernel does) and
 // the compression configuration records that follow the superblock.
 
+import { EROFS_DEVT_SLOT_SIZE } from '../format/chunk.js';
 import {
   EROFS_FEATURE_COMPAT_MTIME,
   EROFS_FEATURE_COMPAT_SB_CHKSUM,
@@ -98,6 +99,8 @@ export interface SuperInfo {
   readonly checksumVerified: boolean;
   /** Image size the superblock declares (blocks * blksz). */
   readonly declaredBytes: number;
+  /** Extra devices from the device table (device id k is devices[k - 1]). */
+  readonly devices: ReadonlyArray<{ blocks: number; mappedBlkaddr: number }>;
 }
 
 export function featureNames(compat: number, incompat: number): string[] {
@@ -151,6 +154,7 @@ export function loadSuperblock(img: ImageReader): SuperInfo {
   if (raw.dirblkbits !== 0) throw new UnsupportedFeatureError(`unsupported dirblkbits ${raw.dirblkbits}`);
 
   const compression = loadCompressionConfig(img, raw, sbSize);
+  const devices = loadDeviceTable(img, raw);
 
   return {
     raw,
@@ -163,7 +167,24 @@ export function loadSuperblock(img: ImageReader): SuperInfo {
     compression,
     checksumVerified,
     declaredBytes: raw.blocks * blksz,
+    devices,
   };
+}
+
+/** struct erofs_deviceslot entries: blocks and where they sit in the flat address space. */
+function loadDeviceTable(img: ImageReader, raw: Superblock): SuperInfo['devices'] {
+  if (!(raw.featureIncompat & EROFS_FEATURE_INCOMPAT_DEVICE_TABLE) || raw.extraDevices === 0) return [];
+  const slots = img.read(raw.devtSlotoff * EROFS_DEVT_SLOT_SIZE, raw.extraDevices * EROFS_DEVT_SLOT_SIZE, 'device table');
+  const v = new DataView(slots.buffer, slots.byteOffset, slots.byteLength);
+  const out: Array<{ blocks: number; mappedBlkaddr: number }> = [];
+  for (let i = 0; i < raw.extraDevices; i++) {
+    const at = i * EROFS_DEVT_SLOT_SIZE;
+    out.push({
+      blocks: v.getUint32(at + 64, true) + v.getUint32(at + 72, true) * 2 ** 32,
+      mappedBlkaddr: v.getUint32(at + 68, true) + v.getUint16(at + 76, true) * 2 ** 32,
+    });
+  }
+  return out;
 }
 
 function loadCompressionConfig(img: ImageReader, raw: Superblock, sbSize: number): CompressionConfig {

@@ -3,6 +3,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSy
 import { afterAll, expect } from 'vitest';
 import { build, CLI, cli, expectImageMatches, scratchDir } from '../helpers/build.js';
 import { compareTrees } from '../helpers/compare.js';
+import { fsckImage, openImage } from '../../src/reader/index.js';
 import { describeIfMount, itIfMount, withMount } from '../helpers/mount.js';
 import { file, fullFeatureSpec, makeTree, wideDir } from '../helpers/tree.js';
 
@@ -119,6 +120,16 @@ describeIfMount('images from tar streams (--tar)', () => {
       const joined = `${out.dir}/joined.erofs`;
       writeFileSync(joined, Buffer.concat([readFileSync(image), readFileSync(tar)]));
       expect(await withMount(joined, (mnt) => compareTrees(tree.root, mnt, { exclude: isSocket }))).toEqual([]);
+      // This project's reader too: with the tar given as the device, or appended.
+      for (const [file, devices] of [[image, [tar]], [joined, []]] as const) {
+        const r = openImage(file, { devices: [...devices] });
+        try {
+          expect(fsckImage(r).problems).toEqual([]);
+          expect(Buffer.from(r.readAll(r.lookup('/hello.txt'))).toString()).toBe('hello, erofs\n');
+        } finally {
+          r.close();
+        }
+      }
     } finally {
       for (const l of loops) spawnSync('losetup', ['-d', l]);
       await tree.cleanup();
