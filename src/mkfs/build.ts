@@ -481,8 +481,8 @@ async function writeData(
   if (isDir(inode)) {
     content = encodeDirectory(
       direntsOf(inode).map((e) => ({
-        name: e.name,
-        nid: layout.byInode.get(e.inode)!.nid,
+        name: Buffer.from(e.name, 'latin1'),
+        nid: layout.plans[e.inode.ino - 1]!.nid,
         fileType: fileTypeOf(e.inode.mode),
       })),
       g.blksz,

@@ -30,8 +30,8 @@ import { isDir, isReg, isSymlink, sourcePath, type TreeEntry, type TreeInode } f
 
 const NO_IDS: number[] = [];
 const NO_XATTRS: Xattr[] = [];
-const DOT = Buffer.from('.');
-const DOTDOT = Buffer.from('..');
+const DOT = '.';
+const DOTDOT = '..';
 const U16 = 0xffff;
 const U32 = 0xffffffff;
 
@@ -69,7 +69,6 @@ export interface Layout {
   geometry: BlockGeometry;
   plans: InodePlan[];
   root: InodePlan;
-  byInode: Map<TreeInode, InodePlan>;
   sharedXattrs: SharedXattr[];
   xattrBlkaddr: BlockAddr;
   /** First block after the metadata area; file and directory data start here. */
@@ -87,7 +86,7 @@ export function direntsOf(dir: TreeInode): TreeEntry[] {
   ];
   let d = 0;
   for (const e of dir.children!) {
-    while (d < 2 && Buffer.compare(dots[d]!.name, e.name) < 0) out.push(dots[d++]!);
+    while (d < 2 && dots[d]!.name < e.name) out.push(dots[d++]!);
     out.push(e);
   }
   while (d < 2) out.push(dots[d++]!);
@@ -293,7 +292,6 @@ export const superBlockAddr = (g: BlockGeometry): number => Math.floor(EROFS_SUP
 
 export interface InodePlans {
   plans: InodePlan[];
-  byInode: Map<TreeInode, InodePlan>;
   shared: Xattr[];
 }
 
@@ -305,7 +303,6 @@ export function planInodes(cfg: BuildConfig, g: BlockGeometry, order: readonly T
   shared.forEach((x, i) => sharedIndex.set(xattrKeyString(x), i));
 
   const plans: InodePlan[] = [];
-  const byInode = new Map<TreeInode, InodePlan>();
   const pathOf = (inode: TreeInode): string => sourcePath(inode).toString();
 
   for (let i = 0; i < order.length; i++) {
@@ -353,9 +350,8 @@ export function planInodes(cfg: BuildConfig, g: BlockGeometry, order: readonly T
       nid: nid(0),
     };
     plans.push(plan);
-    byInode.set(inode, plan);
   }
-  return { plans, byInode, shared };
+  return { plans, shared };
 }
 
 export interface PlacementOptions {
@@ -370,7 +366,7 @@ export interface PlacementOptions {
  * after any pre-written data) and assigns data blocks to everything not yet written.
  */
 export function placeLayout(g: BlockGeometry, planned: InodePlans, opts: PlacementOptions): Layout {
-  const { plans, byInode, shared } = planned;
+  const { plans, shared } = planned;
   const superBlock = superBlockAddr(g);
   const metaStart = superBlock + 1 + opts.preDataBlocks;
   const alloc = new MetaAllocator(g, (rel) => (rel === 0 ? superBlock : metaStart + rel - 1));
@@ -423,7 +419,6 @@ export function placeLayout(g: BlockGeometry, planned: InodePlans, opts: Placeme
     geometry: g,
     plans,
     root: plans[0]!,
-    byInode,
     sharedXattrs: shared.map((xattr, i) => ({ xattr, offset: sharedOffsets[i]! })),
     xattrBlkaddr,
     dataStart: blockAddr(dataStart),

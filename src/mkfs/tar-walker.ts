@@ -94,14 +94,14 @@ async function walkMembers(
     mtime: cfg.buildTime,
     mtimeNsec: 0,
   });
-  const root = newInode(S_IFDIR | 0o777, rootIds, Buffer.alloc(0), null);
+  const root = newInode(S_IFDIR | 0o777, rootIds, '', null);
   root.parent = root;
   names.set(root, new Map());
 
   const mkdirImplied = (parent: TreeInode, name: string): TreeEntry => {
     // An implied parent looks like its own parent until (if ever) its member arrives.
     const mode = S_IFDIR | 0o755 | (parent.mode & 0o022);
-    const inode = newInode(mode, parent, Buffer.from(name, 'latin1'), parent);
+    const inode = newInode(mode, parent, name, parent);
     names.set(inode, new Map());
     const entry: TreeEntry = { name: inode.name, inode };
     names.get(parent)!.set(name, entry);
@@ -175,13 +175,13 @@ async function walkMembers(
         if (target!.inode.children) fail('hard link to a directory');
         if (target === existing) continue;
         if (existing) existing.inode = target!.inode;
-        else dirNames.set(name, { name: Buffer.from(name, 'latin1'), inode: target!.inode });
+        else dirNames.set(name, { name, inode: target!.inode });
         continue;
       }
 
       if (whiteout) {
         // An overlayfs whiteout: a character device 0:0 with no permission bits.
-        const inode = newInode(S_IFCHR, ids, Buffer.from(name, 'latin1'), parent!);
+        const inode = newInode(S_IFCHR, ids, name, parent!);
         whiteoutDirs.add(parent!);
         if (existing) existing.inode = inode;
         else dirNames.set(name, { name: inode.name, inode });
@@ -194,7 +194,7 @@ async function walkMembers(
         Object.assign(existing.inode, ids, { mode: S_IFDIR | entry.mode, xattrs });
         continue;
       }
-      const inode = newInode(MODE_OF[type] | entry.mode, ids, Buffer.from(name, 'latin1'), parent!);
+      const inode = newInode(MODE_OF[type] | entry.mode, ids, name, parent!);
       inode.xattrs = xattrs;
       switch (type) {
         case 'directory':
@@ -300,7 +300,7 @@ function excludedPath(cfg: BuildConfig, parts: readonly string[]): boolean {
 function newInode(
   mode: number,
   ids: Pick<TreeInode, 'uid' | 'gid' | 'mtime' | 'mtimeNsec'>,
-  name: Buffer,
+  name: string,
   parent: TreeInode | null,
 ): TreeInode {
   return {
@@ -316,6 +316,7 @@ function newInode(
     symlink: null,
     xattrs: NO_XATTRS,
     nlink: 0,
+    ino: 0,
     children: (mode & S_IFMT) === S_IFDIR ? [] : null,
     parent,
   };
@@ -378,7 +379,7 @@ function finishTree(root: TreeInode, names: Map<TreeInode, Names>, whiteoutDirs:
     } else if (whiteoutDirs.has(dir) && entries.some((e) => isWhiteout(e.inode))) {
       dir.xattrs = withXattr(dir.xattrs, OVL_ORIGIN, Buffer.alloc(0));
     }
-    entries.sort((a, b) => Buffer.compare(a.name, b.name));
+    entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     dir.children = entries;
     for (const e of entries) if (e.inode.children) stack.push(e.inode);
   }

@@ -22,56 +22,59 @@ export interface TreeInode {
    */
   dataOffset: number;
   /**
-   * The name it was first reached by (the source path for the root). With `parent`, this
-   * locates the source file without storing a path per inode (see sourcePath).
+   * The name it was first reached by (the source path for the root), as a latin1 string:
+   * one character per byte, far smaller than a Buffer each. With `parent`, this locates the
+   * source file without storing a path per inode (see sourcePath).
    */
-  name: Buffer;
+  name: string;
   symlink: Buffer | null;
   /** In canonical order (compareXattrs). */
   xattrs: Xattr[];
   /** Links inside the image: dirents naming it (directories: 2 + subdirectories). */
   nlink: number;
+  /** The 32-bit inode serial, root = 1, in layout order: set by inodeOrder (0 until then). */
+  ino: number;
   /** Directories: entries sorted bytewise by name, without "." and "..". */
   children: TreeEntry[] | null;
   parent: TreeInode | null;
 }
 
 export interface TreeEntry {
-  name: Buffer;
+  /** latin1: byte for byte the name on disk; `<` on these strings is bytewise order. */
+  name: string;
   inode: TreeInode;
 }
 
 /** The inode's path in the source tree, rebuilt from parent links. */
 export function sourcePath(inode: TreeInode): Buffer {
-  const parts: Buffer[] = [];
+  const parts: string[] = [];
   let n = inode;
-  for (; n.parent && n.parent !== n; n = n.parent) parts.push(n.name, SLASH);
+  for (; n.parent && n.parent !== n; n = n.parent) parts.push(n.name);
   parts.push(n.name);
-  return Buffer.concat(parts.reverse());
+  return Buffer.from(parts.reverse().join('/'), 'latin1');
 }
-
-const SLASH = Buffer.from('/');
 
 export const isDir = (i: TreeInode): boolean => (i.mode & S_IFMT) === S_IFDIR;
 export const isReg = (i: TreeInode): boolean => (i.mode & S_IFMT) === S_IFREG;
 export const isSymlink = (i: TreeInode): boolean => (i.mode & S_IFMT) === S_IFLNK;
 
 /**
- * Inodes in the order they are numbered and laid out: the root, then for each
- * directory (pre-order, sorted) its children as a group. A hard-linked inode
- * appears once, where it is first reached.
+ * Inodes in the order they are numbered and laid out, each given its serial `ino`: the
+ * root, then for each directory (pre-order, sorted) its children as a group. A hard-linked
+ * inode appears once, where it is first reached.
  */
 export function inodeOrder(root: TreeInode): TreeInode[] {
   const order: TreeInode[] = [root];
-  const seen = new Set<TreeInode>([root]);
+  root.ino = 1;
   const stack: TreeInode[] = [root];
   while (stack.length > 0) {
     const dir = stack.pop()!;
     const subdirs: TreeInode[] = [];
     for (const e of dir.children!) {
-      if (seen.has(e.inode)) continue;
-      seen.add(e.inode);
+      // A serial already given: reached before, through another hard link.
+      if (e.inode.ino !== 0) continue;
       order.push(e.inode);
+      e.inode.ino = order.length;
       if (e.inode.children) subdirs.push(e.inode);
     }
     for (let i = subdirs.length - 1; i >= 0; i--) stack.push(subdirs[i]!);

@@ -37,15 +37,16 @@ export interface WalkResult {
   inodeCount: number;
 }
 
-/** Joins a directory path and a name without decoding either (names may not be UTF-8). */
-const join = (dir: Buffer, name: Buffer): Buffer => Buffer.concat([dir, SLASH, name]);
+/** Joins a directory path and a latin1 name byte for byte (names may not be UTF-8). */
+const join = (dir: Buffer, name: string): Buffer => Buffer.concat([dir, SLASH, Buffer.from(name, 'latin1')]);
 
 export function walkSource(cfg: BuildConfig): WalkResult {
   const rootPath = Buffer.from(cfg.source);
   const hardlinks = new Map<string, TreeInode>();
   let inodeCount = 0;
+  const excluding = cfg.excludePaths.size > 0 || cfg.excludeRegexes.length > 0;
 
-  const makeInode = (path: Buffer, name: Buffer, rel: string, st: fs.BigIntStats, parent: TreeInode | null): TreeInode => {
+  const makeInode = (path: Buffer, name: string, st: fs.BigIntStats, parent: TreeInode | null): TreeInode => {
     const mode = Number(st.mode);
     const type = mode & S_IFMT;
     const shown = path.toString();
@@ -63,8 +64,9 @@ export function walkSource(cfg: BuildConfig): WalkResult {
       dataOffset: -1,
       name,
       symlink: null,
-      xattrs: cfg.xattrTolerance < 0 ? NO_XATTRS : readSourceXattrs(cfg, path, rel),
+      xattrs: cfg.xattrTolerance < 0 ? NO_XATTRS : readSourceXattrs(cfg, path),
       nlink: 0,
+      ino: 0,
       children: null,
       parent,
     };
@@ -106,25 +108,30 @@ export function walkSource(cfg: BuildConfig): WalkResult {
     throw new BuildError(`${cfg.source}: ${describeFsError(e)}`);
   }
   if ((Number(rootStat.mode) & S_IFMT) !== S_IFDIR) throw new BuildError(`${cfg.source}: not a directory`);
-  const root = makeInode(rootPath, rootPath, '', rootStat, null);
+  const root = makeInode(rootPath, rootPath.toString('latin1'), rootStat, null);
   root.parent = root;
 
   const stack: Array<{ inode: TreeInode; path: Buffer; rel: string }> = [{ inode: root, path: rootPath, rel: '' }];
   while (stack.length > 0) {
     const { inode: dir, path, rel } = stack.pop()!;
-    let names: Buffer[];
+    let names: string[];
     try {
-      names = fs.readdirSync(path, { encoding: 'buffer' });
+      // latin1 keeps every byte of a name, and sorts bytewise.
+      names = fs.readdirSync(path, { encoding: 'latin1' });
     } catch (e) {
       throw new BuildError(`${path.toString()}: cannot read directory: ${describeFsError(e)}`);
     }
-    names.sort(Buffer.compare);
+    names.sort();
     const entries: TreeEntry[] = [];
     for (const name of names) {
-      const childRel = rel === '' ? name.toString() : `${rel}/${name.toString()}`;
-      if (isExcluded(cfg, childRel)) {
-        cfg.log('debug', `excluding ${childRel}`);
-        continue;
+      let childRel = '';
+      if (excluding) {
+        const utf8 = Buffer.from(name, 'latin1').toString();
+        childRel = rel === '' ? utf8 : `${rel}/${utf8}`;
+        if (isExcluded(cfg, childRel)) {
+          cfg.log('debug', `excluding ${childRel}`);
+          continue;
+        }
       }
       const childPath = join(path, name);
       let st: fs.BigIntStats;
@@ -142,7 +149,7 @@ export function walkSource(cfg: BuildConfig): WalkResult {
       const key = `${st.dev}:${st.ino}`;
       if (type !== S_IFDIR && !cfg.hardDereference && st.nlink > 1n) child = hardlinks.get(key);
       if (!child) {
-        child = makeInode(childPath, name, childRel, st, dir);
+        child = makeInode(childPath, name, st, dir);
         if (type !== S_IFDIR && !cfg.hardDereference && st.nlink > 1n) hardlinks.set(key, child);
       }
       child.nlink++;
@@ -176,7 +183,7 @@ export function isExcluded(cfg: BuildConfig, rel: string): boolean {
   return false;
 }
 
-function readSourceXattrs(cfg: BuildConfig, path: Buffer, rel: string): Xattr[] {
+function readSourceXattrs(cfg: BuildConfig, path: Buffer): Xattr[] {
   let all: Xattr[];
   try {
     all = readXattrs(path);
@@ -188,7 +195,7 @@ function readSourceXattrs(cfg: BuildConfig, path: Buffer, rel: string): Xattr[] 
   for (const x of all) {
     // The kernel has no handler for other namespaces: such xattrs could never be read back.
     if (!splitXattrName(x.name)) {
-      cfg.log('warn', `${rel || '/'}: xattr ${Buffer.from(x.name).toString()} has no EROFS prefix, skipped`);
+      cfg.log('warn', `${path.toString()}: xattr ${Buffer.from(x.name).toString()} has no EROFS prefix, skipped`);
       continue;
     }
     if (x.value.length > 0xffff) throw new BuildError(`${path.toString()}: xattr value too large`);
