@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 // npm run bench [-- TREE]: builds the same tree with this tool and with the reference
-// mkfs.erofs (MKFS_EROFS_REF, or mkfs.erofs on PATH) for each algorithm, and prints wall
-// time, image size and peak RSS with the ratios ours / reference. Medians of BENCH_RUNS runs.
+// mkfs.erofs (MKFS_EROFS_REF, or mkfs.erofs on PATH) for each algorithm, as a tar, against
+// mksquashfs (MKSQUASHFS, or on PATH), and synthetic trees of 10k to 1M files (BENCH_SCALE=0
+// skips those); prints wall time, image size and peak RSS with the ratios ours / other.
+// Medians of BENCH_RUNS runs.
 
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
@@ -31,16 +33,16 @@ function which(cmd) {
   }
 }
 
-/** One build: wall seconds, peak RSS in MiB (needs GNU time), image bytes; null if it failed. */
+/** One build: wall and CPU seconds, peak RSS in MiB (needs GNU time), image bytes; null if it failed. */
 function measure(argv, image) {
   rmSync(image, { force: true });
   const start = process.hrtime.bigint();
-  const cmd = timeBin ? [timeBin, '-f', '%M', ...argv] : argv;
+  const cmd = timeBin ? [timeBin, '-f', '%M %U %S', ...argv] : argv;
   const r = spawnSync(cmd[0], cmd.slice(1), { encoding: 'utf8', stdio: ['ignore', 'ignore', 'pipe'] });
   const wall = Number(process.hrtime.bigint() - start) / 1e9;
   if (r.status !== 0) return null;
-  const rssKiB = timeBin ? Number(r.stderr.trim().split('\n').pop()) : NaN;
-  return { wall, rss: rssKiB / 1024, size: statSync(image).size };
+  const [rssKiB, user, sys] = timeBin ? r.stderr.trim().split('\n').pop().split(' ').map(Number) : [NaN, NaN, NaN];
+  return { wall, cpu: user + sys, rss: rssKiB / 1024, size: statSync(image).size };
 }
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -52,7 +54,12 @@ function bench(argv, image) {
     if (!m) return null;
     results.push(m);
   }
-  return { wall: median(results.map((r) => r.wall)), rss: median(results.map((r) => r.rss)), size: results[0].size };
+  return {
+    wall: median(results.map((r) => r.wall)),
+    cpu: median(results.map((r) => r.cpu)),
+    rss: median(results.map((r) => r.rss)),
+    size: results[0].size,
+  };
 }
 
 const tree = pickTree();
@@ -82,15 +89,17 @@ const tarCases = [
 function row(name, a, b) {
   const mib = (r) => (r ? fmt(r.size / 2 ** 20, 1) : 'n/a');
   console.log(
-    `| ${name} | ${fmt(a?.wall)} | ${fmt(b?.wall)} | ${ratio(a?.wall, b?.wall)} | ${mib(a)} | ${mib(b)} | ${a && b ? (a.size / b.size).toFixed(4) : 'n/a'} | ${fmt(a?.rss, 0)} | ${fmt(b?.rss, 0)} |`,
+    `| ${name} | ${fmt(a?.wall)} | ${fmt(b?.wall)} | ${ratio(a?.wall, b?.wall)} | ${fmt(a?.cpu)} | ${fmt(b?.cpu)} | ${mib(a)} | ${mib(b)} | ${a && b ? (a.size / b.size).toFixed(4) : 'n/a'} | ${fmt(a?.rss, 0)} | ${fmt(b?.rss, 0)} |`,
   );
 }
 
 const fmt = (v, d = 2) => (v === undefined || Number.isNaN(v) ? 'n/a' : v.toFixed(d));
 const ratio = (a, b) => (a && b ? fmt(a / b) : 'n/a');
 console.log(`tree: ${tree}; reference: ${ref ?? 'none found'}; ${runs} runs each; ${os.cpus().length} cores; node ${process.version}`);
-console.log('| options | ours s | ref s | time ratio | ours MiB | ref MiB | size ratio | ours RSS MiB | ref RSS MiB |');
-console.log('|---|---|---|---|---|---|---|---|---|');
+const HEAD = '| ours s | ref s | time ratio | ours CPU s | ref CPU s | ours MiB | ref MiB | size ratio | ours RSS MiB | ref RSS MiB |';
+const RULE = '|---|---|---|---|---|---|---|---|---|---|---|';
+console.log(`| options ${HEAD}`);
+console.log(RULE);
 try {
   for (const [name, args] of cases) {
     const common = ['-T0', '-U', '11111111-2222-3333-4444-555555555555', ...args];
@@ -106,6 +115,50 @@ try {
     const b = ref ? bench(wrap([ref, '--quiet', ...common, `${scratch}/ref.erofs`]), `${scratch}/ref.erofs`) : null;
     row(name, a, b);
   }
+  squashfsTable();
+  if (process.env.BENCH_SCALE !== '0') growthTable();
 } finally {
   rmSync(scratch, { recursive: true, force: true });
+}
+
+/** The same tree with mksquashfs (Debian's squashfs-tools) and comparable compression, if installed. */
+function squashfsTable() {
+  const sq = process.env.MKSQUASHFS ?? which('mksquashfs');
+  if (!sq) {
+    console.log('\nmksquashfs not found (apt-get install squashfs-tools): no squashfs comparison');
+    return;
+  }
+  const threads = String(os.availableParallelism());
+  const pairs = [
+    ['none', [], ['-noI', '-noId', '-noD', '-noF', '-noX']],
+    ['lz4', ['-zlz4'], ['-comp', 'lz4']],
+    ['lz4hc', ['-zlz4hc'], ['-comp', 'lz4', '-Xhc']],
+    ['lzma / xz', ['-zlzma'], ['-comp', 'xz']],
+    ['deflate / gzip', ['-zdeflate'], ['-comp', 'gzip']],
+    ['zstd', ['-zzstd'], ['-comp', 'zstd']],
+  ];
+  console.log(`\nagainst ${sq} (${threads} processors, 128 KiB blocks by default):`);
+  console.log(`| compression ${HEAD.replaceAll('ref', 'squashfs')}`);
+  console.log(RULE);
+  for (const [name, ourArgs, sqArgs] of pairs) {
+    const a = bench([process.execPath, ours, '--quiet', '-T0', ...ourArgs, `${scratch}/ours.erofs`, tree], `${scratch}/ours.erofs`);
+    const b = bench([sq, tree, `${scratch}/out.sqfs`, '-noappend', '-quiet', '-no-progress', '-processors', threads, '-mkfs-time', '0', '-all-time', '0', ...sqArgs], `${scratch}/out.sqfs`);
+    row(name, a, b);
+  }
+}
+
+/** Synthetic trees of 10k, 100k and 1M small files (1,000 per directory): how time and memory grow. */
+function growthTable() {
+  console.log('\ngrowth with the number of files (uncompressed, 1,000 files of a few bytes per directory):');
+  console.log(`| files ${HEAD}`);
+  console.log(RULE);
+  for (const n of [10_000, 100_000, 1_000_000]) {
+    const dir = `${scratch}/files-${n}`;
+    const script = `const fs=require('fs');for(let d=0;d<${n / 1000};d++){const p='${dir}/d'+d;fs.mkdirSync(p,{recursive:true});for(let f=0;f<1000;f++)fs.writeFileSync(p+'/file-'+f,String(f));}`;
+    execFileSync(process.execPath, ['-e', script]);
+    const a = bench([process.execPath, ours, '--quiet', '-T0', `${scratch}/ours.erofs`, dir], `${scratch}/ours.erofs`);
+    const b = ref ? bench([ref, '-T0', `${scratch}/ref.erofs`, dir], `${scratch}/ref.erofs`) : null;
+    row(n.toLocaleString('en-US'), a, b);
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
