@@ -159,6 +159,8 @@ export class TarReader {
             throw e;
           }
         }
+        // A global header stands alone: it is not part of the next member.
+        if (t === XGLTYPE) start = -1;
         continue;
       }
       if (t === GNUTYPE_SPARSE) throw new TarError('GNU sparse files are not supported', at);
