@@ -128,6 +128,9 @@ async function buildFromTree(
   let spool: Spool | null = null;
   let pool: ZPool | null = null;
   try {
+    const zsetup = cfg.compression ? compressionSetup(cfg, cfg.compression, g) : null;
+    // Workers start (threads, modules, libraries) while the tree is walked.
+    if (zsetup && cfg.workers > 1) pool = new ZPool(cfg.workers, zParams(zsetup.setup, g));
     // Uncompressed --tar=f: file blocks go straight to the image, ahead of the metadata.
     const direct: DirectData | null =
       tarData && !cfg.compression ? { writer, g, nextBlk: superBlockAddr(g) + 1, tails: tarData, placed: new Map() } : null;
@@ -136,11 +139,11 @@ async function buildFromTree(
     if (cfg.tar) ({ root, tarBytes } = await walkTar(cfg, tarData, direct));
     else ({ root } = walkSource(cfg));
     const dataFd = tarData && !direct ? tarData.readableFd() : null;
+    if (zsetup) zsetup.setup.dataFd = dataFd;
     const order = inodeOrder(root);
     const walkMs = lap();
     const planned = planInodes(cfg, g, order);
     if (direct) placeDirectData(planned.plans, direct);
-    const zsetup = cfg.compression ? compressionSetup(cfg, cfg.compression, g, dataFd) : null;
     const planMs = lap();
     // Index mode: the tar itself is extra device 1; its slot follows the superblock.
     const device = cfg.tar?.mode === 'index' ? { blocks: Math.ceil(tarBytes / g.blksz) } : null;
@@ -165,7 +168,6 @@ async function buildFromTree(
     if (zsetup) {
       progress.phase = 'compressing';
       spool = Spool.beside(writer);
-      if (cfg.workers > 1) pool = new ZPool(cfg.workers, zParams(zsetup.setup, g));
       const z = await writeCompressedFiles(
         zsetup.setup,
         g,
@@ -290,7 +292,7 @@ interface ZSetup {
 }
 
 /** The compressors and the superblock records that describe them, as the reference sets them. */
-function compressionSetup(cfg: BuildConfig, z: CompressionConfig, g: BlockGeometry, dataFd: number | null): ZSetup {
+function compressionSetup(cfg: BuildConfig, z: CompressionConfig, g: BlockGeometry): ZSetup {
   let compressors: Compressor[];
   try {
     compressors = z.specs.map((spec) =>
@@ -317,7 +319,7 @@ function compressionSetup(cfg: BuildConfig, z: CompressionConfig, g: BlockGeomet
       hints: z.hints,
       // Tar trees have an empty root name: paths are already relative.
       sourcePrefix: cfg.tar ? 0 : Buffer.byteLength(cfg.source),
-      dataFd,
+      dataFd: null,
       ztailpacking: z.ztailpacking,
       legacyCompress: z.legacyCompress,
       maxExtentBytes: z.maxExtentBytes,
