@@ -8,6 +8,7 @@ import { BuildError, describeFsError } from './errors.js';
 import type { BuildConfig } from './options.js';
 import type { TreeEntry, TreeInode } from './tree.js';
 import { readXattrs, XattrReadError } from './xattr-source.js';
+import { lstatSource, type SourceStat } from './stat.js';
 
 const SLASH = Buffer.from('/');
 /** Shared by every inode without xattrs, the usual case: one array, not one per inode. */
@@ -17,13 +18,14 @@ const U32 = 0xffffffff;
 /** Applies --force-uid/gid, --all-root, the id offsets and the timestamp policy. */
 export function applyMetadataPolicy(
   cfg: BuildConfig,
-  path: string,
+  /** For messages only (decoded when one is needed). */
+  path: string | Buffer,
   st: { uid: number; gid: number; mtime: number; mtimeNsec: number },
 ): Pick<TreeInode, 'uid' | 'gid' | 'mtime' | 'mtimeNsec'> {
   const uid = (cfg.fixedUid ?? st.uid) + cfg.uidOffset;
   const gid = (cfg.fixedGid ?? st.gid) + cfg.gidOffset;
-  if (uid > U32) throw new BuildError(`${path}: uid overflow (${uid})`);
-  if (gid > U32) throw new BuildError(`${path}: gid overflow (${gid})`);
+  if (uid > U32) throw new BuildError(`${path.toString()}: uid overflow (${uid})`);
+  if (gid > U32) throw new BuildError(`${path.toString()}: gid overflow (${gid})`);
   let { mtime, mtimeNsec } = st;
   if (cfg.timeInherit === 'fixed' || (cfg.timeInherit === 'clamp' && mtime >= cfg.buildTime)) {
     mtime = cfg.buildTime;
@@ -46,16 +48,10 @@ export function walkSource(cfg: BuildConfig): WalkResult {
   let inodeCount = 0;
   const excluding = cfg.excludePaths.size > 0 || cfg.excludeRegexes.length > 0;
 
-  const makeInode = (path: Buffer, name: string, st: fs.BigIntStats, parent: TreeInode | null): TreeInode => {
-    const mode = Number(st.mode);
+  const makeInode = (path: Buffer, name: string, st: SourceStat, parent: TreeInode | null): TreeInode => {
+    const mode = st.mode;
     const type = mode & S_IFMT;
-    const shown = path.toString();
-    const ids = applyMetadataPolicy(cfg, shown, {
-      uid: Number(st.uid),
-      gid: Number(st.gid),
-      mtime: Number(st.mtimeNs / 1_000_000_000n) - (st.mtimeNs < 0n && st.mtimeNs % 1_000_000_000n !== 0n ? 1 : 0),
-      mtimeNsec: Number(((st.mtimeNs % 1_000_000_000n) + 1_000_000_000n) % 1_000_000_000n),
-    });
+    const ids = applyMetadataPolicy(cfg, path, { uid: st.uid, gid: st.gid, mtime: st.mtimeSec, mtimeNsec: st.mtimeNsec });
     const inode: TreeInode = {
       mode,
       ...ids,
@@ -72,24 +68,20 @@ export function walkSource(cfg: BuildConfig): WalkResult {
     };
     switch (type) {
       case S_IFREG:
-        inode.size = Number(st.size);
+        inode.size = st.size;
         break;
       case S_IFLNK:
         try {
           inode.symlink = fs.readlinkSync(path, { encoding: 'buffer' });
         } catch (e) {
-          throw new BuildError(`${shown}: cannot read symlink: ${describeFsError(e)}`);
+          throw new BuildError(`${path.toString()}: cannot read symlink: ${describeFsError(e)}`);
         }
         inode.size = inode.symlink.length;
         break;
       case S_IFCHR:
-      case S_IFBLK: {
-        const rdev = st.rdev;
-        const major = Number(((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn));
-        const minor = Number((rdev & 0xffn) | ((rdev >> 12n) & ~0xffn));
-        inode.rdev = encodeDev(major, minor);
+      case S_IFBLK:
+        inode.rdev = encodeDev(st.rdevMajor, st.rdevMinor);
         break;
-      }
       case S_IFDIR:
         inode.children = [];
         break;
@@ -101,13 +93,13 @@ export function walkSource(cfg: BuildConfig): WalkResult {
     return inode;
   };
 
-  let rootStat: fs.BigIntStats;
+  let rootStat: SourceStat;
   try {
-    rootStat = fs.lstatSync(rootPath, { bigint: true });
+    rootStat = lstatSource(rootPath);
   } catch (e) {
     throw new BuildError(`${cfg.source}: ${describeFsError(e)}`);
   }
-  if ((Number(rootStat.mode) & S_IFMT) !== S_IFDIR) throw new BuildError(`${cfg.source}: not a directory`);
+  if ((rootStat.mode & S_IFMT) !== S_IFDIR) throw new BuildError(`${cfg.source}: not a directory`);
   const root = makeInode(rootPath, rootPath.toString('latin1'), rootStat, null);
   root.parent = root;
 
@@ -134,23 +126,23 @@ export function walkSource(cfg: BuildConfig): WalkResult {
         }
       }
       const childPath = join(path, name);
-      let st: fs.BigIntStats;
+      let st: SourceStat;
       try {
-        st = fs.lstatSync(childPath, { bigint: true });
+        st = lstatSource(childPath);
       } catch (e) {
         throw new BuildError(`${childPath.toString()}: ${describeFsError(e)}`);
       }
-      const type = Number(st.mode) & S_IFMT;
+      const type = st.mode & S_IFMT;
       if (![S_IFREG, S_IFDIR, S_IFLNK, S_IFCHR, S_IFBLK, S_IFIFO, S_IFSOCK].includes(type)) {
         cfg.log('warn', `${childPath.toString()}: unsupported file type, skipped`);
         continue;
       }
       let child: TreeInode | undefined;
-      const key = `${st.dev}:${st.ino}`;
-      if (type !== S_IFDIR && !cfg.hardDereference && st.nlink > 1n) child = hardlinks.get(key);
+      const linked = type !== S_IFDIR && !cfg.hardDereference && st.nlink > 1;
+      if (linked) child = hardlinks.get(st.key);
       if (!child) {
         child = makeInode(childPath, name, st, dir);
-        if (type !== S_IFDIR && !cfg.hardDereference && st.nlink > 1n) hardlinks.set(key, child);
+        if (linked) hardlinks.set(st.key, child);
       }
       child.nlink++;
       entries.push({ name, inode: child });
