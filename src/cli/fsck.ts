@@ -102,6 +102,15 @@ export async function main(argv: readonly string[]): Promise<number> {
     return 1;
   }
 
+  // A --tar=i image without its tar: say so once, not once per file.
+  const sb = img.superblock;
+  const flatEnd = Math.max(0, ...sb.devices.map((d) => (d.mappedBlkaddr + d.blocks) * sb.blksz));
+  if ((o.device ?? []).length === 0 && sb.devices.length > 0 && img.imageSize < flatEnd) {
+    process.stderr.write(`${PROG}: ${image}: file data is on ${sb.devices.length} extra device(s): give them with --device=PATH, or append them to the image\n`);
+    img.close();
+    return 1;
+  }
+
   try {
     const preserveOwner = o.preserveOwner ?? o.preserve;
     const preservePerms = o.preservePerms ?? o.preserve;

@@ -120,6 +120,14 @@ describeIfMount('images from tar streams (--tar)', () => {
       const joined = `${out.dir}/joined.erofs`;
       writeFileSync(joined, Buffer.concat([readFileSync(image), readFileSync(tar)]));
       expect(await withMount(joined, (mnt) => compareTrees(tree.root, mnt, { exclude: isSocket }))).toEqual([]);
+      // fsck.erofs without the tar says so once; with it, every file checks out.
+      const fsck = (args: string[]) => spawnSync(process.execPath, [CLI.replace('mkfs.erofs.js', 'fsck.erofs.js'), ...args]);
+      const missing = fsck([image]);
+      expect(missing.status).toBe(1);
+      expect(missing.stderr.toString()).toMatch(/^fsck\.erofs: .*: file data is on 1 extra device\(s\): give them with --device=PATH, or append them to the image\n$/);
+      const given = fsck([`--device=${tar}`, image]);
+      expect(given.stdout.toString()).toMatch(/no problems found/);
+      expect(given.status).toBe(0);
       // This project's reader too: with the tar given as the device, or appended.
       for (const [file, devices] of [[image, [tar]], [joined, []]] as const) {
         const r = openImage(file, { devices: [...devices] });
