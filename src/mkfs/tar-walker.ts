@@ -6,6 +6,7 @@ import { getgid, getuid } from 'node:process';
 import { EROFS_NAME_LEN, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFBLK } from '../format/constants.js';
 import { encodeDev } from '../format/inode.js';
 import { compareXattrs, splitXattrName, type Xattr } from '../format/xattr.js';
+import { aclTextToXattr } from '../tar/acl.js';
 import { ByteReader, type SeekableFile } from '../tar/bytes.js';
 import { openTarInput, type TarInput, TarInputError } from '../tar/input.js';
 import { type TarEntry, TarError, TarReader } from '../tar/reader.js';
@@ -338,10 +339,28 @@ export function splitPath(path: Buffer, fail: (m: string) => never): string[] {
   return parts;
 }
 
+const ACL_TEXT: ReadonlyArray<['aclAccess' | 'aclDefault', string]> = [
+  ['aclAccess', 'system.posix_acl_access'],
+  ['aclDefault', 'system.posix_acl_default'],
+];
+
 function tarXattrs(entry: TarEntry, warn: (m: string) => void, fail: (m: string) => never): Xattr[] {
-  if (entry.xattrs.size === 0) return NO_XATTRS;
+  // ACLs as text (bsdtar writes them only so) become the xattrs GNU tar would also have written.
+  let xattrs = entry.xattrs;
+  for (const [field, name] of ACL_TEXT) {
+    const text = entry[field];
+    if (text === null || xattrs.has(name) || (field === 'aclDefault' && entry.type !== 'directory')) continue;
+    const value = aclTextToXattr(text);
+    if (!value) {
+      warn(`${JSON.stringify(entry.path.toString())}: ACL ${JSON.stringify(text)} cannot be stored (needs numeric ids and the owner, group and other entries), skipped`);
+      continue;
+    }
+    if (xattrs === entry.xattrs) xattrs = new Map(xattrs);
+    xattrs.set(name, value);
+  }
+  if (xattrs.size === 0) return NO_XATTRS;
   const out: Xattr[] = [];
-  for (const [key, value] of entry.xattrs) {
+  for (const [key, value] of xattrs) {
     const name = Buffer.from(key, 'latin1');
     // The kernel has no handler for other namespaces: such xattrs could never be read back.
     if (!splitXattrName(name)) {

@@ -18,6 +18,9 @@ export interface PaxAttributes {
   devminor?: number | null;
   /** Full xattr names (latin1, as raw bytes) to values; an empty value is a real value. */
   xattrs: Map<string, Buffer>;
+  /** POSIX ACLs as text (SCHILY.acl.access / .default), used where no ACL xattr is given. */
+  aclAccess?: string | null;
+  aclDefault?: string | null;
 }
 
 export const emptyPax = (): PaxAttributes => ({ xattrs: new Map() });
@@ -87,6 +90,8 @@ const FIELDS: Record<string, { field: Field; parse: (v: Buffer, key: string) => 
   mtime: { field: 'mtime', parse: (v) => parsePaxTime(v) },
   'SCHILY.devmajor': { field: 'devmajor', parse: (v, k) => decimal(v, k, false) },
   'SCHILY.devminor': { field: 'devminor', parse: (v, k) => decimal(v, k, false) },
+  'SCHILY.acl.access': { field: 'aclAccess', parse: (v) => v.toString('latin1') },
+  'SCHILY.acl.default': { field: 'aclDefault', parse: (v) => v.toString('latin1') },
 };
 
 /**
@@ -113,7 +118,7 @@ export function applyPaxRecords(into: PaxAttributes, records: ReadonlyArray<{ ke
       // would give a file with the wrong content.
       throw new TarFormatError('GNU sparse files are not supported');
     }
-    // Other keywords (atime, ctime, uname, gname, charset, comments, SCHILY.acl.*, ...)
-    // do not change what is stored in the image.
+    // Other keywords (atime, ctime, uname, gname, charset, comments, ...) do not change
+    // what is stored in the image.
   }
 }

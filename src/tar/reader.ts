@@ -46,6 +46,9 @@ export interface TarEntry {
   devmajor: number;
   devminor: number;
   xattrs: Map<string, Buffer>;
+  /** POSIX ACLs as PAX text, if the archive gave them so. */
+  aclAccess: string | null;
+  aclDefault: string | null;
   /** Stream offset of the entry's first header (PAX and GNU headers included). */
   headerOffset: number;
   /** Stream offset of the entry's data, always a multiple of 512. */
@@ -194,6 +197,8 @@ export class TarReader {
         devmajor: pax.devmajor ?? h.devmajor,
         devminor: pax.devminor ?? h.devminor,
         xattrs: pax.xattrs,
+        aclAccess: pax.aclAccess ?? null,
+        aclDefault: pax.aclDefault ?? null,
         headerOffset: start,
         dataOffset: this.r.offset,
       };

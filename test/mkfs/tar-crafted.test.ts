@@ -182,6 +182,27 @@ describeIfMount('tar members as the kernel sees them after --tar=f', () => {
     );
   });
 
+  itIfMount('ACLs given only as PAX text (as bsdtar writes them) become ACL xattrs', async () => {
+    const { encodeAcl } = await import('../helpers/acl.js');
+    await mounted(
+      makeTar([
+        { name: 'f', data: 'acl', mode: 0o640, pax: { 'SCHILY.acl.access': 'user::rw-,user:bob:rw-:1001,group::r--,mask::rw-,other::---' } },
+        {
+          name: 'd/',
+          type: '5',
+          mode: 0o750,
+          pax: { 'SCHILY.acl.access': 'user::rwx\ngroup::r-x\nother::---', 'SCHILY.acl.default': 'user::rwx,group::r-x,group:staff:rwx:50,mask::rwx,other::---' },
+        },
+      ]),
+      (mnt) => {
+        expect(readXattrs(`${mnt}/f`).get('system.posix_acl_access')).toEqual(encodeAcl('u::rw-,u:1001:rw-,g::r--,m::rw-,o::---', 0o640));
+        const d = readXattrs(`${mnt}/d`);
+        expect(d.get('system.posix_acl_access')).toEqual(encodeAcl('u::rwx,g::r-x,o::---', 0o750));
+        expect(d.get('system.posix_acl_default')).toEqual(encodeAcl('u::rwx,g::r-x,g:50:rwx,m::rwx,o::---', 0o750));
+      },
+    );
+  });
+
   itIfMount('--aufs whiteouts and opaque directories mount as an overlayfs upper layer', async () => {
     const lower = `${out.dir}/lower.erofs`;
     const upper = `${out.dir}/upper.erofs`;
