@@ -258,6 +258,15 @@ export function dataSizeOf(inode: TreeInode, blksz: number): number {
 /** What the extended inode form is needed for: fields a compact inode cannot hold. */
 const needsExtended = (inode: TreeInode): boolean => inode.size > U32 || inode.uid > U16 || inode.gid > U16 || inode.nlink > U16;
 
+/** Compact inodes carry no time of their own: they take the build time. */
+const ignoresMtime = (cfg: BuildConfig): boolean => cfg.ignoreMtime || cfg.inodeVersion === 'compact';
+const timeDiffers = (cfg: BuildConfig, inode: TreeInode): boolean => inode.mtime !== cfg.buildTime || inode.mtimeNsec !== 0;
+
+/** The reference's choice: extended when forced, when a field needs it, or to keep an mtime. */
+function isExtended(cfg: BuildConfig, inode: TreeInode): boolean {
+  return cfg.inodeVersion === 'extended' || needsExtended(inode) || (timeDiffers(cfg, inode) && !ignoresMtime(cfg));
+}
+
 /**
  * Whether planInodes will put a regular file's tail inline, for an inode whose link count
  * may still grow (a tar walk writes file data before the tree is complete).
@@ -265,24 +274,16 @@ const needsExtended = (inode: TreeInode): boolean => inode.size > U32 || inode.u
 export function plannedInlineTail(cfg: BuildConfig, g: BlockGeometry, inode: TreeInode): boolean {
   const tail = inode.size % g.blksz;
   if (tail === 0 || !cfg.inlineData) return false;
-  const timeDiffers = inode.mtime !== cfg.buildTime || inode.mtimeNsec !== 0;
-  const extended =
-    cfg.inodeVersion === 'extended' || needsExtended(inode) || (timeDiffers && !cfg.ignoreMtime && cfg.inodeVersion !== 'compact');
   const xattrSize = inode.xattrs.length === 0 ? 0 : EROFS_XATTR_IBODY_HEADER_SIZE + inode.xattrs.reduce((n, x) => n + entrySize(x), 0);
-  return inodeSize(extended) + xattrSize + tail <= g.blksz;
+  return inodeSize(isExtended(cfg, inode)) + xattrSize + tail <= g.blksz;
 }
 
 function chooseExtended(cfg: BuildConfig, inode: TreeInode, path: () => string): boolean {
-  if (cfg.inodeVersion === 'extended') return true;
-  const mustExtend = needsExtended(inode);
-  const ignoreMtime = cfg.ignoreMtime || cfg.inodeVersion === 'compact';
-  const timeDiffers = inode.mtime !== cfg.buildTime || inode.mtimeNsec !== 0;
-  if (!mustExtend && timeDiffers && ignoreMtime) {
-    // Compact inodes carry no time of their own here: they take the build time.
+  const extended = isExtended(cfg, inode);
+  if (!extended && timeDiffers(cfg, inode)) {
     inode.mtime = cfg.buildTime;
     inode.mtimeNsec = 0;
   }
-  const extended = mustExtend || (timeDiffers && !ignoreMtime);
   if (extended && cfg.inodeVersion === 'compact') throw new BuildError(`${path()}: cannot be in compact form`);
   return extended;
 }

@@ -146,7 +146,6 @@ export class TarReader {
         if (e instanceof TarFormatError) throw new TarError(e.message, at);
         throw e;
       }
-      const pax = mergedPax(this.global, local);
       const t = h.typeflag;
       if (t === XHDTYPE || t === XGLTYPE || t === GNUTYPE_LONGNAME || t === GNUTYPE_LONGLINK) {
         const limit = t === XHDTYPE || t === XGLTYPE ? MAX_PAX_BYTES : MAX_LONGNAME_BYTES;
@@ -167,6 +166,7 @@ export class TarReader {
         continue;
       }
       if (t === GNUTYPE_SPARSE) throw new TarError('GNU sparse files are not supported', at);
+      const pax = mergedPax(this.global, local);
       const size = pax.size ?? h.size;
       let type = TYPES[t];
       if (t === GNUTYPE_VOLHDR || type === undefined) {
