@@ -9,6 +9,7 @@ import { BuildError, describeFsError } from './errors.js';
 import { copyDataRanges, copyRange, ShortCopyError } from './copy-range.js';
 
 const COALESCE_BYTES = 4 << 20;
+const SPOOL_READ_AHEAD = 256 << 10;
 
 /** Temporary files of builds in progress, so a signal handler can remove them. */
 const activeTemps = new Set<string>();
@@ -289,16 +290,27 @@ export class Spool {
     this.pendingBytes = 0;
   }
 
+  /** Read-ahead window: the inode writer reads the spool mostly in order, a few bytes at a time. */
+  private window = Buffer.alloc(0);
+  private windowStart = 0;
+  private windowLen = 0;
+
+  /** Bytes appended at `offset`; valid until the next read. */
   read(offset: number, length: number): Buffer {
+    const at = offset - this.windowStart;
+    if (at >= 0 && at + length <= this.windowLen) return this.window.subarray(at, at + length);
     this.flush();
-    const out = Buffer.alloc(length);
+    const want = Math.min(Math.max(length, SPOOL_READ_AHEAD), this.size - offset);
+    if (this.window.length < want) this.window = Buffer.allocUnsafe(Math.max(want, SPOOL_READ_AHEAD));
     let done = 0;
-    while (done < length) {
-      const n = fs.readSync(this.fd, out, done, length - done, offset + done);
+    while (done < want) {
+      const n = fs.readSync(this.fd, this.window, done, want - done, offset + done);
       if (n === 0) throw new Error(`internal: spool ends at ${offset + done}`);
       done += n;
     }
-    return out;
+    this.windowStart = offset;
+    this.windowLen = want;
+    return this.window.subarray(0, length);
   }
 
   dispose(): void {

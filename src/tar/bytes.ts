@@ -44,7 +44,10 @@ export class ByteReader {
         this.ended = true;
         return false;
       }
-      // Reads are carved from a shared slab: one allocation per megabyte, not per read.
+      // Reads are carved from one slab, reused from its start whenever nothing buffered
+      // points into it: fresh memory for every read costs more than the read (page faults).
+      // What read() returns is therefore only valid until the next read.
+      if (this.buffered === 0) this.slabUsed = 0;
       if (this.slab.length - this.slabUsed < want) {
         this.slab = Buffer.allocUnsafe(Math.max(SLAB_SIZE, want));
         this.slabUsed = 0;
@@ -75,7 +78,7 @@ export class ByteReader {
   /** Bytes the current read() still lacks: one file read can then bring them all. */
   private wanted = 0;
 
-  /** Exactly n bytes, or fewer only at the end of the stream. */
+  /** Exactly n bytes, or fewer only at the end of the stream; valid until the next read or pipe. */
   async read(n: number): Promise<Buffer> {
     while (this.buffered < n) {
       this.wanted = n - this.buffered;

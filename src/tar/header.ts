@@ -35,10 +35,13 @@ export interface TarHeader {
   devminor: number;
 }
 
-/** A NUL-terminated field (a field may also fill its whole width). */
+/**
+ * A NUL-terminated field (a field may also fill its whole width), copied: the block is the
+ * reader's buffer, reused by its next read.
+ */
 function cstring(block: Buffer, off: number, len: number): Buffer {
   const end = block.indexOf(0, off);
-  return block.subarray(off, end < 0 || end > off + len ? off + len : end);
+  return Buffer.from(block.subarray(off, end < 0 || end > off + len ? off + len : end));
 }
 
 /**
@@ -47,31 +50,37 @@ function cstring(block: Buffer, off: number, len: number): Buffer {
  * values JavaScript cannot hold exactly.
  */
 export function parseTarNumber(field: Buffer, what: string): number {
-  if (field.length === 0) return 0;
-  const first = field[0]!;
+  return numberAt(field, 0, field.length, what);
+}
+
+/** parseTarNumber of block[off, off + len), read in place. */
+function numberAt(block: Buffer, off: number, len: number, what: string): number {
+  if (len === 0) return 0;
+  const end = off + len;
+  const first = block[off]!;
   if (first & 0x80) {
     // Base-256, two's complement: 0x80 marks a positive number, 0xff a negative one.
     const negative = first === 0xff;
     if (!negative && first !== 0x80) throw new TarFormatError(`invalid base-256 ${what}`);
     let v = 0n;
-    for (let i = 1; i < field.length; i++) v = (v << 8n) | BigInt(field[i]!);
-    if (negative) v -= 1n << BigInt(8 * (field.length - 1));
+    for (let i = off + 1; i < end; i++) v = (v << 8n) | BigInt(block[i]!);
+    if (negative) v -= 1n << BigInt(8 * (len - 1));
     if (v > BigInt(Number.MAX_SAFE_INTEGER) || v < BigInt(Number.MIN_SAFE_INTEGER)) throw new TarFormatError(`${what} out of range`);
     return Number(v);
   }
-  let i = 0;
-  while (i < field.length && field[i] === 0x20) i++;
+  let i = off;
+  while (i < end && block[i] === 0x20) i++;
   let v = 0;
   let digits = 0;
-  for (; i < field.length; i++) {
-    const c = field[i]!;
+  for (; i < end; i++) {
+    const c = block[i]!;
     if (c === 0 || c === 0x20) break;
     if (c < 0x30 || c > 0x37) throw new TarFormatError(`invalid ${what}`);
     v = v * 8 + (c - 0x30);
     digits++;
   }
-  for (; i < field.length; i++) {
-    if (field[i] !== 0 && field[i] !== 0x20) throw new TarFormatError(`invalid ${what}`);
+  for (; i < end; i++) {
+    if (block[i] !== 0 && block[i] !== 0x20) throw new TarFormatError(`invalid ${what}`);
   }
   if (!Number.isSafeInteger(v)) throw new TarFormatError(`${what} out of range`);
   return digits === 0 ? 0 : v;
@@ -100,28 +109,27 @@ function checksums(block: Buffer): [number, number] {
 
 /** Decodes a non-zero header block; throws TarFormatError when it is not a valid one. */
 export function parseTarHeader(block: Buffer): TarHeader {
-  const stored = parseTarNumber(block.subarray(148, 156), 'header checksum');
+  const stored = numberAt(block, 148, 8, 'header checksum');
   const [unsigned, signed] = checksums(block);
   // Some old tars summed signed chars; both forms are accepted, as GNU tar does.
   if (stored !== unsigned && stored !== signed) throw new TarFormatError('header checksum mismatch');
-  const magic = block.subarray(257, 263);
-  const ustar = magic.equals(USTAR_MAGIC);
-  const gnu = magic.equals(GNU_MAGIC);
-  if (!ustar && !gnu && !magic.equals(NO_MAGIC)) throw new TarFormatError('not a tar header (bad magic)');
+  const ustar = block.compare(USTAR_MAGIC, 0, 6, 257, 263) === 0;
+  const gnu = !ustar && block.compare(GNU_MAGIC, 0, 6, 257, 263) === 0;
+  if (!ustar && !gnu && block.compare(NO_MAGIC, 0, 6, 257, 263) !== 0) throw new TarFormatError('not a tar header (bad magic)');
   let name = cstring(block, 0, 100);
   // Only POSIX ustar has a prefix field: GNU keeps times there.
   if (ustar && block[345] !== 0) name = Buffer.concat([cstring(block, 345, 155), SLASH, name]);
   return {
     name,
-    mode: parseTarNumber(block.subarray(100, 108), 'mode'),
-    uid: parseTarNumber(block.subarray(108, 116), 'uid'),
-    gid: parseTarNumber(block.subarray(116, 124), 'gid'),
-    size: parseTarNumber(block.subarray(124, 136), 'size'),
-    mtime: parseTarNumber(block.subarray(136, 148), 'mtime'),
+    mode: numberAt(block, 100, 8, 'mode'),
+    uid: numberAt(block, 108, 8, 'uid'),
+    gid: numberAt(block, 116, 8, 'gid'),
+    size: numberAt(block, 124, 12, 'size'),
+    mtime: numberAt(block, 136, 12, 'mtime'),
     typeflag: block[156]!,
     linkname: cstring(block, 157, 100),
-    devmajor: ustar || gnu ? parseTarNumber(block.subarray(329, 337), 'device major') : 0,
-    devminor: ustar || gnu ? parseTarNumber(block.subarray(337, 345), 'device minor') : 0,
+    devmajor: ustar || gnu ? numberAt(block, 329, 8, 'device major') : 0,
+    devminor: ustar || gnu ? numberAt(block, 337, 8, 'device minor') : 0,
   };
 }
 

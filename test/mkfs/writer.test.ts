@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { byteOffset } from '../../src/format/types.js';
-import { ImageWriter } from '../../src/mkfs/writer.js';
+import { ImageWriter, Spool } from '../../src/mkfs/writer.js';
 import { scratchDir } from '../helpers/build.js';
 
 describe('the image writer', () => {
@@ -35,5 +35,25 @@ describe('the image writer', () => {
     const img = readFileSync(`${out.dir}/meta.img`);
     expect(img.subarray(0, blocks * blksz).equals(expected)).toBe(true);
     expect(img.subarray(blocks * blksz).equals(data)).toBe(true);
+  });
+
+  it('the spool reads back what was appended, in order or not, also across its read-ahead window', () => {
+    const spool = Spool.inDir(out.dir, 'test');
+    try {
+      const parts: Array<{ at: number; bytes: Buffer }> = [];
+      for (let i = 0; i < 5000; i++) {
+        const bytes = Buffer.alloc(1 + ((i * 37) % 300), i % 256);
+        parts.push({ at: spool.append(bytes), bytes });
+      }
+      // A long part past the read-ahead size, then more appends after reads began.
+      const long = Buffer.alloc(600_000, 7);
+      parts.push({ at: spool.append(long), bytes: long });
+      for (const p of parts.slice(0, 2000)) expect(spool.read(p.at, p.bytes.length).equals(p.bytes)).toBe(true);
+      const late = Buffer.from('appended after reading');
+      parts.push({ at: spool.append(late), bytes: late });
+      for (const p of [...parts].reverse()) expect(spool.read(p.at, p.bytes.length).equals(p.bytes)).toBe(true);
+    } finally {
+      spool.dispose();
+    }
   });
 });

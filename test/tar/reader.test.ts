@@ -1,3 +1,6 @@
+import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ByteReader } from '../../src/tar/bytes.js';
 import { parseTarHeader, parseTarNumber, TarFormatError } from '../../src/tar/header.js';
@@ -151,4 +154,29 @@ describe('the tar reader', () => {
       [1024, 2560],
     ]);
   });
+
+  it('from a file, keeps every name and link target while its read buffer is reused', async () => {
+    const members: TarMember[] = [];
+    for (let i = 0; i < 3000; i++) {
+      members.push(i % 3 === 0 ? { name: `l${i}`, type: '2', linkname: `target-${i}` } : file(`f${i}`, 'y'.repeat(i % 700)));
+    }
+    const dir = mkdtempSync(join(tmpdir(), 'erofs-tar-'));
+    try {
+      writeFileSync(`${dir}/t.tar`, makeTar(members));
+      const fd = openSync(`${dir}/t.tar`, 'r');
+      try {
+        const r = new TarReader(new ByteReader({ fd, size: makeTar(members).length }));
+        const seen: TarEntry[] = [];
+        for (let e = await r.next(); e; e = await r.next()) seen.push(e);
+        expect(seen.map((e) => [e.path.toString(), e.linkpath.toString()])).toEqual(
+          members.map((m) => [m.name, m.linkname ?? '']),
+        );
+      } finally {
+        closeSync(fd);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
+
