@@ -52,6 +52,11 @@ export interface InodePlan {
   /** Bytes stored right after the inode and its xattrs: the inline tail, or a compressed index. */
   inlineTail: number;
   /**
+   * A tail-packed pcluster ending the unit (its length, 0 if none): it must lie within one
+   * block, while what comes before it may run over a block boundary.
+   */
+  inlinePcluster: number;
+  /**
    * Set once the data blocks have been written ahead of layout (compressed builds): then
    * i_u is `u` and the bytes after the xattrs come from the spool.
    */
@@ -94,8 +99,10 @@ export function direntsOf(dir: TreeInode): TreeEntry[] {
 }
 
 /** Packs 32-byte-aligned inode units into metadata blocks, best fit first. */
-class MetaAllocator {
+export class MetaAllocator {
   private readonly used: number[] = [];
+  /** Where a block's free space ends: the block size, or where a unit running into the next block starts. */
+  private readonly limit: number[] = [];
   /** buckets[k]: blocks (relative index) with exactly k free 32-byte slots. */
   private readonly buckets: number[][];
   private readonly slotsPerBlock: number;
@@ -116,11 +123,12 @@ class MetaAllocator {
   /** Opens a new, empty metadata block; returns its index. */
   private newBlock(): number {
     this.used.push(0);
+    this.limit.push(this.g.blksz);
     return this.used.length - 1;
   }
 
   private release(b: number): void {
-    const free = (this.g.blksz - this.used[b]!) / EROFS_ISLOTSIZE;
+    const free = (this.limit[b]! - this.used[b]!) / EROFS_ISLOTSIZE;
     if (free > 0) this.buckets[free]!.push(b);
   }
 
@@ -174,6 +182,61 @@ class MetaAllocator {
     this.used[b] = rest;
     this.release(b);
     return off;
+  }
+
+  /**
+   * A unit of more than a block ending in a tail-packed pcluster of `idata` bytes, which
+   * must lie within one block: the rest runs over a block boundary so that the pcluster
+   * fits after it. Appended to the last block where that works, else placed in fresh ones.
+   */
+  allocWithInlinePcluster(prefix: number, idata: number): ByteOffset {
+    const B = this.g.blksz;
+    const last = this.used.length - 1;
+    // Block 0 (the superblock's) may be followed by data, not by the next metadata block.
+    let x = last >= 1 ? this.firstFitWithInlinePcluster(prefix, idata, this.used[last]!) : -1;
+    let b = last;
+    if (x >= 0) {
+      for (const bucket of this.buckets) {
+        const i = bucket.indexOf(last);
+        if (i >= 0) bucket.splice(i, 1);
+      }
+    } else {
+      b = this.newBlock();
+      x = this.firstFitWithInlinePcluster(prefix, idata, 0);
+      if (x < 0) throw new Error(`internal: no place for a ${idata}-byte inline pcluster after ${prefix} bytes`);
+    }
+    const off = byteOffset(this.absBlock(b) * B + x);
+    // What is before the unit in its first block stays free for smaller units.
+    const first = b;
+    this.limit[first] = x;
+    let rest = x + prefix + idata - B;
+    b = this.newBlock();
+    while (rest > B) {
+      this.used[b] = B;
+      rest -= B;
+      b = this.newBlock();
+    }
+    this.used[b] = alignUp(rest, EROFS_ISLOTSIZE);
+    this.release(first);
+    this.release(b);
+    return off;
+  }
+
+  /**
+   * The first slot-aligned offset from `from` in a block at which a unit's pcluster would
+   * lie within one block, or -1. Like the reference, a pcluster starting a block is avoided
+   * (the kernel would accept it): only taken where nothing else fits.
+   */
+  private firstFitWithInlinePcluster(prefix: number, idata: number, from: number): number {
+    const B = this.g.blksz;
+    let fallback = -1;
+    for (let x = alignUp(from, EROFS_ISLOTSIZE); x < B; x += EROFS_ISLOTSIZE) {
+      const end = (x + prefix) % B;
+      if (end + idata > B) continue;
+      if (end > 0) return x;
+      if (fallback < 0) fallback = x;
+    }
+    return fallback;
   }
 
   /** A unit larger than a block: starts on a fresh block and runs on. */
@@ -346,6 +409,7 @@ export function planInodes(cfg: BuildConfig, g: BlockGeometry, order: readonly T
       dataBlocks: Math.floor(size / g.blksz) + (tail > 0 && !inlineAllowed ? 1 : 0),
       startBlk: blockAddr(0),
       inlineTail: inlineAllowed ? tail : 0,
+      inlinePcluster: 0,
       prewritten: null,
       metaOffset: byteOffset(0),
       nid: nid(0),
@@ -373,16 +437,19 @@ export function placeLayout(g: BlockGeometry, planned: InodePlans, opts: Placeme
   const alloc = new MetaAllocator(g, (rel) => (rel === 0 ? superBlock : metaStart + rel - 1));
   alloc.reserveHead(EROFS_SUPER_OFFSET + opts.superBytes - superBlock * g.blksz);
 
-  // The root goes first so that its nid fits the superblock's 16-bit field.
+  const unitSize = (p: InodePlan): number => inodeSize(p.extended) + p.xattrSize + p.inlineTail;
   const place = (p: InodePlan): void => {
-    const size = inodeSize(p.extended) + p.xattrSize + p.inlineTail;
+    const size = unitSize(p);
     // Chunk indexes are aligned entries, so such a unit may run into the next block (the
     // reference packs tar index inodes so); everything else stays within one block.
     const straddle = p.datalayout === EROFS_INODE_CHUNK_BASED;
-    p.metaOffset = straddle ? alloc.allocStraddling(size) : alloc.alloc(size);
+    if (straddle) p.metaOffset = alloc.allocStraddling(size);
+    else if (p.inlinePcluster > 0 && size > g.blksz) p.metaOffset = alloc.allocWithInlinePcluster(size - p.inlinePcluster, p.inlinePcluster);
+    else p.metaOffset = alloc.alloc(size);
     // meta_blkaddr is 0: a nid is the inode's byte offset in 32-byte slots.
     p.nid = nid(p.metaOffset / EROFS_ISLOTSIZE);
   };
+  // The root goes first so that its nid fits the superblock's 16-bit field.
   const root = plans[0]!;
   const headBytes = alignUp(EROFS_SUPER_OFFSET + opts.superBytes - superBlock * g.blksz, EROFS_ISLOTSIZE);
   const rootUnit = inodeSize(root.extended) + root.xattrSize + root.inlineTail;
@@ -396,7 +463,15 @@ export function placeLayout(g: BlockGeometry, planned: InodePlans, opts: Placeme
   place(root);
   if (root.nid > U16) throw new BuildError('the root inode and its xattrs do not fit in the superblock\'s block (its nid must stay below 65536)');
   const sharedOffsets = alloc.allocSequence(shared.map(entrySize));
-  for (let i = 1; i < plans.length; i++) place(plans[i]!);
+  // Biggest units first (equal ones in inode order): packs metadata blocks tighter than
+  // placing them in inode order, which can strand the tail of a block no later unit fits.
+  const bySlots: InodePlan[][] = [];
+  for (let i = 1; i < plans.length; i++) {
+    const p = plans[i]!;
+    const slots = Math.ceil(unitSize(p) / EROFS_ISLOTSIZE);
+    (bySlots[slots] ??= []).push(p);
+  }
+  for (let k = bySlots.length - 1; k >= 0; k--) for (const p of bySlots[k] ?? []) place(p);
 
   const xattrBlkaddr = blockAddr(sharedOffsets.length > 0 ? Math.floor(sharedOffsets[0]! / g.blksz) : 0);
   for (const p of plans) {

@@ -10,6 +10,7 @@ import {
   EROFS_INODE_COMPRESSED_COMPACT,
   EROFS_INODE_COMPRESSED_FULL,
   EROFS_INODE_FLAT_INLINE,
+  EROFS_ISLOTSIZE,
   EROFS_NULL_ADDR,
   Z_EROFS_ADVISE_BIG_PCLUSTER_1,
   Z_EROFS_ADVISE_BIG_PCLUSTER_2,
@@ -231,8 +232,10 @@ export function compressStream(c: Compressor, p: ZParams, job: ZJob, buffers: ZB
   const path = Buffer.from(job.path.buffer, job.path.byteOffset, job.path.byteLength);
   const shown = path.toString();
   c.resetSearchHint?.();
-  // A tail-packed pcluster follows the index and must not cross a block boundary.
-  const canInline = (len: number): boolean => job.inlineStart + len <= B || (job.inlineStart % B) + len <= B;
+  // A tail-packed pcluster follows the index and must not cross a block boundary. The unit
+  // starts on any 32-byte slot and the index may run into the next block, so the pcluster
+  // can start as early as inlineStart % 32 bytes into a block (placeLayout finds where).
+  const canInline = (len: number): boolean => (job.inlineStart % EROFS_ISLOTSIZE) + len <= B;
 
   let fd: number;
   try {
@@ -424,6 +427,7 @@ export async function writeCompressedFiles(
     if (z) {
       p.datalayout = z.datalayout;
       p.inlineTail = z.pad + z.blob.length;
+      p.inlinePcluster = res.inline?.length ?? 0;
       p.dataBlocks = z.blocks;
       p.prewritten = { u: z.blocks, spoolOffset: spool.append(new Uint8Array(z.pad), z.blob) };
       cursor += z.blocks;

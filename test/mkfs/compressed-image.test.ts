@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect } from 'vitest';
 import type { AlgorithmName } from '../../src/compress/index.js';
+import { openImage } from '../../src/reader/index.js';
 import { build, cli, expectImageMatches, scratchDir } from '../helpers/build.js';
 import { describeIfMount, itIfMount } from '../helpers/mount.js';
 import { dir, file, hardlink, makeTree, symlink, type Tree } from '../helpers/tree.js';
@@ -84,6 +85,46 @@ describeIfMount('compressed images', () => {
     const image = `${out.dir}/maxextent.erofs`;
     await build(tree.root, image, { compression: [{ name: 'lz4hc' }], maxExtentBytes: 8192, pclusterSize: 8192 });
     await expectImageMatches(image, tree.root);
+  });
+
+  itIfMount('a tail-packed pcluster too long to share a block with its index starts the next block, and reads back', async () => {
+    // Text that compresses well, then an incompressible run: after one compressed pcluster
+    // and one raw block, the last extent is raw and 4000 to 4090 bytes long, too long to
+    // follow its index in the block where the inode starts.
+    const noise = (n: number, seed: number): Buffer => {
+      const b = Buffer.alloc(n);
+      let x = seed | 1;
+      for (let i = 0; i < n; i++) {
+        x ^= x << 13;
+        x ^= x >>> 17;
+        x ^= x << 5;
+        b[i] = x & 0xff;
+      }
+      return b;
+    };
+    const content = (t: number): Buffer => Buffer.concat([Buffer.from('a line of text that compresses\n'.repeat(2048)), noise(8192 + t, t + 7)]);
+    const tails = Array.from({ length: 10 }, (_, k) => 3700 + 10 * k);
+    const edge = await makeTree(dir(Object.fromEntries(tails.map((t) => [`tail-${t}`, file(content(t))]))));
+    try {
+      const image = `${out.dir}/straddle.erofs`;
+      await build(edge.root, image, { compression: [{ name: 'lz4' }], ztailpacking: true });
+      const img = openImage(image);
+      let straddling = 0;
+      try {
+        for (const t of tails) {
+          const nid = img.lookup(`/tail-${t}`);
+          const i = img.inode(nid);
+          const last = img.mapExtent(nid, i.size - 1);
+          if (last.inline && Math.floor(last.physical / 4096) > Math.floor(i.pos / 4096)) straddling++;
+        }
+      } finally {
+        img.close();
+      }
+      expect(straddling).toBeGreaterThan(0);
+      await expectImageMatches(image, edge.root, { fsck: true });
+    } finally {
+      await edge.cleanup();
+    }
   });
 
   itIfMount('compression makes compressible trees smaller than plain images', async () => {

@@ -1,0 +1,81 @@
+import { describe, expect, it } from 'vitest';
+import { EROFS_SUPER_BASE_SIZE } from '../../src/format/constants.js';
+import { geometry } from '../../src/format/types.js';
+import { resolveOptions } from '../../src/mkfs/options.js';
+import { MetaAllocator, placeLayout, planInodes } from '../../src/mkfs/planner.js';
+import { inodeOrder, type TreeInode } from '../../src/mkfs/tree.js';
+
+const g = geometry(12);
+const B = g.blksz;
+
+function inode(mode: number, name: string, parent: TreeInode | null, size = 0): TreeInode {
+  return {
+    mode,
+    uid: 0,
+    gid: 0,
+    mtime: 0,
+    mtimeNsec: 0,
+    size,
+    rdev: 0,
+    dataOffset: -1,
+    name,
+    symlink: null,
+    xattrs: [],
+    nlink: 1,
+    ino: 0,
+    children: (mode & 0o170000) === 0o040000 ? [] : null,
+    parent,
+  };
+}
+
+describe('the metadata allocator', () => {
+  it('runs a unit over a block boundary so its tail-packed pcluster lies within the next block', () => {
+    const alloc = new MetaAllocator(g, (rel) => rel);
+    alloc.reserveHead(1152);
+    alloc.alloc(B - 1152); // the superblock's block is full
+    alloc.alloc(640);
+    const prefix = 64;
+    const idata = 4041;
+    const off = alloc.allocWithInlinePcluster(prefix, idata);
+    expect(off % 32).toBe(0);
+    const pclusterStart = (off + prefix) % B;
+    expect(pclusterStart).toBeGreaterThan(0);
+    expect(pclusterStart + idata).toBeLessThanOrEqual(B);
+    // What was before the unit in its first block is still there for smaller units.
+    const small = alloc.alloc(32 * 30);
+    expect(Math.floor(small / B)).toBe(Math.floor(off / B));
+    expect(small + 32 * 30).toBeLessThanOrEqual(off);
+  });
+
+  it('places such a unit in fresh blocks when the last block cannot take it', () => {
+    const alloc = new MetaAllocator(g, (rel) => rel);
+    alloc.reserveHead(1152);
+    const off = alloc.allocWithInlinePcluster(96, 4050);
+    const pclusterStart = (off + 96) % B;
+    expect(Math.floor(off / B)).toBeGreaterThan(0);
+    expect(pclusterStart + 4050).toBeLessThanOrEqual(B);
+  });
+});
+
+describe('the layout planner', () => {
+  it('packs inode units biggest first, so short tails fill what long ones leave', () => {
+    const root = inode(0o040755, '/src', null);
+    root.parent = root;
+    root.nlink = 2;
+    // In name order these would take a block more: the first short tail takes the room
+    // beside the superblock that no long one can use afterwards.
+    for (const [name, size] of [['a', 968], ['b', 1984], ['c', 2976], ['d', 2976]] as const) {
+      root.children!.push({ name, inode: inode(0o100644, name, root, size) });
+    }
+    const cfg = resolveOptions({ image: '/nonexistent/x.img', source: '/src', timestamp: 0 });
+    const planned = planInodes(cfg, g, inodeOrder(root));
+    const layout = placeLayout(g, planned, { superBytes: EROFS_SUPER_BASE_SIZE, preDataBlocks: 0 });
+    expect(layout.plans.slice(1).every((p) => p.inlineTail > 0)).toBe(true);
+    expect(layout.metaBlocks).toBe(3);
+    // Every unit stays within its block.
+    for (const p of layout.plans) {
+      const size = 32 + p.xattrSize + p.inlineTail;
+      expect(Math.floor(p.metaOffset / B)).toBe(Math.floor((p.metaOffset + size - 1) / B));
+    }
+  });
+});
