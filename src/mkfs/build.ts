@@ -133,7 +133,7 @@ async function buildFromTree(
     if (zsetup && cfg.workers > 1) pool = new ZPool(cfg.workers, zParams(zsetup.setup, g));
     // Uncompressed --tar=f: file blocks go straight to the image, ahead of the metadata.
     const direct: DirectData | null =
-      tarData && !cfg.compression ? { writer, g, nextBlk: superBlockAddr(g) + 1, tails: tarData, placed: new Map() } : null;
+      tarData && !cfg.compression ? { writer, g, nextBlk: superBlockAddr(g) + 1, tails: tarData } : null;
     let root: TreeInode;
     let tarBytes = 0;
     if (cfg.tar) ({ root, tarBytes } = await walkTar(cfg, tarData, direct));
@@ -143,7 +143,7 @@ async function buildFromTree(
     const order = inodeOrder(root);
     const walkMs = lap();
     const planned = planInodes(cfg, g, order);
-    if (direct) placeDirectData(planned.plans, direct);
+    if (direct) placeDirectData(planned.plans, g);
     const planMs = lap();
     // Index mode: the tar itself is extra device 1; its slot follows the superblock.
     const device = cfg.tar?.mode === 'index' ? { blocks: Math.ceil(tarBytes / g.blksz) } : null;
@@ -224,17 +224,18 @@ async function buildFromTree(
  * inline tail comes from the tails spool. The walk chose inline or not by the planner's own
  * rule; only a link count past 65535 (a larger inode) could change that afterwards.
  */
-function placeDirectData(plans: readonly InodePlan[], direct: DirectData): void {
+function placeDirectData(plans: readonly InodePlan[], g: BlockGeometry): void {
   for (const p of plans) {
-    const placed = direct.placed.get(p.inode);
-    if (!placed) continue;
+    const inode = p.inode;
+    if (inode.dataBlk < 0) continue;
     const inline = p.datalayout === EROFS_INODE_FLAT_INLINE;
-    if (inline !== placed.inline) {
-      throw new BuildError(`${sourcePath(p.inode).toString()}: more than 65535 hard links to a file with a short tail is not supported for tar input`);
+    if (inline !== inode.dataOffset >= 0) {
+      throw new BuildError(`${sourcePath(inode).toString()}: more than 65535 hard links to a file with a short tail is not supported for tar input`);
     }
+    const blocks = inline ? Math.floor(inode.size / g.blksz) : Math.ceil(inode.size / g.blksz);
     // A file that is all tail has no block: i_u is then EROFS_NULL_ADDR, as placeLayout does.
-    const u = placed.blocks > 0 || !inline ? placed.startBlk : EROFS_NULL_ADDR;
-    p.prewritten = { u, spoolOffset: inline ? p.inode.dataOffset : 0 };
+    const u = blocks > 0 || !inline ? inode.dataBlk : EROFS_NULL_ADDR;
+    p.prewritten = { u, spoolOffset: inline ? inode.dataOffset : 0 };
     p.dataBlocks = 0;
   }
 }

@@ -26,7 +26,6 @@ export interface DirectData {
   nextBlk: number;
   /** Tails that go inline after their inode wait here until the inode is placed. */
   tails: Spool;
-  placed: Map<TreeInode, { startBlk: number; blocks: number; inline: boolean }>;
 }
 
 export interface TarWalkResult {
@@ -277,9 +276,8 @@ async function writeDirect(
       pos += rest.length;
     }
   });
-  const blocks = Math.ceil(blockBytes / blksz);
-  direct.nextBlk += blocks;
-  direct.placed.set(inode, { startBlk, blocks, inline });
+  direct.nextBlk += Math.ceil(blockBytes / blksz);
+  inode.dataBlk = startBlk;
 }
 
 let zeros = Buffer.alloc(0);
@@ -313,6 +311,7 @@ function newInode(
     size: 0,
     rdev: 0,
     dataOffset: -1,
+    dataBlk: -1,
     name,
     symlink: null,
     xattrs: NO_XATTRS,

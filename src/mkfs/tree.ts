@@ -22,6 +22,12 @@ export interface TreeInode {
    */
   dataOffset: number;
   /**
+   * First block of a regular file's data when the walk wrote it, ahead of the metadata
+   * (uncompressed --tar=f); its inline tail, if any, is then at dataOffset in the tails
+   * spool. -1 otherwise.
+   */
+  dataBlk: number;
+  /**
    * The name it was first reached by (the source path for the root), as a latin1 string:
    * one character per byte, far smaller than a Buffer each. With `parent`, this locates the
    * source file without storing a path per inode (see sourcePath).

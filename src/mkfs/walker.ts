@@ -58,6 +58,7 @@ export function walkSource(cfg: BuildConfig): WalkResult {
       size: 0,
       rdev: 0,
       dataOffset: -1,
+      dataBlk: -1,
       name,
       symlink: null,
       xattrs: cfg.xattrTolerance < 0 ? NO_XATTRS : readSourceXattrs(cfg, path),

@@ -18,6 +18,7 @@ function inode(mode: number, name: string, parent: TreeInode | null, size = 0): 
     size,
     rdev: 0,
     dataOffset: -1,
+    dataBlk: -1,
     name,
     symlink: null,
     xattrs: [],
