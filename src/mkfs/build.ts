@@ -347,8 +347,8 @@ async function writeImage(
   for (const s of layout.sharedXattrs) w.writeMeta(s.offset, encodeXattr(s.xattr), g.blksz);
 
   let filterUsed = false;
-  for (let i = 0; i < layout.plans.length; i++) {
-    const p = layout.plans[i]!;
+  for (let i = 0; i < layout.writeOrder.length; i++) {
+    const p = layout.writeOrder[i]!;
     const tail = p.prewritten ? spool!.read(p.prewritten.spoolOffset, p.inlineTail) : await writeData(cfg, layout, p, w, io);
     const ibody = encodeInodeXattrs(cfg, p);
     if (ibody && cfg.xattrNameFilter) filterUsed = true;

@@ -72,7 +72,10 @@ export interface SharedXattr {
 
 export interface Layout {
   geometry: BlockGeometry;
+  /** In inode order: plans[ino - 1]. */
   plans: InodePlan[];
+  /** The same plans by metadata block, the order to write them in. */
+  writeOrder: InodePlan[];
   root: InodePlan;
   sharedXattrs: SharedXattr[];
   xattrBlkaddr: BlockAddr;
@@ -478,9 +481,13 @@ export function placeLayout(g: BlockGeometry, planned: InodePlans, opts: Placeme
     if (p.sharedXattrIds.length > 0) p.sharedXattrIds = p.sharedXattrIds.map((s) => (sharedOffsets[s]! - xattrBlkaddr * g.blksz) / 4);
   }
 
+  // Units went wherever they fit best, so inode order jumps between metadata blocks: the
+  // writer goes block by block instead (its cache then holds each block once), and data
+  // blocks follow the same order so that data is written sequentially too.
+  const writeOrder = byMetaBlock(plans, g, (blk) => (blk === superBlock ? 0 : blk - metaStart + 1), alloc.blockCount);
   const dataStart = metaStart + alloc.blockCount - 1;
   let next = dataStart;
-  for (const p of plans) {
+  for (const p of writeOrder) {
     if (p.prewritten) continue;
     if (p.dataBlocks > 0) {
       p.startBlk = blockAddr(next);
@@ -494,6 +501,7 @@ export function placeLayout(g: BlockGeometry, planned: InodePlans, opts: Placeme
   return {
     geometry: g,
     plans,
+    writeOrder,
     root: plans[0]!,
     sharedXattrs: shared.map((xattr, i) => ({ xattr, offset: sharedOffsets[i]! })),
     xattrBlkaddr,
@@ -501,4 +509,15 @@ export function placeLayout(g: BlockGeometry, planned: InodePlans, opts: Placeme
     totalBlocks: next,
     metaBlocks: alloc.blockCount,
   };
+}
+
+/** Plans grouped by the metadata block their unit starts in (a counting sort: no comparisons). */
+function byMetaBlock(plans: readonly InodePlan[], g: BlockGeometry, relBlock: (blk: number) => number, blocks: number): InodePlan[] {
+  const key = (p: InodePlan): number => relBlock(Math.floor(p.metaOffset / g.blksz));
+  const starts = new Uint32Array(blocks + 1);
+  for (const p of plans) starts[key(p) + 1]!++;
+  for (let b = 1; b <= blocks; b++) starts[b]! += starts[b - 1]!;
+  const out = new Array<InodePlan>(plans.length);
+  for (const p of plans) out[starts[key(p)]!++] = p;
+  return out;
 }

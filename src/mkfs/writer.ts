@@ -300,7 +300,9 @@ export class Spool {
     const at = offset - this.windowStart;
     if (at >= 0 && at + length <= this.windowLen) return this.window.subarray(at, at + length);
     this.flush();
-    const want = Math.min(Math.max(length, SPOOL_READ_AHEAD), this.size - offset);
+    // Read ahead only for reads in order (right after the window): random ones take what they ask.
+    const sequential = offset === this.windowStart + this.windowLen;
+    const want = sequential ? Math.min(Math.max(length, SPOOL_READ_AHEAD), this.size - offset) : length;
     if (this.window.length < want) this.window = Buffer.allocUnsafe(Math.max(want, SPOOL_READ_AHEAD));
     let done = 0;
     while (done < want) {
