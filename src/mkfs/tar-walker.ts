@@ -12,7 +12,7 @@ import { openTarInput, type TarInput, TarInputError } from '../tar/input.js';
 import { type TarEntry, TarError, TarReader } from '../tar/reader.js';
 import { BuildError } from './errors.js';
 import type { BuildConfig } from './options.js';
-import type { TreeEntry, TreeInode } from './tree.js';
+import { newInode, type TreeEntry, type TreeInode } from './tree.js';
 import { applyMetadataPolicy, isExcluded } from './walker.js';
 import type { ImageWriter, Spool } from './writer.js';
 import { plannedInlineTail } from './planner.js';
@@ -296,31 +296,6 @@ function excludedPath(cfg: BuildConfig, parts: readonly string[]): boolean {
   return false;
 }
 
-function newInode(
-  mode: number,
-  ids: Pick<TreeInode, 'uid' | 'gid' | 'mtime' | 'mtimeNsec'>,
-  name: string,
-  parent: TreeInode | null,
-): TreeInode {
-  return {
-    mode,
-    uid: ids.uid,
-    gid: ids.gid,
-    mtime: ids.mtime,
-    mtimeNsec: ids.mtimeNsec,
-    size: 0,
-    rdev: 0,
-    dataOffset: -1,
-    dataBlk: -1,
-    name,
-    symlink: null,
-    xattrs: NO_XATTRS,
-    nlink: 0,
-    ino: 0,
-    children: (mode & S_IFMT) === S_IFDIR ? [] : null,
-    parent,
-  };
-}
 
 /**
  * A member name as path components inside the root: empty and "." parts dropped, ".." going

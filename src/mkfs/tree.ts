@@ -51,6 +51,36 @@ export interface TreeEntry {
   inode: TreeInode;
 }
 
+/** Shared by every inode without xattrs, the usual case: one array, not one per inode. */
+const NO_XATTRS: Xattr[] = [];
+
+/** A fresh inode: no data, no xattrs, no links yet; a directory with no entries. */
+export function newInode(
+  mode: number,
+  ids: Pick<TreeInode, 'uid' | 'gid' | 'mtime' | 'mtimeNsec'>,
+  name: string,
+  parent: TreeInode | null,
+): TreeInode {
+  return {
+    mode,
+    uid: ids.uid,
+    gid: ids.gid,
+    mtime: ids.mtime,
+    mtimeNsec: ids.mtimeNsec,
+    size: 0,
+    rdev: 0,
+    dataOffset: -1,
+    dataBlk: -1,
+    name,
+    symlink: null,
+    xattrs: NO_XATTRS,
+    nlink: 0,
+    ino: 0,
+    children: (mode & S_IFMT) === S_IFDIR ? [] : null,
+    parent,
+  };
+}
+
 /** The inode's path in the source tree, rebuilt from parent links. */
 export function sourcePath(inode: TreeInode): Buffer {
   const parts: string[] = [];

@@ -6,7 +6,7 @@ import { encodeDev } from '../format/inode.js';
 import { compareXattrs, splitXattrName, type Xattr } from '../format/xattr.js';
 import { BuildError, describeFsError } from './errors.js';
 import type { BuildConfig } from './options.js';
-import type { TreeEntry, TreeInode } from './tree.js';
+import { newInode, type TreeEntry, type TreeInode } from './tree.js';
 import { readXattrs, XattrReadError } from './xattr-source.js';
 import { lstatSource, type SourceStat } from './stat.js';
 
@@ -52,21 +52,8 @@ export function walkSource(cfg: BuildConfig): WalkResult {
     const mode = st.mode;
     const type = mode & S_IFMT;
     const ids = applyMetadataPolicy(cfg, path, { uid: st.uid, gid: st.gid, mtime: st.mtimeSec, mtimeNsec: st.mtimeNsec });
-    const inode: TreeInode = {
-      mode,
-      ...ids,
-      size: 0,
-      rdev: 0,
-      dataOffset: -1,
-      dataBlk: -1,
-      name,
-      symlink: null,
-      xattrs: cfg.xattrTolerance < 0 ? NO_XATTRS : readSourceXattrs(cfg, path),
-      nlink: 0,
-      ino: 0,
-      children: null,
-      parent,
-    };
+    const inode = newInode(mode, ids, name, parent);
+    if (cfg.xattrTolerance >= 0) inode.xattrs = readSourceXattrs(cfg, path);
     switch (type) {
       case S_IFREG:
         inode.size = st.size;
@@ -82,12 +69,6 @@ export function walkSource(cfg: BuildConfig): WalkResult {
       case S_IFCHR:
       case S_IFBLK:
         inode.rdev = encodeDev(st.rdevMajor, st.rdevMinor);
-        break;
-      case S_IFDIR:
-        inode.children = [];
-        break;
-      case S_IFIFO:
-      case S_IFSOCK:
         break;
     }
     inodeCount++;

@@ -7,6 +7,7 @@
 // both buffers live in native memory that does not move.
 
 import { getKoffi, loadLzma, NativeBuffer } from '../compress/native.js';
+import { feedInput } from './feed.js';
 
 const LZMA_OK = 0;
 const LZMA_STREAM_END = 1;
@@ -65,24 +66,16 @@ export async function* unxz(src: AsyncIterable<Buffer>): AsyncGenerator<Buffer> 
     const r = nat.autoDecoder(strm.ptr, NO_MEMLIMIT, LZMA_CONCATENATED) as number;
     if (r !== LZMA_OK) throw xzError(r);
     resetOut();
-    let total = 0;
-    for await (const chunk of src) {
-      total += chunk.length;
-      for (let off = 0; off < chunk.length; ) {
-        const n = Math.min(chunk.length - off, IN_SIZE);
-        inBuf.view.set(chunk.subarray(off, off + n));
-        off += n;
-        dv.setBigUint64(OFF_NEXT_IN, inBuf.address, true);
-        dv.setBigUint64(OFF_AVAIL_IN, BigInt(n), true);
-        // Each call stops when the input is used up or the output is full (hand that out first).
-        while (dv.getBigUint64(OFF_AVAIL_IN, true) > 0n) {
-          const ret = nat.code(strm.ptr, LZMA_RUN) as number;
-          if (ret !== LZMA_OK) throw xzError(ret);
-          if (availOut() === 0) yield take();
-        }
+    for await (const n of feedInput(src, inBuf.view, 'xz: empty input (not an .xz stream)')) {
+      dv.setBigUint64(OFF_NEXT_IN, inBuf.address, true);
+      dv.setBigUint64(OFF_AVAIL_IN, BigInt(n), true);
+      // Each call stops when the input is used up or the output is full (hand that out first).
+      while (dv.getBigUint64(OFF_AVAIL_IN, true) > 0n) {
+        const ret = nat.code(strm.ptr, LZMA_RUN) as number;
+        if (ret !== LZMA_OK) throw xzError(ret);
+        if (availOut() === 0) yield take();
       }
     }
-    if (total === 0) throw new Error('xz: empty input (not an .xz stream)');
     // LZMA_FINISH flushes; LZMA_BUF_ERROR means liblzma still wanted input that never came.
     for (;;) {
       const ret = nat.code(strm.ptr, LZMA_FINISH) as number;

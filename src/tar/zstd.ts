@@ -6,6 +6,7 @@
 // memory so the pointers in them stay valid.
 
 import { getKoffi, loadZstd, NativeBuffer, ZSTD_d_windowLogMax, type ZstdNative } from '../compress/native.js';
+import { feedInput } from './feed.js';
 
 const OUT_SIZE = 1 << 20;
 const BUF_STRUCT = 24;
@@ -53,29 +54,21 @@ export async function* unzstd(src: AsyncIterable<Buffer>): AsyncGenerator<Buffer
     if (!ds) throw new Error('zstd: ZSTD_createDStream failed');
     check(nat, nat.dctxSetParameter(ds, ZSTD_d_windowLogMax, WINDOW_LOG_MAX) as number | bigint);
     resetOut();
-    let total = 0;
     // Last result of ZSTD_decompressStream: 0 once a frame is complete and fully flushed.
     let hint = 1;
-    for await (const chunk of src) {
-      total += chunk.length;
-      for (let off = 0; off < chunk.length; ) {
-        const n = Math.min(chunk.length - off, inSize);
-        inBuf.view.set(chunk.subarray(off, off + n));
-        off += n;
-        ind.setBigUint64(OFF_PTR, inBuf.address, true);
-        ind.setBigUint64(OFF_SIZE, BigInt(n), true);
-        ind.setBigUint64(OFF_POS, 0n, true);
-        // A full output buffer may leave data inside the decoder: call again after handing it out,
-        // unless the frame just ended (hint 0; another call would start on the next frame's header).
-        for (;;) {
-          hint = check(nat, nat.decompressStream(ds, outDesc.ptr, inDesc.ptr) as number | bigint);
-          const full = outPos() === OUT_SIZE;
-          if (full) yield take();
-          if (Number(ind.getBigUint64(OFF_POS, true)) === n && !(full && hint !== 0)) break;
-        }
+    for await (const n of feedInput(src, inBuf.view, 'zstd: empty input (not a zstd stream)')) {
+      ind.setBigUint64(OFF_PTR, inBuf.address, true);
+      ind.setBigUint64(OFF_SIZE, BigInt(n), true);
+      ind.setBigUint64(OFF_POS, 0n, true);
+      // A full output buffer may leave data inside the decoder: call again after handing it out,
+      // unless the frame just ended (hint 0; another call would start on the next frame's header).
+      for (;;) {
+        hint = check(nat, nat.decompressStream(ds, outDesc.ptr, inDesc.ptr) as number | bigint);
+        const full = outPos() === OUT_SIZE;
+        if (full) yield take();
+        if (Number(ind.getBigUint64(OFF_POS, true)) === n && !(full && hint !== 0)) break;
       }
     }
-    if (total === 0) throw new Error('zstd: empty input (not a zstd stream)');
     if (hint !== 0) throw new Error('zstd: truncated input');
     if (outPos() > 0) yield take();
   } finally {

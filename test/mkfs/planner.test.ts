@@ -3,30 +3,16 @@ import { EROFS_SUPER_BASE_SIZE } from '../../src/format/constants.js';
 import { geometry } from '../../src/format/types.js';
 import { resolveOptions } from '../../src/mkfs/options.js';
 import { MetaAllocator, placeLayout, planInodes } from '../../src/mkfs/planner.js';
-import { inodeOrder, type TreeInode } from '../../src/mkfs/tree.js';
+import { inodeOrder, newInode, type TreeInode } from '../../src/mkfs/tree.js';
 
 const g = geometry(12);
 const B = g.blksz;
 
 function inode(mode: number, name: string, parent: TreeInode | null, size = 0): TreeInode {
-  return {
-    mode,
-    uid: 0,
-    gid: 0,
-    mtime: 0,
-    mtimeNsec: 0,
-    size,
-    rdev: 0,
-    dataOffset: -1,
-    dataBlk: -1,
-    name,
-    symlink: null,
-    xattrs: [],
-    nlink: 1,
-    ino: 0,
-    children: (mode & 0o170000) === 0o040000 ? [] : null,
-    parent,
-  };
+  const i = newInode(mode, { uid: 0, gid: 0, mtime: 0, mtimeNsec: 0 }, name, parent);
+  i.size = size;
+  i.nlink = 1;
+  return i;
 }
 
 describe('the metadata allocator', () => {
