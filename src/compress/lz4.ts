@@ -33,6 +33,20 @@ const FAST_HASH_LOG = 14;
 /** Hash-chain candidates examined per position, by lz4hc level (index 0 unused: it means 9). */
 const HC_ATTEMPTS = [0, 4, 8, 12, 16, 24, 32, 48, 64, 96, 256, 1024, 4096];
 const HC_HASH_LOG = 15;
+/**
+ * compressDestSize offers the encoder a window of input first: twice the output capacity
+ * plus a margin. A result that consumes to within the margin of the window's end is redone
+ * with a window PROBE_GROWTH times larger; one that stops short of it is what the whole
+ * input would have given. The margin covers how far past its output each parser looks:
+ * liblz4's hash chain (levels 1-9) a few overlapping matches, its optimal parser (10-12)
+ * up to LZ4_OPT_NUM = 4096 positions, taking any match of 4096 bytes or more at once.
+ */
+const PROBE_MARGIN_CHAIN = 1 << 10;
+const PROBE_MARGIN_OPT = (8 << 10) + 64;
+const LZ4HC_OPT_MIN_LEVEL = 10;
+/** liblz4's greedy encoder uses a different hash table for inputs below this size. */
+const LZ4_64KLIMIT = 65536 + MFLIMIT - 1;
+const PROBE_GROWTH = 16;
 /** Multiplicative hash constant (Knuth's golden-ratio prime). */
 const PRIME32 = -1640531535; // 2654435761 as int32
 const PRIME32_B = 0x2f0b3c4d;
@@ -408,6 +422,10 @@ export class Lz4Compressor implements Compressor {
   private hcState: Uint8Array | null = null;
   private scratch = new Uint8Array(0);
   private readonly srcSize = new Int32Array(1);
+  /** Input bytes the last encode() used. */
+  private consumed = 0;
+  /** Input the last pcluster took, to size the next first window (forgotten per file). */
+  private lastConsumed = 0;
 
   constructor(cfg: Lz4CompressorConfig) {
     this.hc = cfg.hc;
@@ -423,27 +441,67 @@ export class Lz4Compressor implements Compressor {
   compressDestSize(src: Uint8Array, dstCapacity: number): DestSizeResult | null {
     checkDstCapacity(dstCapacity);
     if (src.length === 0 || dstCapacity < 2) return null;
+    // A pcluster never needs more input than 255 bytes per output byte (liblz4 takes an int).
+    const limit = Math.min(src.length, 0x7e000000, dstCapacity * 256 + 64);
+    // The encoders look for matches through all the input they are given before they find
+    // the output full: on data that does not compress, lz4hc spends ~1.5 ms per 4 KiB
+    // pcluster walking hash chains through the whole 255x limit, where a few times the
+    // output (0.06 ms) tells the same. See PROBE_MARGIN_CHAIN.
+    const margin = this.hc && this.level >= LZ4HC_OPT_MIN_LEVEL ? PROBE_MARGIN_OPT : PROBE_MARGIN_CHAIN;
+    // Where the file's last pcluster took more input, this one likely will too. The optimal
+    // parser costs ~5 ms per 64 KiB pcluster, so a window too short to keep is worth
+    // avoiding: the greedy encoder (~0.03 ms on the whole input) says how much fits.
+    let expect = 2 * Math.max(dstCapacity, this.lastConsumed);
+    if (this.hc && this.level >= LZ4HC_OPT_MIN_LEVEL && this.encode(src.subarray(0, limit), dstCapacity, false) > 0) {
+      // HC takes a little more input than the greedy encoder, rarely half as much again.
+      expect = Math.max(dstCapacity, this.lastConsumed, this.consumed + (this.consumed >> 1));
+    }
+    // The greedy encoder must see 64 KiB or more to pick the table it uses for larger input.
+    let window = Math.min(limit, Math.max(expect, this.hc ? 0 : LZ4_64KLIMIT) + margin);
+    for (;;) {
+      const size = this.encode(src.subarray(0, window), dstCapacity, this.hc);
+      if (size <= 0 || this.consumed <= 0) return null;
+      if (window === limit || this.consumed < window - margin) {
+        this.lastConsumed = this.consumed;
+        return { consumed: this.consumed, data: this.scratch.slice(0, size) };
+      }
+      window = Math.min(limit, window * PROBE_GROWTH);
+    }
+  }
+
+  /**
+   * One destSize call, greedy or HC: compressed bytes in this.scratch[0, returned size),
+   * input used in this.consumed.
+   */
+  private encode(src: Uint8Array, dstCapacity: number, hc: boolean): number {
+    if (this.scratch.length < dstCapacity) this.scratch = new Uint8Array(Math.max(dstCapacity, 4096));
     if (this.js) {
       // liblz4 treats HC levels < 1 as its default 9; the JS encoder does the same.
-      const lvl = this.hc ? (this.level < 1 ? 9 : this.level) : 0;
+      const lvl = hc ? (this.level < 1 ? 9 : this.level) : 0;
       const out = this.js.compress(src, dstCapacity, lvl);
-      if (!out || this.js.consumed === 0) return null;
-      return { consumed: this.js.consumed, data: out.slice() };
+      this.consumed = this.js.consumed;
+      if (!out) return 0;
+      this.scratch.set(out);
+      return out.length;
     }
     const nat = this.native!;
-    if (this.scratch.length < dstCapacity) this.scratch = new Uint8Array(Math.max(dstCapacity, 4096));
-    // liblz4 takes an int size; a pcluster never needs more input than 255 bytes per output byte.
-    this.srcSize[0] = Math.min(src.length, 0x7e000000, dstCapacity * 256 + 64);
+    this.srcSize[0] = src.length;
     let size: number;
-    if (this.hc) {
-      this.hcState ??= new Uint8Array(nat.sizeofStateHC);
-      size = nat.compressHCDestSize(this.hcState, src, this.scratch, this.srcSize, dstCapacity, this.level);
+    if (hc) {
+      if (!this.hcState) {
+        this.hcState = new Uint8Array(nat.sizeofStateHC);
+        nat.initStreamHC(this.hcState, this.hcState.length);
+      }
+      // LZ4_compress_HC_destSize clears its 256 KiB tables on every call; the fast reset
+      // instead starts the next stream's positions past the old ones (which then fall
+      // outside the window), so each pcluster is still compressed on its own, for less.
+      nat.resetStreamHCFast(this.hcState, this.level);
+      size = nat.compressHCContinueDestSize(this.hcState, src, this.scratch, this.srcSize, dstCapacity);
     } else {
       size = nat.compressDestSize(src, this.scratch, this.srcSize, dstCapacity);
     }
-    const consumed = this.srcSize[0]!;
-    if (size <= 0 || consumed <= 0) return null;
-    return { consumed, data: this.scratch.slice(0, size) };
+    this.consumed = this.srcSize[0]!;
+    return size;
   }
 
   configRecord(maxPclusterBytes: number, blockSize = 4096): Uint8Array {
@@ -457,6 +515,10 @@ export class Lz4Compressor implements Compressor {
 
   setMaxPclusterSize(): void {
     // LZ4's window is fixed.
+  }
+
+  resetSearchHint(): void {
+    this.lastConsumed = 0;
   }
 
   dispose(): void {

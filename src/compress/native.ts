@@ -143,6 +143,12 @@ export interface Lz4Native {
   compressDestSize: Fn;
   /** int LZ4_compress_HC_destSize(state, src, dst, int *srcSizePtr, int targetDstSize, int level) */
   compressHCDestSize: Fn;
+  /** LZ4_streamHC_t *LZ4_initStreamHC(void *buffer, size_t size) */
+  initStreamHC: Fn;
+  /** void LZ4_resetStreamHC_fast(LZ4_streamHC_t *, int level) */
+  resetStreamHCFast: Fn;
+  /** int LZ4_compress_HC_continue_destSize(LZ4_streamHC_t *, src, dst, int *srcSizePtr, int targetDstSize) */
+  compressHCContinueDestSize: Fn;
   sizeofStateHC: number;
   /** int LZ4_decompress_safe(src, dst, int compressedSize, int dstCapacity) */
   decompressSafe: Fn;
@@ -153,6 +159,11 @@ export const loadLz4 = bind('lz4', (lib): Lz4Native => ({
   compressDestSize: lib.func('int LZ4_compress_destSize(const void *src, void *dst, void *srcSizePtr, int targetDstSize)'),
   compressHCDestSize: lib.func(
     'int LZ4_compress_HC_destSize(void *state, const void *src, void *dst, void *srcSizePtr, int targetDstSize, int level)',
+  ),
+  initStreamHC: lib.func('void *LZ4_initStreamHC(void *buffer, size_t size)'),
+  resetStreamHCFast: lib.func('void LZ4_resetStreamHC_fast(void *stream, int level)'),
+  compressHCContinueDestSize: lib.func(
+    'int LZ4_compress_HC_continue_destSize(void *stream, const void *src, void *dst, void *srcSizePtr, int targetDstSize)',
   ),
   sizeofStateHC: lib.func('int LZ4_sizeofStateHC(void)')() as number,
   decompressSafe: lib.func('int LZ4_decompress_safe(const void *src, void *dst, int compressedSize, int dstCapacity)'),

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { DecompressError } from '../../src/compress/compressor.js';
 import { Lz4JsEncoder, lz4DecompressBlock } from '../../src/compress/lz4.js';
-import { setNativeDisabled } from '../../src/compress/native.js';
+import { loadLz4, setNativeDisabled } from '../../src/compress/native.js';
 import { createCompressor, getDecompressor } from '../../src/compress/registry.js';
 import {
   CAPACITIES,
@@ -137,6 +137,56 @@ describe('lz4hc levels (TS encoder)', () => {
       const js = avgFull(checkStream(createCompressor('lz4', { backend: 'js' }), data, 4096, decoders));
       const nat = avgFull(checkStream(createCompressor('lz4', { backend: 'native' }), data, 4096, decoders));
       expect(js).toBeGreaterThan(nat * 0.98);
+    }
+  });
+});
+
+describe.skipIf(!HAVE.lz4)('lz4 input windows (native)', () => {
+  /** What liblz4 emits when given the whole input (up to 255 bytes per output byte). */
+  function wholeInput(hc: boolean, level: number, src: Uint8Array, cap: number): { consumed: number; data: Uint8Array } {
+    const nat = loadLz4();
+    const out = new Uint8Array(cap);
+    const srcSize = new Int32Array([Math.min(src.length, cap * 256 + 64)]);
+    const size = hc
+      ? (nat.compressHCDestSize(new Uint8Array(nat.sizeofStateHC), src, out, srcSize, cap, level) as number)
+      : (nat.compressDestSize(src, out, srcSize, cap) as number);
+    return { consumed: srcSize[0]!, data: out.subarray(0, size) };
+  }
+
+  /** Inputs whose character changes around where the first window ends. */
+  function switchingInputs(cap: number): Uint8Array[] {
+    const inputs: Uint8Array[] = [];
+    for (const at of [cap - 100, 2 * cap, 2 * cap + 900, 2 * cap + 1100, 2 * cap + 9000, 70000]) {
+      const n = at + 300_000;
+      const randomThenZeros = new Uint8Array(n);
+      randomThenZeros.set(randomBytes(at, at));
+      const randomThenText = new Uint8Array(n);
+      randomThenText.set(randomBytes(at, at + 1));
+      randomThenText.set(textBytes(n - at, at), at);
+      // Random data that repeats from `at` on: one long match reaching past the window.
+      const repeat = randomBytes(n, at + 2);
+      repeat.copyWithin(at, at - 40000 > 0 ? at - 40000 : 0);
+      inputs.push(randomThenZeros, randomThenText, repeat);
+    }
+    inputs.push(randomBytes(1 << 20), textBytes(1 << 20), realText(1 << 20), new Uint8Array(2 << 20));
+    return inputs;
+  }
+
+  it.each([
+    ['lz4', 0],
+    ['lz4hc', 1],
+    ['lz4hc', 9],
+    ['lz4hc', 10],
+    ['lz4hc', 12],
+  ] as Array<['lz4' | 'lz4hc', number]>)('%s level %i: trying a short input window first emits what the whole input gives', (alg, level) => {
+    for (const cap of [4096, 65536]) {
+      const c = createCompressor(alg, alg === 'lz4' ? { backend: 'native' } : { level, backend: 'native' });
+      for (const src of switchingInputs(cap)) {
+        const r = c.compressDestSize(src, cap)!;
+        const whole = wholeInput(alg === 'lz4hc', level, src, cap);
+        expect(r.consumed).toBe(whole.consumed);
+        expect(Buffer.from(r.data).equals(Buffer.from(whole.data))).toBe(true);
+      }
     }
   });
 });
