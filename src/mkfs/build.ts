@@ -45,8 +45,8 @@ import {
 } from '../format/xattr.js';
 import { BuildError, describeFsError } from './errors.js';
 import { type BuildConfig, type BuildOptions, type CompressionConfig, resolveOptions, UsageError } from './options.js';
-import { direntsOf, type InodePlan, type Layout, placeLayout, planInodes, superBlockAddr } from './planner.js';
-import { type CompressionSetup, writeCompressedFiles, type ZdataStats, zParams } from './zdata.js';
+import { direntsOf, type InodePlan, isExtended, type Layout, placeLayout, planInodes, superBlockAddr } from './planner.js';
+import { type CompressionSetup, writeCompressedFiles, type ZdataStats, ZFeed, zParams } from './zdata.js';
 import { ProgressCounter } from './progress.js';
 import { ZPool } from './zpool.js';
 import {
@@ -136,8 +136,17 @@ async function buildFromTree(
       tarData && !cfg.compression ? { writer, g, nextBlk: superBlockAddr(g) + 1, tails: tarData } : null;
     let root: TreeInode;
     let tarBytes = 0;
+    const feed = zsetup ? new ZFeed(pool, zsetup.setup, g) : null;
     if (cfg.tar) ({ root, tarBytes } = await walkTar(cfg, tarData, direct));
-    else ({ root } = walkSource(cfg));
+    else if (feed && pool) {
+      // Files are compressed while the walk goes on.
+      pool.hold();
+      try {
+        ({ root } = walkSource(cfg, (inode) => feed.offer(inode, isExtended(cfg, inode))));
+      } finally {
+        pool.release();
+      }
+    } else ({ root } = walkSource(cfg));
     const dataFd = tarData && !direct ? tarData.readableFd() : null;
     if (zsetup) zsetup.setup.dataFd = dataFd;
     const order = inodeOrder(root);
@@ -177,7 +186,7 @@ async function buildFromTree(
         // Over pclusters tried for the file: zeros must be written, not skipped.
         (p) => streamFile(cfg, g, p, writer, io, false),
         () => yieldToEventLoop(cfg, io),
-        pool,
+        feed!,
         progress,
       );
       preDataBlocks = z.preDataBlocks;

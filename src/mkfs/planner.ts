@@ -329,7 +329,7 @@ const ignoresMtime = (cfg: BuildConfig): boolean => cfg.ignoreMtime || cfg.inode
 const timeDiffers = (cfg: BuildConfig, inode: TreeInode): boolean => inode.mtime !== cfg.buildTime || inode.mtimeNsec !== 0;
 
 /** The reference's choice: extended when forced, when a field needs it, or to keep an mtime. */
-function isExtended(cfg: BuildConfig, inode: TreeInode): boolean {
+export function isExtended(cfg: BuildConfig, inode: TreeInode): boolean {
   return cfg.inodeVersion === 'extended' || needsExtended(inode) || (timeDiffers(cfg, inode) && !ignoresMtime(cfg));
 }
 

@@ -42,7 +42,12 @@ export interface WalkResult {
 /** Joins a directory path and a latin1 name byte for byte (names may not be UTF-8). */
 const join = (dir: Buffer, name: string): Buffer => Buffer.concat([dir, SLASH, Buffer.from(name, 'latin1')]);
 
-export function walkSource(cfg: BuildConfig): WalkResult {
+/**
+ * Walks the source tree in inode order (directory by directory, depth first, names sorted).
+ * `onSettledFile` sees each regular file whose inode is final as soon as it is found: not
+ * hard-linked and without xattrs, so no later entry can change its form.
+ */
+export function walkSource(cfg: BuildConfig, onSettledFile?: (inode: TreeInode) => void): WalkResult {
   const rootPath = Buffer.from(cfg.source);
   const hardlinks = new Map<string, TreeInode>();
   let inodeCount = 0;
@@ -97,6 +102,7 @@ export function walkSource(cfg: BuildConfig): WalkResult {
     }
     names.sort();
     const entries: TreeEntry[] = [];
+    const subdirs: Array<{ inode: TreeInode; path: Buffer; rel: string }> = [];
     for (const name of names) {
       let childRel = '';
       if (excluding) {
@@ -128,9 +134,12 @@ export function walkSource(cfg: BuildConfig): WalkResult {
       }
       child.nlink++;
       entries.push({ name, inode: child });
-      if (type === S_IFDIR) stack.push({ inode: child, path: childPath, rel: childRel });
+      if (type === S_IFDIR) subdirs.push({ inode: child, path: childPath, rel: childRel });
+      else if (type === S_IFREG && !linked && child.xattrs.length === 0) onSettledFile?.(child);
     }
     dir.children = entries;
+    // The first subdirectory is walked next, as inodeOrder numbers them.
+    for (let i = subdirs.length - 1; i >= 0; i--) stack.push(subdirs[i]!);
   }
   countDirLinks(root);
   return { root, inodeCount };

@@ -31,7 +31,7 @@ import {
 } from '../format/zmap.js';
 import { BuildError, describeFsError } from './errors.js';
 import type { InodePlan } from './planner.js';
-import { isReg, sourcePath } from './tree.js';
+import { isReg, sourcePath, type TreeInode } from './tree.js';
 import type { ImageWriter, Spool } from './writer.js';
 import type { ZPool } from './zpool.js';
 import type { ProgressCounter } from './progress.js';
@@ -173,8 +173,11 @@ export function zParams(setup: CompressionSetup, g: BlockGeometry): ZParams {
   };
 }
 
+/** What of an inode's plan its index layout depends on. */
+type IndexShape = Pick<InodePlan, 'inode' | 'extended' | 'xattrSize'>;
+
 /** Where a file's index starts relative to its inode, which decides the index layout. */
-function indexGeometry(setup: CompressionSetup, g: BlockGeometry, plan: InodePlan) {
+function indexGeometry(setup: CompressionSetup, g: BlockGeometry, plan: IndexShape) {
   const metaBase = inodeSize(plan.extended) + plan.xattrSize;
   const mapPos = alignUp(metaBase, 8);
   const lclusters = Math.ceil(plan.inode.size / g.blksz);
@@ -192,9 +195,12 @@ export interface CompressHint {
   algorithm: number;
 }
 
-/** The job for a file, or null when a hint says not to compress it. */
-export function zJob(setup: CompressionSetup, g: BlockGeometry, plan: InodePlan): ZJob | null {
-  const path = sourcePath(plan.inode);
+/** The job for a file, or null when it is not to be compressed (too small, or a hint says so). */
+export function zJob(setup: CompressionSetup, g: BlockGeometry, plan: IndexShape): ZJob | null {
+  const inode = plan.inode;
+  if (!isReg(inode) || inode.size === 0) return null;
+  if (inode.size <= g.blksz && !setup.ztailpacking) return null; // cannot save a block
+  const path = sourcePath(inode);
   let pclusterBytes = setup.pclusterBytes;
   let algorithm = 0;
   if (setup.hints.length > 0) {
@@ -397,6 +403,114 @@ export function segmentsOf(job: ZJob): ZJob[] {
   return out;
 }
 
+type ZOutcome = { res: ZResult; data: Uint8Array };
+
+/** A file to compress: its segments, and what the pool was asked for them so far. */
+export interface ZWork {
+  inode: TreeInode;
+  job: ZJob;
+  segments: ZJob[];
+  results: Array<Promise<ZOutcome> | undefined>;
+  /** Segments handed to the pool. */
+  submitted: number;
+}
+
+const sameJob = (a: ZJob, b: ZJob): boolean =>
+  a.size === b.size &&
+  a.algorithm === b.algorithm &&
+  a.pclusterBytes === b.pclusterBytes &&
+  a.inlineStart === b.inlineStart &&
+  a.fd === b.fd &&
+  a.offset === b.offset;
+
+/**
+ * Hands files to the worker pool in the order their pclusters are placed, a bounded amount
+ * of input ahead of placement: enough to keep every worker busy on a big file's segments,
+ * never a whole big file's output in memory. Files can be offered during the directory
+ * walk, before any plan exists, so compression overlaps the walk.
+ */
+export class ZFeed {
+  private work: ZWork[] = [];
+  private readonly early = new Map<TreeInode, ZWork>();
+  /** work[0, next) are wholly submitted. */
+  private next = 0;
+  private inFlight = 0;
+  private readonly limit: number;
+
+  constructor(
+    readonly pool: ZPool | null,
+    private readonly setup: CompressionSetup,
+    private readonly g: BlockGeometry,
+  ) {
+    this.limit = pool ? (pool.size + 1) * SEGMENT_BYTES : 0;
+  }
+
+  /**
+   * During the walk: a file whose inode form and xattrs are already final (no hard links, no
+   * xattrs), offered in inode order, so the walk's offers come in placement order.
+   */
+  offer(inode: TreeInode, extended: boolean): void {
+    if (!this.pool) return;
+    const job = zJob(this.setup, this.g, { inode, extended, xattrSize: 0 });
+    if (!job) return;
+    const item = newWork(inode, job);
+    this.early.set(inode, item);
+    this.work.push(item);
+    this.submitAhead();
+  }
+
+  /** The work item for a planned file: the one offered during the walk if its job is the same. */
+  adopt(inode: TreeInode, job: ZJob): ZWork {
+    const offered = this.early.get(inode);
+    if (offered && sameJob(offered.job, job)) {
+      this.early.delete(inode);
+      return offered;
+    }
+    return newWork(inode, job);
+  }
+
+  /** From now on, `work` is the placement order; offers not adopted are dropped. */
+  start(work: ZWork[]): void {
+    for (const orphan of this.early.values()) {
+      for (let k = 0; k < orphan.submitted; k++) this.inFlight -= orphan.segments[k]!.length;
+    }
+    this.early.clear();
+    this.work = work;
+    this.next = 0;
+    this.submitAhead();
+  }
+
+  /** Segment k's outcome, once the pool has it; the next inputs go out meanwhile. */
+  async result(item: ZWork, k: number): Promise<ZOutcome> {
+    this.submitAhead();
+    if (item.submitted <= k) throw new Error('internal: a segment awaited before it was submitted');
+    const done = await item.results[k]!;
+    item.results[k] = undefined;
+    this.inFlight -= item.segments[k]!.length;
+    this.submitAhead();
+    return done;
+  }
+
+  private submitAhead(): void {
+    const pool = this.pool;
+    if (!pool) return;
+    while (this.next < this.work.length && (this.inFlight < this.limit || this.inFlight === 0)) {
+      const item = this.work[this.next]!;
+      if (item.submitted === item.segments.length) {
+        this.next++;
+        continue;
+      }
+      const seg = item.segments[item.submitted]!;
+      item.results[item.submitted++] = pool.compress(seg);
+      this.inFlight += seg.length;
+    }
+  }
+}
+
+function newWork(inode: TreeInode, job: ZJob): ZWork {
+  return { inode, job, segments: segmentsOf(job), results: [], submitted: 0 };
+}
+
 /**
  * Writes every regular file worth compressing, right after the superblock's block, and
  * returns how many blocks that took. Workers compress segments in parallel; results are
@@ -411,7 +525,7 @@ export async function writeCompressedFiles(
   spool: Spool,
   writeFlat: FlatWriter,
   yieldNow: () => Promise<void>,
-  pool: ZPool | null,
+  feed: ZFeed,
   progress: ProgressCounter,
 ): Promise<{ preDataBlocks: number; stats: ZdataStats }> {
   const first = Math.floor(1024 / g.blksz) + 1;
@@ -449,48 +563,27 @@ export async function writeCompressedFiles(
   };
 
   // Files to compress, in the order their pclusters are placed, each cut into segments.
-  const work: Array<{ plan: InodePlan; job: ZJob; segments: ZJob[]; results: Array<Promise<{ res: ZResult; data: Uint8Array }> | undefined> }> = [];
+  const work: ZWork[] = [];
+  const workPlans: InodePlan[] = [];
   for (const p of plans) {
-    const inode = p.inode;
-    if (!isReg(inode) || inode.size === 0) continue;
-    if (inode.size <= g.blksz && !setup.ztailpacking) continue; // cannot save a block
     const job = zJob(setup, g, p);
-    if (job) work.push({ plan: p, job, segments: segmentsOf(job), results: [] });
+    if (!job) continue;
+    work.push(feed.adopt(p.inode, job));
+    workPlans.push(p);
   }
+  feed.start(work);
 
-  // Workers run ahead of placement by a bounded amount of input: enough to keep every
-  // worker busy on a big file's segments, never a whole big file's output in memory.
-  const inFlightLimit = pool ? (pool.size + 1) * SEGMENT_BYTES : 0;
-  let nextFile = 0;
-  let nextSegment = 0;
-  let inFlight = 0;
-  const submitAhead = (): void => {
-    if (!pool) return;
-    while (nextFile < work.length && (inFlight < inFlightLimit || inFlight === 0)) {
-      const item = work[nextFile]!;
-      const seg = item.segments[nextSegment]!;
-      item.results[nextSegment] = pool.compress(seg);
-      inFlight += seg.length;
-      if (++nextSegment === item.segments.length) {
-        nextFile++;
-        nextSegment = 0;
-      }
-    }
-  };
-
-  for (const item of work) {
+  for (let i = 0; i < work.length; i++) {
+    const item = work[i]!;
     const fileStart = cursor;
     const extents: Extent[] = [];
     let blocks = 0;
     let inline: Uint8Array | null = null;
     for (let k = 0; k < item.segments.length; k++) {
-      submitAhead();
       const segStart = fileStart + blocks;
       let res: ZResult;
-      if (pool) {
-        const done = await item.results[k]!;
-        item.results[k] = undefined;
-        inFlight -= item.segments[k]!.length;
+      if (feed.pool) {
+        const done = await feed.result(item, k);
         res = done.res;
         if (done.data.length > 0) w.writeAt(byteOffset(segStart * g.blksz), done.data);
       } else {
@@ -504,7 +597,7 @@ export async function writeCompressedFiles(
       blocks += res.blocks;
       inline = res.inline;
     }
-    await place(item.plan, item.job, { extents, blocks, inline });
+    await place(workPlans[i]!, item.job, { extents, blocks, inline });
   }
   // Blocks a fallen-back file left behind past the end are cleared, not leaked into metadata.
   if (dirtyEnd > cursor) w.writeAt(byteOffset(cursor * g.blksz), new Uint8Array((dirtyEnd - cursor) * g.blksz));

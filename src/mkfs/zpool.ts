@@ -22,20 +22,33 @@ function workerScript(): URL {
   return new URL('../../dist/mkfs/zworker.js', import.meta.url);
 }
 
-/** Batches queued on each worker's port. */
-const PER_WORKER = 4;
+/**
+ * Input bytes queued on each worker's port: enough that it keeps working while the main
+ * thread is busy, few enough that work goes to whichever worker is free.
+ */
+const PER_WORKER_BYTES = 2 << 20;
+/**
+ * While the main thread walks the source tree it cannot answer the workers: each gets more
+ * queued, in full batches only.
+ */
+const HOLDING_PER_WORKER_BYTES = 16 << 20;
 /** A batch: this many files or bytes of input, whichever comes first. */
 const BATCH_FILES = 32;
-const BATCH_BYTES = 1 << 20;
+const BATCH_BYTES = 512 << 10;
 
 export class ZPool {
   private readonly workers: Worker[] = [];
-  /** Batches posted to each worker and not answered yet. */
+  /** Input bytes posted to each worker and not answered yet. */
   private readonly outstanding = new Map<Worker, number>();
+  /** Each posted batch's input bytes, in the order the worker answers them. */
+  private readonly posted = new Map<Worker, number[]>();
   private readonly queue: Array<{ id: number; job: ZJob }> = [];
   private readonly waiting = new Map<number, { resolve: (v: { res: ZResult; data: Uint8Array }) => void; reject: (e: Error) => void }>();
   private nextId = 0;
   private failure: Error | null = null;
+  /** Input bytes in `queue`. */
+  private queuedBytes = 0;
+  private holding = false;
 
   constructor(
     readonly size: number,
@@ -49,6 +62,7 @@ export class ZPool {
       worker.on('error', (e) => this.fail(new Error(`compression worker failed: ${e.message}`)));
       this.workers.push(worker);
       this.outstanding.set(worker, 0);
+      this.posted.set(worker, []);
     }
   }
 
@@ -59,33 +73,49 @@ export class ZPool {
     // Callers await results in order; a rejection is observed there, never left unhandled.
     p.catch(() => {});
     this.queue.push({ id, job });
+    this.queuedBytes += job.length;
     this.pump();
     return p;
   }
 
+  /** The main thread is about to be busy for a while (see HOLDING_PER_WORKER_BYTES). */
+  hold(): void {
+    this.holding = true;
+  }
+
+  release(): void {
+    this.holding = false;
+    this.pump();
+  }
+
   /**
-   * Each worker gets a few jobs queued on its port, so it keeps working while the main
-   * thread is busy (compressing a big file) and cannot hand out more.
+   * Each worker gets a few batches queued on its port, so it keeps working while the main
+   * thread is busy (compressing a big file) and cannot hand out more; the next batch goes
+   * to the worker with the least input waiting.
    */
   private pump(): void {
+    const perWorker = this.holding ? HOLDING_PER_WORKER_BYTES : PER_WORKER_BYTES;
     while (this.queue.length > 0) {
+      if (this.holding && this.queue.length < BATCH_FILES && this.queuedBytes < BATCH_BYTES) return;
       let best: Worker | null = null;
       for (const w of this.workers) if (!best || this.outstanding.get(w)! < this.outstanding.get(best)!) best = w;
-      if (!best || this.outstanding.get(best)! >= PER_WORKER) return;
+      if (!best || this.outstanding.get(best)! >= perWorker) return;
       const batch: Array<{ id: number; job: ZJob }> = [];
       let bytes = 0;
       while (this.queue.length > 0 && batch.length < BATCH_FILES && bytes < BATCH_BYTES) {
         const item = this.queue.shift()!;
         batch.push(item);
-        bytes += item.job.size;
+        bytes += item.job.length;
       }
-      this.outstanding.set(best, this.outstanding.get(best)! + 1);
+      this.queuedBytes -= bytes;
+      this.outstanding.set(best, this.outstanding.get(best)! + bytes);
+      this.posted.get(best)!.push(bytes);
       best.postMessage(batch);
     }
   }
 
   private settle(worker: Worker, replies: ZReply[]): void {
-    this.outstanding.set(worker, this.outstanding.get(worker)! - 1);
+    this.outstanding.set(worker, this.outstanding.get(worker)! - this.posted.get(worker)!.shift()!);
     for (const m of replies) {
       const w = this.waiting.get(m.id);
       this.waiting.delete(m.id);

@@ -1,5 +1,7 @@
-import { afterAll, beforeAll, describe, expect } from 'vitest';
+import { afterAll, beforeAll, describe, expect, vi } from 'vitest';
 import type { AlgorithmName } from '../../src/compress/index.js';
+import { ZFeed } from '../../src/mkfs/zdata.js';
+import { ZPool } from '../../src/mkfs/zpool.js';
 import { openImage } from '../../src/reader/index.js';
 import { build, cli, expectImageMatches, scratchDir } from '../helpers/build.js';
 import { describeIfMount, itIfMount } from '../helpers/mount.js';
@@ -156,6 +158,53 @@ describeIfMount('compression with worker threads', () => {
       }
       for (const img of images.slice(1)) expect(img.equals(images[0]!)).toBe(true);
       await expectImageMatches(`${out.dir}/${name}-w2.erofs`, tree.root, { fsck: name === 'lz4hc', expectMtime: () => 0n });
+    }
+  });
+});
+
+describeIfMount('compression during the directory walk', () => {
+  const out = scratchDir();
+  afterAll(() => {
+    vi.restoreAllMocks();
+    out.cleanup();
+  });
+
+  itIfMount('files found by the walk are compressed then; those with xattrs, hard links or extended inodes after planning; the image is the same', async () => {
+    const { readFileSync } = await import('node:fs');
+    const offer = vi.spyOn(ZFeed.prototype, 'offer');
+    const compress = vi.spyOn(ZPool.prototype, 'compress');
+    const text = (seed: string, size = 40_000) => file({ size, pattern: 'text', seed });
+    const tree = await makeTree(
+      dir({
+        a: dir({ x: text('ax'), y: text('ay', 9000), z: text('az', 5000) }),
+        // An extended inode (an mtime of its own), so a longer inode in front of the index.
+        b: dir({ old: file({ size: 30_000, pattern: 'text', seed: 'old' }, { mtime: { sec: 1_000_000_000, nsec: 5 } }) }),
+        c: dir({ tagged: file({ size: 20_000, pattern: 'text', seed: 'tag' }, { xattrs: { 'user.k': 'v' } }), twin: hardlink('a/x') }),
+        d: dir(Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`f${i}`, text(`d${i}`, 3000 + i * 700)]))),
+      }),
+    );
+    try {
+      const images = [];
+      for (const workers of [0, 2]) {
+        const image = `${out.dir}/walk-w${workers}.erofs`;
+        await build(tree.root, image, {
+          compression: [{ name: 'lz4hc' }],
+          workers,
+          ztailpacking: true,
+          pclusterSize: 16_384,
+          timestamp: 1_700_000_000,
+          timestampScope: 'mkfs',
+        });
+        images.push(readFileSync(image));
+      }
+      // Offered during the walk: every regular file but the hard-linked (a/x) and the tagged
+      // one; each compressed once (a walk-time result is used, not redone).
+      expect(offer).toHaveBeenCalledTimes(2 + 1 + 40);
+      expect(compress).toHaveBeenCalledTimes(45);
+      expect(images[1]!.equals(images[0]!)).toBe(true);
+      await expectImageMatches(`${out.dir}/walk-w2.erofs`, tree.root, { fsck: true });
+    } finally {
+      await tree.cleanup();
     }
   });
 });
