@@ -43,6 +43,11 @@ export interface Compressor {
   /** Effective dictionary/window size in bytes (0 for LZ4, whose window is fixed at 64 KiB - 1). */
   readonly dictSize: number;
   /**
+   * Failing on incompressible input costs as much as compressing: the caller screens such
+   * input out first (screen.ts) and stores it raw.
+   */
+  readonly slowOnIncompressible?: boolean;
+  /**
    * Compress the longest prefix of src whose compressed form fits in dstCapacity bytes.
    * Returns null if not even a useful prefix fits (or src is empty).
    * `data` is a fresh array owned by the caller.

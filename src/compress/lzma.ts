@@ -100,6 +100,7 @@ export class LzmaCompressor implements Compressor {
   readonly algorithm = Z_EROFS_COMPRESSION_LZMA;
   readonly level: number;
   readonly backend = 'native' as const;
+  readonly slowOnIncompressible = true;
   private dict: number;
   private readonly explicitDict: boolean;
   private maxDictUsed = 0;

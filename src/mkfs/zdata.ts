@@ -5,6 +5,7 @@
 
 import * as fs from 'node:fs';
 import type { Compressor } from '../compress/compressor.js';
+import { IncompressibleScreen, SCREEN_SPAN } from '../compress/screen.js';
 import type { CompressionSpec } from '../compress/registry.js';
 import {
   EROFS_INODE_COMPRESSED_COMPACT,
@@ -123,11 +124,17 @@ export interface ZBuffers {
   queue: Buffer;
   raw: Buffer;
   pcluster: Buffer;
+  screen: IncompressibleScreen;
 }
 
 export function zBuffers(params: ZParams): ZBuffers {
   const blksz = 1 << params.blkszbits;
-  return { queue: Buffer.allocUnsafe(2 * WINDOW), raw: Buffer.alloc(blksz), pcluster: Buffer.alloc(params.maxPclusterBytes) };
+  return {
+    queue: Buffer.allocUnsafe(2 * WINDOW),
+    raw: Buffer.alloc(blksz),
+    pcluster: Buffer.alloc(params.maxPclusterBytes),
+    screen: new IncompressibleScreen(),
+  };
 }
 
 /** What a compressing thread needs to know; plain data, so it can be sent to a worker. */
@@ -253,13 +260,34 @@ export function compressStream(c: Compressor, p: ZParams, job: ZJob, buffers: ZB
   let cursor = 0;
   let inlineData: Uint8Array | null = null;
   const { raw, pcluster } = buffers;
+  let q: FileQueue;
+  /** Raw extents are "shifted": the extent's first byte at the start of its block. */
+  const storeRaw = (bytes: number): void => {
+    for (let left = bytes; left > 0; ) {
+      const n = Math.min(B, left);
+      raw.fill(0, n, B);
+      q.buf.copy(raw, 0, q.head, q.head + n);
+      emit(cursor, raw.subarray(0, B));
+      extents.push({ start: job.start + q.pos, length: n, raw: true, pblk: cursor, pblocks: 1 });
+      cursor++;
+      q.consume(n);
+      left -= n;
+    }
+  };
   try {
-    const q = new FileQueue(buffers.queue, fd, (job.fd === null ? 0 : job.offset) + job.start, size, shown, job.start, job.size);
+    q = new FileQueue(buffers.queue, fd, (job.fd === null ? 0 : job.offset) + job.start, size, shown, job.start, job.size);
     while (q.pos < size) {
       q.fill();
       const len = q.tail - q.head;
       const final = q.pos + len === size;
       const src = q.buf.subarray(q.head, q.head + Math.min(len, p.maxExtentBytes));
+      // Input no compressor can shrink (a whole screen span, whole pclusters) is stored raw
+      // without asking a slow compressor to fail on it.
+      const span = Math.max(SCREEN_SPAN, job.pclusterBytes);
+      if (c.slowOnIncompressible && len >= span && buffers.screen.incompressible(q.buf.subarray(q.head, q.head + span))) {
+        storeRaw(span);
+        continue;
+      }
       let r = final && len <= B && !packTail ? null : c.compressDestSize(src, job.pclusterBytes);
       if (r && packTail && final && r.consumed === len && r.data.length < Math.min(B, len) && canInline(r.data.length)) {
         // The last extent compresses below a block: pack it right after the index.
@@ -289,17 +317,7 @@ export function compressStream(c: Compressor, p: ZParams, job: ZJob, buffers: ZB
           q.consume(len);
           break;
         }
-        // Raw extents are "shifted": the extent's first byte at the start of its block.
-        for (let left = Math.min(rawBytes, len); left > 0; ) {
-          const n = Math.min(B, left);
-          raw.fill(0, n, B);
-          q.buf.copy(raw, 0, q.head, q.head + n);
-          emit(cursor, raw.subarray(0, B));
-          extents.push({ start: job.start + q.pos, length: n, raw: true, pblk: cursor, pblocks: 1 });
-          cursor++;
-          q.consume(n);
-          left -= n;
-        }
+        storeRaw(Math.min(rawBytes, len));
         continue;
       }
       // Right-aligned in the pcluster: the leading zeros are padding (ZERO_PADDING).

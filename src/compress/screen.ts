@@ -1,0 +1,65 @@
+// A quick test for input no compressor can shrink (data that is already compressed or
+// encrypted), so the slow ones need not try: LZMA spends as long failing on such data as
+// it spends compressing text, ~0.7 ms per 4 KiB.
+
+import { Lz4JsEncoder } from './lz4.js';
+
+/** Input looked at, at least; the caller stores this much raw when it is incompressible. */
+export const SCREEN_SPAN = 64 << 10;
+
+/**
+ * Random bytes measure about 8 - 255 / (2 * n * ln 2) bits of order-0 entropy over n bytes
+ * (7.997 for 64 KiB); below this, a literal coder could save something.
+ */
+const MIN_BITS_PER_BYTE = 7.99;
+/**
+ * And in every 4 KiB of it (random: 7.955, give or take 0.005), so that no pcluster-sized
+ * part of it holds text, headers or padding a compressor could take a few bytes off.
+ */
+const PIECE = 4096;
+const MIN_PIECE_BITS_PER_BYTE = 7.93;
+
+/** log2 of 0..SCREEN_SPAN, filled on first use. */
+let log2Table: Float64Array | null = null;
+
+export class IncompressibleScreen {
+  private readonly lz4 = new Lz4JsEncoder();
+  private readonly counts = new Uint32Array(256);
+
+  /**
+   * True when `data` has near-uniform byte frequencies and no repeats LZ4 can use: no
+   * entropy coder gains a byte per pcluster on it, and no match finder finds anything.
+   * The JS encoder is used everywhere, so the verdict does not depend on the machine.
+   */
+  incompressible(data: Uint8Array): boolean {
+    const n = data.length;
+    if (n === 0 || n > SCREEN_SPAN * 16) return false;
+    if (bitsPerByte(data, this.counts) < MIN_BITS_PER_BYTE) return false;
+    for (let at = 0; at + PIECE <= n; at += PIECE) {
+      if (bitsPerByte(data.subarray(at, at + PIECE), this.counts) < MIN_PIECE_BITS_PER_BYTE) return false;
+    }
+    // Greedy LZ4 with 1/64 less room than the input: filling it all means repeats were found.
+    const cap = n - (n >> 6);
+    this.lz4.compress(data, cap, 0);
+    return this.lz4.consumed < n;
+  }
+}
+
+function bitsPerByte(data: Uint8Array, counts: Uint32Array): number {
+  counts.fill(0);
+  for (let i = 0; i < data.length; i++) counts[data[i]!]!++;
+  const n = data.length;
+  const table = log2Of(n);
+  // H = log2(n) - sum(c * log2(c)) / n
+  let sum = 0;
+  for (let s = 0; s < 256; s++) sum += counts[s]! * table[counts[s]!]!;
+  return table[n]! - sum / n;
+}
+
+function log2Of(n: number): Float64Array {
+  if (!log2Table || log2Table.length <= n) {
+    log2Table = new Float64Array(Math.max(n, SCREEN_SPAN) + 1);
+    for (let i = 1; i < log2Table.length; i++) log2Table[i] = Math.log2(i);
+  }
+  return log2Table;
+}

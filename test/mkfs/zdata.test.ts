@@ -1,0 +1,44 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it, vi } from 'vitest';
+import { createCompressor } from '../../src/compress/index.js';
+import { compressStream, type ZJob, type ZParams, zBuffers } from '../../src/mkfs/zdata.js';
+import { HAVE, randomBytes, textBytes } from '../compress/helpers.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'zdata-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function jobFor(path: string, size: number): ZJob {
+  return { path: Buffer.from(path), size, start: 0, length: size, fd: null, offset: 0, algorithm: 0, pclusterBytes: 4096, inlineStart: 0 };
+}
+
+const params: ZParams = {
+  specs: [{ name: 'lzma' }],
+  maxPclusterBytes: 4096,
+  ztailpacking: false,
+  maxExtentBytes: 1 << 30,
+  blkszbits: 12,
+};
+
+describe.skipIf(!HAVE.lzma)('compressStream with a compressor slow on incompressible input', () => {
+  it('stores random spans raw without asking the compressor, and compresses the text after them', () => {
+    const data = Buffer.concat([randomBytes(128 << 10, 11), textBytes(64 << 10, 12)]);
+    const path = join(dir, 'mixed');
+    writeFileSync(path, data);
+    const c = createCompressor('lzma', {});
+    const asked = vi.spyOn(c, 'compressDestSize');
+    const blocks = new Map<number, Uint8Array>();
+    const res = compressStream(c, params, jobFor(path, data.length), zBuffers(params), (rel, bytes) => blocks.set(rel, Uint8Array.from(bytes)));
+    const raw = res.extents.filter((e) => e.raw);
+    // The 32 random blocks, one raw extent each, holding the file's bytes in place.
+    expect(raw).toHaveLength(32);
+    raw.forEach((e, i) => {
+      expect(e.start).toBe(i * 4096);
+      expect(Buffer.from(blocks.get(e.pblk)!).equals(data.subarray(e.start, e.start + 4096))).toBe(true);
+    });
+    // Only the text was offered to LZMA, which packed it into fewer blocks than it spans.
+    expect(asked.mock.calls.every(([src]) => Buffer.from(src).indexOf(data.subarray(0, 64)) === -1)).toBe(true);
+    expect(res.blocks - 32).toBeLessThan(16);
+  });
+});
