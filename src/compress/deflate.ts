@@ -39,6 +39,8 @@ export class DeflateCompressor implements Compressor {
   readonly level: number;
   readonly backend: 'native' | 'js';
   readonly dictSize: number;
+  /** Each length search runs several trial compressions, failing ones included. */
+  readonly slowOnIncompressible = true;
   private readonly nat: DeflateNative | null;
   private comp: unknown = null;
   private scratch = new Uint8Array(0);

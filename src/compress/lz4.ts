@@ -416,6 +416,8 @@ export class Lz4Compressor implements Compressor {
   readonly level: number;
   readonly backend: 'native' | 'js';
   readonly dictSize = 0;
+  /** lz4hc searches its hash chains at every position of data it cannot shrink. */
+  readonly slowOnIncompressible: boolean;
   private readonly hc: boolean;
   private readonly native: Lz4Native | null;
   private readonly js: Lz4JsEncoder | null;
@@ -429,6 +431,7 @@ export class Lz4Compressor implements Compressor {
 
   constructor(cfg: Lz4CompressorConfig) {
     this.hc = cfg.hc;
+    this.slowOnIncompressible = cfg.hc;
     this.name = cfg.hc ? 'lz4hc' : 'lz4';
     this.level = cfg.level;
     if (cfg.backend === 'native') this.native = loadLz4();

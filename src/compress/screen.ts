@@ -24,20 +24,27 @@ let log2Table: Float64Array | null = null;
 
 export class IncompressibleScreen {
   private readonly lz4 = new Lz4JsEncoder();
-  private readonly counts = new Uint32Array(256);
+  private readonly piece = new Uint32Array(256);
+  private readonly whole = new Uint32Array(256);
 
   /**
-   * True when `data` has near-uniform byte frequencies and no repeats LZ4 can use: no
-   * entropy coder gains a byte per pcluster on it, and no match finder finds anything.
-   * The JS encoder is used everywhere, so the verdict does not depend on the machine.
+   * True when `data` has near-uniform byte frequencies, in every 4 KiB and over all, and no
+   * repeats LZ4 can use: no entropy coder gains a byte per pcluster on it, and no match
+   * finder finds anything. Compressible data is usually told by its first 4 KiB. The JS
+   * encoder is used everywhere, so the verdict does not depend on the machine.
    */
   incompressible(data: Uint8Array): boolean {
     const n = data.length;
     if (n === 0 || n > SCREEN_SPAN * 16) return false;
-    if (bitsPerByte(data, this.counts) < MIN_BITS_PER_BYTE) return false;
-    for (let at = 0; at + PIECE <= n; at += PIECE) {
-      if (bitsPerByte(data.subarray(at, at + PIECE), this.counts) < MIN_PIECE_BITS_PER_BYTE) return false;
+    this.whole.fill(0);
+    for (let at = 0; at < n; at += PIECE) {
+      const piece = data.subarray(at, Math.min(n, at + PIECE));
+      this.piece.fill(0);
+      for (let i = 0; i < piece.length; i++) this.piece[piece[i]!]!++;
+      if (piece.length === PIECE && bitsPerByte(this.piece, PIECE) < MIN_PIECE_BITS_PER_BYTE) return false;
+      for (let b = 0; b < 256; b++) this.whole[b]! += this.piece[b]!;
     }
+    if (bitsPerByte(this.whole, n) < MIN_BITS_PER_BYTE) return false;
     // Greedy LZ4 with 1/64 less room than the input: filling it all means repeats were found.
     const cap = n - (n >> 6);
     this.lz4.compress(data, cap, 0);
@@ -45,12 +52,9 @@ export class IncompressibleScreen {
   }
 }
 
-function bitsPerByte(data: Uint8Array, counts: Uint32Array): number {
-  counts.fill(0);
-  for (let i = 0; i < data.length; i++) counts[data[i]!]!++;
-  const n = data.length;
+/** Order-0 entropy of n bytes with these byte counts: log2(n) - sum(c * log2(c)) / n. */
+function bitsPerByte(counts: Uint32Array, n: number): number {
   const table = log2Of(n);
-  // H = log2(n) - sum(c * log2(c)) / n
   let sum = 0;
   for (let s = 0; s < 256; s++) sum += counts[s]! * table[counts[s]!]!;
   return table[n]! - sum / n;

@@ -261,6 +261,8 @@ export function compressStream(c: Compressor, p: ZParams, job: ZJob, buffers: ZB
   let inlineData: Uint8Array | null = null;
   const { raw, pcluster } = buffers;
   let q: FileQueue;
+  /** Input before this (from q.pos 0) was found compressible: not screened again. */
+  let screenedTo = 0;
   /** Raw extents are "shifted": the extent's first byte at the start of its block. */
   const storeRaw = (bytes: number): void => {
     for (let left = bytes; left > 0; ) {
@@ -284,9 +286,12 @@ export function compressStream(c: Compressor, p: ZParams, job: ZJob, buffers: ZB
       // Input no compressor can shrink (a whole screen span, whole pclusters) is stored raw
       // without asking a slow compressor to fail on it.
       const span = Math.max(SCREEN_SPAN, job.pclusterBytes);
-      if (c.slowOnIncompressible && len >= span && buffers.screen.incompressible(q.buf.subarray(q.head, q.head + span))) {
-        storeRaw(span);
-        continue;
+      if (c.slowOnIncompressible && len >= span && q.pos >= screenedTo) {
+        if (buffers.screen.incompressible(q.buf.subarray(q.head, q.head + span))) {
+          storeRaw(span);
+          continue;
+        }
+        screenedTo = q.pos + span;
       }
       let r = final && len <= B && !packTail ? null : c.compressDestSize(src, job.pclusterBytes);
       if (r && packTail && final && r.consumed === len && r.data.length < Math.min(B, len) && canInline(r.data.length)) {
