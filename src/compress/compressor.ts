@@ -50,7 +50,8 @@ export interface Compressor {
   /**
    * Compress the longest prefix of src whose compressed form fits in dstCapacity bytes.
    * Returns null if not even a useful prefix fits (or src is empty).
-   * `data` is a fresh array owned by the caller.
+   * `data` may be a view of the compressor's own buffer, valid until its next call: copy it
+   * to keep it.
    */
   compressDestSize(src: Uint8Array, dstCapacity: number): DestSizeResult | null;
   /**

@@ -109,7 +109,7 @@ export class DeflateCompressor implements Compressor {
     if (!res) return null;
     this.lastConsumed = res.consumed;
     this.lastCap = dstCapacity;
-    const data = this.best.slice(0, res.size);
+    const data = this.best.subarray(0, res.size);
     fixDeflateFirstByte(data);
     return { consumed: res.consumed, data };
   }

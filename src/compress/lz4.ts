@@ -466,7 +466,7 @@ export class Lz4Compressor implements Compressor {
       if (size <= 0 || this.consumed <= 0) return null;
       if (window === limit || this.consumed < window - margin) {
         this.lastConsumed = this.consumed;
-        return { consumed: this.consumed, data: this.scratch.slice(0, size) };
+        return { consumed: this.consumed, data: this.scratch.subarray(0, size) };
       }
       window = Math.min(limit, window * PROBE_GROWTH);
     }

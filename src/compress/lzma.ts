@@ -158,6 +158,7 @@ export class LzmaCompressor implements Compressor {
         continue;
       }
       if (consumed === 0 || size === 0) return null;
+      // Copied out: the native buffer is freed by dispose().
       return { consumed, data: s.outBuf.view.slice(0, size) };
     }
   }

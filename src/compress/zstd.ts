@@ -132,7 +132,7 @@ export class ZstdCompressor implements Compressor {
     if (!res) return null;
     this.lastConsumed = res.consumed;
     this.lastCap = dstCapacity;
-    return { consumed: res.consumed, data: this.best.slice(0, res.size) };
+    return { consumed: res.consumed, data: this.best.subarray(0, res.size) };
   }
 
   configRecord(maxPclusterBytes: number): Uint8Array {

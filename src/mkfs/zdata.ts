@@ -296,7 +296,7 @@ export function compressStream(c: Compressor, p: ZParams, job: ZJob, buffers: ZB
       let r = final && len <= B && !packTail ? null : c.compressDestSize(src, job.pclusterBytes);
       if (r && packTail && final && r.consumed === len && r.data.length < Math.min(B, len) && canInline(r.data.length)) {
         // The last extent compresses below a block: pack it right after the index.
-        inlineData = r.data;
+        inlineData = r.data.slice();
         extents.push({ start: job.start + q.pos, length: len, raw: false, pblk: cursor, pblocks: 1 });
         q.consume(len);
         break;
@@ -312,8 +312,9 @@ export function compressStream(c: Compressor, p: ZParams, job: ZJob, buffers: ZB
       if (r && packTail && final && r.consumed === len && r.data.length % B !== 0 && r.data.length > B) {
         // The last pcluster ends part-way into a block: fitting less input into whole blocks
         // and packing the rest inline may save that block.
+        const kept = { consumed: r.consumed, data: r.data.slice() }; // the next call reuses r.data's buffer
         const fewer = c.compressDestSize(src, Math.floor(r.data.length / B) * B);
-        if (fewer && fewer.data.length + (len - fewer.consumed) < alignUp(r.data.length, B)) r = fewer;
+        r = fewer && fewer.data.length + (len - fewer.consumed) < alignUp(kept.data.length, B) ? fewer : kept;
       }
       if (!r) {
         if (packTail && final && len < B && canInline(len)) {

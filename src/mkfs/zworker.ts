@@ -12,7 +12,8 @@ const compressors = params.specs.map((s) =>
   createCompressor(s.name, { level: s.level, dictSize: s.dictSize, maxPclusterBytes: params.maxPclusterBytes }),
 );
 const buffers = zBuffers(params);
-let out = new Uint8Array(1 << 20);
+const OUT_BYTES = 1 << 20;
+let out = new Uint8Array(OUT_BYTES);
 
 function compressOne(id: number, job: ZJob): ZReply {
   const blksz = 1 << params.blkszbits;
@@ -28,7 +29,11 @@ function compressOne(id: number, job: ZJob): ZReply {
       out.set(bytes, rel * blksz);
       used = end;
     });
-    return { id, res, data: out.slice(0, used) };
+    if (used < OUT_BYTES) return { id, res, data: out.slice(0, used) };
+    // A big segment's output is handed over as it is (no copy); the next job starts afresh.
+    const data = out.subarray(0, used);
+    out = new Uint8Array(OUT_BYTES);
+    return { id, res, data };
   } catch (e) {
     return { id, error: (e as Error).message, internal: !(e instanceof BuildError) };
   }
