@@ -107,8 +107,9 @@ describe.skipIf(!HAVE.zstd)('zstd (libzstd)', () => {
         n++;
       }
     }
-    expect(filled / n).toBeGreaterThan(4096 - 24);
-    expect(c.probes / (n + 1)).toBeLessThan(6);
+    // Full pclusters end, on average, within the search's 64-byte margin of the budget.
+    expect(filled / n).toBeGreaterThan(4096 - 64);
+    expect(c.probes / (n + 1)).toBeLessThan(4);
   });
 
   it('levels 0-22 produce valid frames', () => {
