@@ -70,6 +70,11 @@ export interface Compressor {
   /** Release native resources early (optional; they are also reclaimed at process exit). */
   dispose(): void;
   /**
+   * How much input the first outBytes bytes of a stream from compressDestSize stand for, where
+   * the format tells (LZ4's byte-aligned sequences): lets the caller skip a retry that cannot win.
+   */
+  inputBefore?(data: Uint8Array, outBytes: number): number;
+  /**
    * Forget what earlier calls learned (the search start of zstd/deflate), so that a file's
    * pclusters do not depend on the files compressed before it.
    */

@@ -403,6 +403,34 @@ export function lz4DecompressBlock(src: Uint8Array, outLen: number, strict = tru
   }
 }
 
+/**
+ * How much input the first `outBytes` bytes of an LZ4 block stand for: its sequences up to
+ * that cut (a literal run split by it counts in part, a match only if wholly before it).
+ */
+export function lz4InputBefore(block: Uint8Array, outBytes: number): number {
+  const end = Math.min(block.length, outBytes);
+  let ip = 0;
+  let op = 0;
+  while (op < end) {
+    const token = block[op++]!;
+    let literals = token >>> 4;
+    if (literals === 15) {
+      for (let b = 255; b === 255 && op < end; literals += b) b = block[op++]!;
+    }
+    if (op + literals >= end) return ip + Math.max(0, end - op);
+    op += literals;
+    ip += literals;
+    op += 2; // match offset
+    let match = token & 15;
+    if (match === 15) {
+      for (let b = 255; b === 255 && op < end; match += b) b = block[op++]!;
+    }
+    if (op > end) return ip;
+    ip += match + MINMATCH;
+  }
+  return ip;
+}
+
 export interface Lz4CompressorConfig {
   hc: boolean;
   level: number;
@@ -522,6 +550,10 @@ export class Lz4Compressor implements Compressor {
 
   resetSearchHint(): void {
     this.lastConsumed = 0;
+  }
+
+  inputBefore(data: Uint8Array, outBytes: number): number {
+    return lz4InputBefore(data, outBytes);
   }
 
   dispose(): void {

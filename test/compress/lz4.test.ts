@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { DecompressError } from '../../src/compress/compressor.js';
-import { Lz4JsEncoder, lz4DecompressBlock } from '../../src/compress/lz4.js';
+import { Lz4JsEncoder, lz4DecompressBlock, lz4InputBefore } from '../../src/compress/lz4.js';
 import { loadLz4, setNativeDisabled } from '../../src/compress/native.js';
 import { createCompressor, getDecompressor } from '../../src/compress/registry.js';
 import {
@@ -213,6 +213,35 @@ describe('Lz4JsEncoder', () => {
     const again = enc.compress(data, 4096, 0)!.slice();
     expect(Buffer.from(again).equals(Buffer.from(first))).toBe(true);
     expect(lz4DecompressBlock(again, enc.consumed).length).toBe(enc.consumed);
+  });
+});
+
+describe('lz4InputBefore', () => {
+  it('the whole block stands for all the input it encodes, nothing for none of it', () => {
+    for (const alg of ['lz4', 'lz4hc'] as const) {
+      for (const src of [textBytes(50000), realText(50000), randomBytes(9000), new Uint8Array(300000)]) {
+        const r = createCompressor(alg, { backend: 'js' }).compressDestSize(src, 4096)!;
+        expect(lz4InputBefore(r.data, r.data.length)).toBe(r.consumed);
+        expect(lz4InputBefore(r.data, 0)).toBe(0);
+      }
+    }
+  });
+
+  it('grows with the cut, counting a literal run in part and a match only whole', () => {
+    const r = createCompressor('lz4hc', { backend: 'js' }).compressDestSize(realText(60000), 4096)!;
+    const data = r.data.slice();
+    let last = 0;
+    for (let cut = 1; cut <= data.length; cut++) {
+      const n = lz4InputBefore(data, cut);
+      expect(n).toBeGreaterThanOrEqual(last);
+      last = n;
+    }
+    // A hand-made block: 4 literals "abcd", a match (offset 4, length 4), 1 final literal.
+    const block = new Uint8Array([0x40, 0x61, 0x62, 0x63, 0x64, 0x04, 0x00, 0x10, 0x78]);
+    expect(lz4InputBefore(block, 3)).toBe(2); // token, then two of the four literals
+    expect(lz4InputBefore(block, 6)).toBe(4); // the match's offset is cut: not counted
+    expect(lz4InputBefore(block, 7)).toBe(8);
+    expect(lz4InputBefore(block, 9)).toBe(9);
   });
 });
 

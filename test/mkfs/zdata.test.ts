@@ -42,3 +42,30 @@ describe.skipIf(!HAVE.lzma)('compressStream with a compressor slow on incompress
     expect(res.blocks - 32).toBeLessThan(16);
   });
 });
+
+describe('compressStream with tail packing', () => {
+  const tailParams: ZParams = { specs: [{ name: 'lz4hc' }], maxPclusterBytes: 16384, ztailpacking: true, maxExtentBytes: 1 << 30, blkszbits: 12 };
+
+  /** A file whose one pcluster ends well into its second block: about 7 KiB of input past its first. */
+  function spillingFile(): { path: string; size: number } {
+    const data = textBytes(16500, 21);
+    const path = join(dir, 'spill');
+    writeFileSync(path, data);
+    return { path, size: data.length };
+  }
+
+  function compressCalls(withEstimate: boolean): number {
+    const c = createCompressor('lz4hc', { backend: 'js' });
+    if (!withEstimate) Object.defineProperty(c, 'inputBefore', { value: undefined });
+    const asked = vi.spyOn(c, 'compressDestSize');
+    const { path, size } = spillingFile();
+    const res = compressStream(c, tailParams, { ...jobFor(path, size), pclusterBytes: 16384, inlineStart: 64 }, zBuffers(tailParams), () => {});
+    expect(res.blocks).toBe(2);
+    return asked.mock.calls.length;
+  }
+
+  it('does not recompress the last pcluster into fewer blocks when what it would leave over cannot be inlined', () => {
+    expect(compressCalls(false)).toBe(2); // tried, and lost
+    expect(compressCalls(true)).toBe(1); // LZ4 tells the leftover is over a block: not tried
+  });
+});
