@@ -37,6 +37,9 @@ import type { ImageWriter, Spool } from './writer.js';
 import type { ZPool } from './zpool.js';
 import type { ProgressCounter } from './progress.js';
 
+/** Where a read past a file's expected end lands: it should find nothing. */
+const PAST_END = Buffer.alloc(1);
+
 /** How much of a file is looked at for one extent; bounds memory, not pcluster size. */
 const WINDOW = 4 << 20;
 
@@ -339,7 +342,7 @@ export function compressStream(c: Compressor, p: ZParams, job: ZJob, buffers: ZB
     if (lastSegment && job.fd === null) {
       let extra = 0;
       try {
-        extra = fs.readSync(fd, Buffer.alloc(1), 0, 1, job.size);
+        extra = fs.readSync(fd, PAST_END, 0, 1, job.size);
       } catch {
         extra = 0;
       }
