@@ -174,7 +174,7 @@ async function buildFromTree(
       spool = Spool.beside(writer);
       chunkedFiles = planChunkedFiles(planned.plans, g, cfg.tar.mode, spool);
     }
-    if (zsetup) {
+    if (zsetup && feed) {
       progress.phase = 'compressing';
       spool = Spool.beside(writer);
       const z = await writeCompressedFiles(
@@ -186,7 +186,7 @@ async function buildFromTree(
         // Over pclusters tried for the file: zeros must be written, not skipped.
         (p) => streamFile(cfg, g, p, writer, io, false),
         () => yieldToEventLoop(cfg, io),
-        feed!,
+        feed,
         progress,
       );
       preDataBlocks = z.preDataBlocks;
