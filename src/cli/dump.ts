@@ -5,7 +5,6 @@
 
 import { exitQuietlyOnClosedStdout } from './stdio.js';
 import { readFileSync } from 'node:fs';
-import { pathToFileURL } from 'node:url';
 import { Command, CommanderError } from 'commander';
 import { formatUuid } from '../format/superblock.js';
 import { ErofsError } from '../reader/errors.js';
@@ -279,8 +278,4 @@ export async function main(argv: readonly string[]): Promise<number> {
   } finally {
     img.close();
   }
-}
-
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  process.exitCode = await main(process.argv.slice(2));
 }

@@ -6,7 +6,6 @@
 
 import { exitQuietlyOnClosedStdout } from './stdio.js';
 import { readFileSync } from 'node:fs';
-import { pathToFileURL } from 'node:url';
 import { Command, CommanderError } from 'commander';
 import { ErofsError, UnsupportedFeatureError } from '../reader/errors.js';
 import { ExtractError } from '../reader/extract.js';
@@ -164,9 +163,4 @@ export async function main(argv: readonly string[]): Promise<number> {
   } finally {
     img.close();
   }
-}
-
-// Run when executed directly (node dist/cli/fsck.js IMAGE) rather than imported.
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  process.exitCode = await main(process.argv.slice(2));
 }

@@ -1,5 +1,5 @@
 // The single image writer: positional writes into a temporary file beside the image,
-// renamed over it only once everything is written. Nothing else touches the output.
+// put in its place only once everything is written. Nothing else touches the output.
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -24,6 +24,14 @@ export function removeActiveTempFiles(): void {
     }
   }
   activeTemps.clear();
+}
+
+function dropOldImage(imagePath: string): void {
+  try {
+    fs.unlinkSync(imagePath);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  }
 }
 
 /** Metadata blocks kept in memory at most: inodes land in a few open blocks at a time. */
@@ -190,12 +198,16 @@ export class ImageWriter {
     return out;
   }
 
-  /** Flushes, closes and atomically replaces the image. */
+  /** Flushes, closes and replaces the image. */
   commit(): void {
     this.flush();
     try {
       fs.closeSync(this.fd);
       this.closed = true;
+      // ext4 (auto_da_alloc) starts writeback of a file renamed over another, in the rename
+      // call: 0.35 s for a 190 MB image. An old image is removed first instead, so a reader
+      // sees the old image, then no image for an instant, then the new one.
+      dropOldImage(this.imagePath);
       fs.renameSync(this.tempPath, this.imagePath);
     } catch (e) {
       this.abort();

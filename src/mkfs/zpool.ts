@@ -15,10 +15,16 @@ export interface ZReply {
   internal?: boolean;
 }
 
-/** The compiled worker script (tests run the TypeScript sources; workers need JavaScript). */
+/**
+ * The worker script: the bundle's own beside the CLI bundle (dist/cjs), else the compiled
+ * module beside this one (dist/mkfs); tests run the TypeScript sources, and workers need
+ * JavaScript, so they get the compiled one.
+ */
 function workerScript(): URL {
-  const local = new URL('./zworker.js', import.meta.url);
-  if (existsSync(fileURLToPath(local))) return local;
+  for (const name of ['./zworker.cjs', './zworker.js']) {
+    const local = new URL(name, import.meta.url);
+    if (existsSync(fileURLToPath(local))) return local;
+  }
   return new URL('../../dist/mkfs/zworker.js', import.meta.url);
 }
 

@@ -1,6 +1,6 @@
 /**
  * fsck.erofs and dump.erofs as users run them: the CLI modules are compiled with tsc (only
- * the reader, format and compress sources, into a temp dir) and run with node.
+ * the reader, format and compress sources, into a temp dir) and run with node, as bin/ runs them.
  */
 import { isRoot, skipUnless } from '../helpers/require.js';
 import { execFile, execFileSync } from 'node:child_process';
@@ -40,6 +40,13 @@ function compileCli(dir: string): void {
     }),
   );
   execFileSync(process.execPath, [nodePath.join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', nodePath.join(dir, 'tsconfig.json')], { stdio: 'pipe' });
+  // The same entry points as bin/: each CLI module exports main().
+  for (const name of ['fsck', 'dump']) {
+    writeFileSync(
+      nodePath.join(dir, `${name}.mjs`),
+      `import { main } from './dist/cli/${name}.js';\nprocess.exitCode = await main(process.argv.slice(2));\n`,
+    );
+  }
 }
 
 interface Result {
@@ -57,7 +64,7 @@ describe.skipIf(skipUnless(HAVE_DEBIAN_MKFS && isRoot, 'root and Debian mkfs.ero
 
   const cmd = async (name: 'fsck' | 'dump', args: string[]): Promise<Result> => {
     try {
-      const { stdout, stderr } = await run(process.execPath, [nodePath.join(work, 'dist/cli', `${name}.js`), ...args]);
+      const { stdout, stderr } = await run(process.execPath, [nodePath.join(work, `${name}.mjs`), ...args]);
       return { code: 0, stdout, stderr };
     } catch (e) {
       const err = e as { code: number; stdout: string; stderr: string };
