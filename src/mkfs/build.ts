@@ -542,6 +542,12 @@ async function streamFile(
         return tail;
       }
     }
+    if (!spooled && size < io.buf.length) {
+      const tail = readSmallFile(fd, shown, size, p, g, w, untouched, io.buf);
+      io.sinceYield += size;
+      if (io.sinceYield >= YIELD_EVERY_BYTES) await yieldToEventLoop(cfg, io);
+      return tail;
+    }
     const tail = p.inlineTail > 0 ? Buffer.allocUnsafe(p.inlineTail) : null;
     let pos = 0;
     const read = (buf: Buffer, off: number, len: number): number => {
@@ -584,6 +590,34 @@ async function streamFile(
   } finally {
     if (!spooled) fs.closeSync(fd);
   }
+}
+
+/**
+ * A file that fits the read buffer, in as few reads as it takes: one, asking for a byte more
+ * than expected, usually tells the whole file and its end (a short read of a regular file
+ * ends at its end), where reading blocks, tail and end apart took three.
+ */
+function readSmallFile(fd: number, shown: string, size: number, p: InodePlan, g: BlockGeometry, w: ImageWriter, untouched: boolean, buf: Buffer): Buffer | null {
+  let got = 0;
+  for (;;) {
+    const ask = size + 1 - got;
+    let n: number;
+    try {
+      n = fs.readSync(fd, buf, got, ask, null);
+    } catch (e) {
+      throw new BuildError(`${shown}: read failed: ${describeFsError(e)}`);
+    }
+    got += n;
+    if (got > size) throw new BuildError(`${shown}: file grew while being read (expected ${size} bytes)`);
+    if (n === 0 || (n < ask && got === size)) break;
+  }
+  if (got < size) throw new BuildError(`${shown}: file shrank while being read (expected ${size} bytes, got ${got})`);
+  const blockBytes = size - p.inlineTail;
+  // All-zero blocks are left as holes where nothing was written yet.
+  if (blockBytes > 0 && (!untouched || buf.compare(zeroChunk(blockBytes), 0, blockBytes, 0, blockBytes) !== 0)) {
+    w.writeAt(byteOffset(p.startBlk * g.blksz), buf.subarray(0, blockBytes));
+  }
+  return p.inlineTail > 0 ? Buffer.from(buf.subarray(blockBytes, size)) : null;
 }
 
 /** Below this, one read and one write cost less than asking the kernel for data ranges. */
