@@ -26,6 +26,32 @@ export function removeActiveTempFiles(): void {
   activeTemps.clear();
 }
 
+const NOT_A_FILE: ReadonlyArray<[(st: fs.Stats) => boolean, string]> = [
+  [(st) => st.isBlockDevice(), 'a block device'],
+  [(st) => st.isCharacterDevice(), 'a character device'],
+  [(st) => st.isFIFO(), 'a FIFO'],
+  [(st) => st.isSocket(), 'a socket'],
+  [(st) => st.isDirectory(), 'a directory'],
+];
+
+/**
+ * The file the finished image replaces: the image path, or the file a symlink there points
+ * to (the link stays). Anything but a regular file is refused: the image would take the
+ * place of the device node or FIFO instead of being written into it.
+ */
+function replaceableTarget(imagePath: string): string {
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(imagePath);
+  } catch {
+    return imagePath;
+  }
+  for (const [is, kind] of NOT_A_FILE) {
+    if (is(st)) throw new BuildError(`${imagePath}: is ${kind}; images are written to regular files only (build into a file, then copy it)`);
+  }
+  return fs.lstatSync(imagePath).isSymbolicLink() ? fs.realpathSync(imagePath) : imagePath;
+}
+
 function dropOldImage(imagePath: string): void {
   try {
     fs.unlinkSync(imagePath);
@@ -57,8 +83,9 @@ export class ImageWriter {
   }
 
   static create(imagePath: string): ImageWriter {
-    const dir = path.dirname(path.resolve(imagePath));
-    const tempPath = path.join(dir, `.${path.basename(imagePath)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+    const target = replaceableTarget(imagePath);
+    const dir = path.dirname(path.resolve(target));
+    const tempPath = path.join(dir, `.${path.basename(target)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
     let fd: number;
     try {
       fd = fs.openSync(tempPath, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o644);
@@ -66,7 +93,7 @@ export class ImageWriter {
       throw new BuildError(`${imagePath}: cannot create image: ${describeFsError(e)}`);
     }
     activeTemps.add(tempPath);
-    return new ImageWriter(imagePath, tempPath, fd);
+    return new ImageWriter(target, tempPath, fd);
   }
 
   private fail(e: unknown): never {

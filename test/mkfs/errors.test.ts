@@ -1,5 +1,5 @@
 import { execFileSync, spawn } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLI, cli, scratchDir } from '../helpers/build.js';
 import { isRoot, skipUnless } from '../helpers/require.js';
@@ -44,6 +44,23 @@ describe('bad input is reported in one line and leaves no image behind', () => {
     const r = await cli([tree.path('sub/img.erofs'), tree.root]);
     expectCleanFailure(r, tree.path('sub/img.erofs'), /inside the source/, out.dir, image());
     expect(existsSync(tree.path('sub/img.erofs'))).toBe(false);
+  });
+
+  it('an image path that is a FIFO is refused and stays a FIFO', async () => {
+    const fifo = `${out.dir}/pipe`;
+    execFileSync('mkfifo', [fifo]);
+    const r = await cli([fifo, tree.root]);
+    expectCleanFailure(r, fifo, /is a FIFO; images are written to regular files only/, out.dir, image());
+    expect(lstatSync(fifo).isFIFO()).toBe(true);
+  });
+
+  it('an image path that is a symlink replaces the file it points to and keeps the link', async () => {
+    writeFileSync(`${out.dir}/target.erofs`, 'previous image');
+    symlinkSync('target.erofs', `${out.dir}/link.erofs`);
+    const r = await cli([`${out.dir}/link.erofs`, tree.root]);
+    expect(r.code).toBe(0);
+    expect(lstatSync(`${out.dir}/link.erofs`).isSymbolicLink()).toBe(true);
+    expect(readFileSync(`${out.dir}/target.erofs`).readUInt32LE(1024)).toBe(0xe0f5e1e2);
   });
 
   it("an image whose folder does not exist", async () => {
@@ -101,6 +118,18 @@ describe.skipIf(skipUnless(isRoot, 'root (bind mounts, tmpfs, other users)'))('f
       p.on('close', (code) => resolve({ code: code ?? -1, stderr }));
     });
   }
+
+  it('an image path that is a block device node is refused and the node is kept', async () => {
+    const node = `${out.dir}/blockdev`;
+    execFileSync('mknod', [node, 'b', '7', '250']);
+    const src = await makeTree(dir({ a: file('a') }));
+    const r = await cli([node, src.root]);
+    await src.cleanup();
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/blockdev: is a block device; images are written to regular files only/);
+    expect(lstatSync(node).isBlockDevice()).toBe(true);
+    expect(readdirSync(out.dir).filter((n) => n.endsWith('.tmp'))).toEqual([]);
+  });
 
   it('an unreadable file names the file, and an existing image is left untouched', async () => {
     const t = await makeTree(dir({ ok: file('fine'), secret: file('no', { mode: 0o000 }) }), out.dir);
