@@ -22,7 +22,10 @@ export const GNUTYPE_SPARSE = 0x53; // 'S'
 export class TarFormatError extends Error {}
 
 export interface TarHeader {
-  /** name, with the ustar prefix joined in front when the archive is POSIX ustar. */
+  /**
+   * name, with the ustar prefix joined in front when the archive is POSIX ustar. name and
+   * linkname may be views into the block: copy what is kept past the block's reuse.
+   */
   name: Buffer;
   mode: number;
   uid: number;
@@ -35,13 +38,11 @@ export interface TarHeader {
   devminor: number;
 }
 
-/**
- * A NUL-terminated field (a field may also fill its whole width), copied: the block is the
- * reader's buffer, reused by its next read.
- */
+/** A NUL-terminated field (a field may also fill its whole width), as a view into the block. */
 function cstring(block: Buffer, off: number, len: number): Buffer {
-  const end = block.indexOf(0, off);
-  return Buffer.from(block.subarray(off, end < 0 || end > off + len ? off + len : end));
+  let end = off;
+  while (end < off + len && block[end] !== 0) end++;
+  return block.subarray(off, end);
 }
 
 /**
@@ -91,31 +92,32 @@ export const isZeroBlock = (block: Buffer): boolean => {
   return true;
 };
 
-/**
- * Sum of the header with the checksum field read as spaces, as unsigned bytes; the
- * signed-char form differs by 256 for every byte above 127.
- */
-function checksums(block: Buffer): [number, number] {
+/** Sum of the header with the checksum field read as spaces, as unsigned bytes. */
+function checksum(block: Buffer): number {
   let sum = 8 * 0x20;
+  for (let i = 0; i < 148; i++) sum += block[i]!;
+  for (let i = 156; i < TAR_BLOCK_SIZE; i++) sum += block[i]!;
+  return sum;
+}
+
+/** The same with signed chars: 256 less for every byte above 127. */
+function signedChecksum(block: Buffer): number {
   let high = 0;
   for (let i = 0; i < TAR_BLOCK_SIZE; i++) {
     if (i === 148) i = 156;
-    const b = block[i]!;
-    sum += b;
-    if (b > 127) high++;
+    if (block[i]! > 127) high++;
   }
-  return [sum, sum - 256 * high];
+  return checksum(block) - 256 * high;
 }
 
 /** Decodes a non-zero header block; throws TarFormatError when it is not a valid one. */
 export function parseTarHeader(block: Buffer): TarHeader {
   const stored = numberAt(block, 148, 8, 'header checksum');
-  const [unsigned, signed] = checksums(block);
   // Some old tars summed signed chars; both forms are accepted, as GNU tar does.
-  if (stored !== unsigned && stored !== signed) throw new TarFormatError('header checksum mismatch');
-  const ustar = block.compare(USTAR_MAGIC, 0, 6, 257, 263) === 0;
-  const gnu = !ustar && block.compare(GNU_MAGIC, 0, 6, 257, 263) === 0;
-  if (!ustar && !gnu && block.compare(NO_MAGIC, 0, 6, 257, 263) !== 0) throw new TarFormatError('not a tar header (bad magic)');
+  if (stored !== checksum(block) && stored !== signedChecksum(block)) throw new TarFormatError('header checksum mismatch');
+  const ustar = magicIs(block, USTAR_MAGIC);
+  const gnu = !ustar && magicIs(block, GNU_MAGIC);
+  if (!ustar && !gnu && !magicIs(block, NO_MAGIC)) throw new TarFormatError('not a tar header (bad magic)');
   let name = cstring(block, 0, 100);
   // Only POSIX ustar has a prefix field: GNU keeps times there.
   if (ustar && block[345] !== 0) name = Buffer.concat([cstring(block, 345, 155), SLASH, name]);
@@ -131,6 +133,11 @@ export function parseTarHeader(block: Buffer): TarHeader {
     devmajor: ustar || gnu ? numberAt(block, 329, 8, 'device major') : 0,
     devminor: ustar || gnu ? numberAt(block, 337, 8, 'device minor') : 0,
   };
+}
+
+function magicIs(block: Buffer, magic: Buffer): boolean {
+  for (let i = 0; i < magic.length; i++) if (block[257 + i] !== magic[i]) return false;
+  return true;
 }
 
 const SLASH = Buffer.from('/');

@@ -36,11 +36,16 @@ export function parsePaxRecords(data: Buffer): Array<{ key: string; value: Buffe
   while (pos < data.length) {
     // Some writers pad the header data with NULs after the last record.
     if (data[pos] === 0) break;
-    const space = data.indexOf(0x20, pos);
-    if (space < 0 || space - pos > 20) throw new TarFormatError('malformed PAX record length');
-    const lenText = data.toString('latin1', pos, space);
-    if (!/^[0-9]+$/.test(lenText)) throw new TarFormatError('malformed PAX record length');
-    const len = Number(lenText);
+    // The decimal length, up to the space: at most 15 digits, so it stays an exact number.
+    let len = 0;
+    let space = pos;
+    for (; space < data.length && space - pos <= 15; space++) {
+      const c = data[space]!;
+      if (c === 0x20) break;
+      if (c < 0x30 || c > 0x39) throw new TarFormatError('malformed PAX record length');
+      len = len * 10 + (c - 0x30);
+    }
+    if (space === pos || space >= data.length || data[space] !== 0x20) throw new TarFormatError('malformed PAX record length');
     const end = pos + len;
     if (len < 5 || end > data.length || data[end - 1] !== 0x0a) throw new TarFormatError('malformed PAX record');
     const eq = data.indexOf(0x3d, space + 1);

@@ -177,7 +177,8 @@ export class TarReader {
         start = -1;
         continue;
       }
-      const path = pax.path ?? longName ?? h.name;
+      // The header's own fields are views into a block the next read reuses: copied.
+      const path = pax.path ?? longName ?? Buffer.from(h.name);
       // Old tars mark directories with a trailing slash on a regular-file typeflag.
       if (t === AREGTYPE && path.length > 0 && path[path.length - 1] === 0x2f) type = 'directory';
       // The size field counts data blocks that follow, whatever the type; a headerball
@@ -186,7 +187,7 @@ export class TarReader {
       const entry: TarEntry = {
         type,
         path,
-        linkpath: pax.linkpath ?? longLink ?? h.linkname,
+        linkpath: pax.linkpath ?? longLink ?? (h.linkname.length > 0 ? Buffer.from(h.linkname) : EMPTY),
         mode: h.mode & 0o7777,
         uid: pax.uid ?? h.uid,
         gid: pax.gid ?? h.gid,
@@ -255,6 +256,8 @@ export class TarReader {
     return Buffer.from(data);
   }
 }
+
+const EMPTY = Buffer.alloc(0);
 
 const padOf = (n: number): number => (TAR_BLOCK_SIZE - (n % TAR_BLOCK_SIZE)) % TAR_BLOCK_SIZE;
 
