@@ -10,6 +10,23 @@ export interface SeekableFile {
   size: number;
 }
 
+/**
+ * A pipe (or other stream) in blocking mode, read with plain read(2) calls into the slab:
+ * up to a pipe's buffer at a time, where the stream API hands over 64 KiB chunks, each a
+ * fresh Buffer and a trip through the event loop.
+ */
+export interface BlockingStream {
+  streamFd: number;
+  /** Bytes already read from it (to look at the magic), which come first. */
+  head: Buffer;
+  /**
+   * Resolves once a read would not block. A read(2) that waits would hold the event loop,
+   * and with it the signal handlers that remove the unfinished image, for as long as the
+   * producer is silent.
+   */
+  readable(): Promise<void>;
+}
+
 /** Reads sized to what is asked: headers take a few KiB, data skipped is never read. */
 const FILE_READ_MIN = 8 << 10;
 const FILE_READ_MAX = 1 << 20;
@@ -29,7 +46,12 @@ export class ByteReader {
   private slab = Buffer.alloc(0);
   private slabUsed = 0;
 
-  constructor(private readonly source: AsyncIterator<Buffer> | SeekableFile) {}
+  constructor(private readonly source: AsyncIterator<Buffer> | SeekableFile | BlockingStream) {
+    if ('streamFd' in source && source.head.length > 0) {
+      this.chunks.push(source.head);
+      this.buffered = source.head.length;
+    }
+  }
 
   /** The underlying file when the source is seekable. */
   get file(): SeekableFile | null {
@@ -38,8 +60,12 @@ export class ByteReader {
 
   private async pull(): Promise<boolean> {
     if (this.ended) return false;
-    if ('fd' in this.source) {
-      const want = Math.min(Math.max(FILE_READ_MIN, Math.min(this.wanted, FILE_READ_MAX)), this.source.size - this.filePos);
+    const seekable = 'fd' in this.source;
+    if (seekable || 'streamFd' in this.source) {
+      const want = Math.min(
+        Math.max(FILE_READ_MIN, Math.min(this.wanted, FILE_READ_MAX)),
+        seekable ? this.source.size - this.filePos : FILE_READ_MAX,
+      );
       if (want <= 0) {
         this.ended = true;
         return false;
@@ -47,12 +73,15 @@ export class ByteReader {
       // Reads are carved from one slab, reused from its start whenever nothing buffered
       // points into it: fresh memory for every read costs more than the read (page faults).
       // What read() returns is therefore only valid until the next read.
+      if (!seekable) await this.source.readable();
       if (this.buffered === 0) this.slabUsed = 0;
       if (this.slab.length - this.slabUsed < want) {
         this.slab = Buffer.allocUnsafe(Math.max(SLAB_SIZE, want));
         this.slabUsed = 0;
       }
-      const n = fs.readSync(this.source.fd, this.slab, this.slabUsed, want, this.filePos);
+      const n = seekable
+        ? fs.readSync(this.source.fd, this.slab, this.slabUsed, want, this.filePos)
+        : fs.readSync(this.source.streamFd, this.slab, this.slabUsed, want, null);
       if (n === 0) {
         this.ended = true;
         return false;

@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import { Readable } from 'node:stream';
 import * as zlib from 'node:zlib';
 import koffi from 'koffi';
-import type { SeekableFile } from './bytes.js';
+import type { BlockingStream, SeekableFile } from './bytes.js';
 
 export type TarDecompress = 'auto' | 'none' | 'gzip' | 'xz' | 'zstd';
 
@@ -52,23 +52,86 @@ export class TarInputError extends Error {}
 const F_SETPIPE_SZ = 1031;
 const PIPE_BYTES = 1 << 20;
 
+type Fcntl = (fd: number, cmd: number, ...args: unknown[]) => number;
+let fcntlFn: Fcntl | null | undefined;
+
+/** libc's fcntl, or null off Linux (or without koffi's libc). */
+function fcntl(): Fcntl | null {
+  if (fcntlFn !== undefined) return fcntlFn;
+  fcntlFn = null;
+  if (process.platform === 'linux') {
+    try {
+      fcntlFn = koffi.load('libc.so.6').func('int fcntl(int fd, int cmd, ...)') as Fcntl;
+    } catch {
+      // Not Linux's libc: callers keep the defaults.
+    }
+  }
+  return fcntlFn;
+}
+
 /**
  * A 1 MiB pipe buffer instead of 64 KiB lets the producer run ahead while a file is written,
  * instead of the two taking turns. Best effort: the default size works too.
  */
 function growPipe(fd: number): void {
-  if (process.platform !== 'linux') return;
-  try {
-    const fcntl = koffi.load('libc.so.6').func('int fcntl(int fd, int cmd, ...)') as (...a: unknown[]) => number;
-    fcntl(fd, F_SETPIPE_SZ, 'int', PIPE_BYTES);
-  } catch {
-    // Not Linux's libc: keep the default buffer.
-  }
+  fcntl()?.(fd, F_SETPIPE_SZ, 'int', PIPE_BYTES);
 }
 
-/** The tar bytes: a seekable file when the source is an uncompressed regular file. */
+/** fcntl's flag, the same on every Linux architecture Node runs on. */
+const O_NONBLOCK = 0o4000;
+const F_GETFL = 3;
+
+/** Whether read(2) on fd waits for data: false where O_NONBLOCK is set, or unknown. */
+function blocksOnRead(fd: number): boolean {
+  const f = fcntl();
+  if (!f) return false;
+  const flags = f(fd, F_GETFL);
+  return flags >= 0 && (flags & O_NONBLOCK) === 0;
+}
+
+type Poll = ((fds: Buffer, nfds: number, timeout: number) => number) & {
+  async: (fds: Buffer, nfds: number, timeout: number, cb: (err: unknown, n: number) => void) => void;
+};
+const POLLIN = 0x1;
+const POLL_WAIT_MS = 100;
+
+/**
+ * Resolves once fd has data or its end (or an error) to read: at once if it has, else after
+ * poll(2) waits on libuv's thread pool, so the event loop (and signals) go on meanwhile.
+ */
+function readableWaiter(fd: number): () => Promise<void> {
+  const poll = koffi.load('libc.so.6').func('int poll(_Inout_ uint8_t *fds, unsigned long nfds, int timeout)') as Poll;
+  // struct pollfd: int fd, short events, short revents.
+  const fds = Buffer.alloc(8);
+  fds.writeInt32LE(fd, 0);
+  fds.writeInt16LE(POLLIN, 4);
+  const wait = (ms: number) => new Promise<number>((resolve) => poll.async(fds, 1, ms, (err, n) => resolve(err ? -1 : n)));
+  return async () => {
+    if (poll(fds, 1, 0) !== 0) return;
+    // In short waits: exiting joins the thread pool, so a poll(2) without end would keep a
+    // signalled process alive until the producer speaks.
+    while ((await wait(POLL_WAIT_MS)) === 0);
+  };
+}
+
+/** Up to 8 bytes from a blocking stream, fewer only at its end: enough for any magic. */
+function readHead(fd: number): Buffer {
+  const head = Buffer.alloc(8);
+  let got = 0;
+  while (got < head.length) {
+    const n = fs.readSync(fd, head, got, head.length - got, null);
+    if (n === 0) break;
+    got += n;
+  }
+  return head.subarray(0, got);
+}
+
+/**
+ * The tar bytes: a seekable file when the source is an uncompressed regular file, a
+ * blocking stream read directly when it is an uncompressed pipe in blocking mode.
+ */
 export interface TarInput {
-  source: AsyncIterator<Buffer> | SeekableFile;
+  source: AsyncIterator<Buffer> | SeekableFile | BlockingStream;
   close(): void;
 }
 
@@ -93,8 +156,11 @@ export async function openTarInput(source: string, decompress: TarDecompress): P
   if (source === '-' || source === '') {
     const st = fs.fstatSync(0);
     if (st.isFile()) return openFile(0, st, decompress, () => {});
-    // Pipes may be non-blocking (shared with the writer): libuv's stream handles that.
-    if (st.isFIFO()) growPipe(0);
+    if (st.isFIFO()) {
+      growPipe(0);
+      // Pipes may be non-blocking (shared with the writer): libuv's stream handles those.
+      if (blocksOnRead(0)) return openBlockingStream(0, decompress, () => {});
+    }
     const raw = (process.stdin as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
     const first = await raw.next();
     const head = first.done ? Buffer.alloc(0) : first.value;
@@ -128,9 +194,26 @@ async function openFile(fd: number, st: fs.Stats, decompress: TarDecompress, clo
     return { source: await decoded(readFd(fd)[Symbol.asyncIterator](), kind), close };
   }
   // A pipe or device: sniff from the stream itself.
+  if (st.isFIFO() && blocksOnRead(fd)) return openBlockingStream(fd, decompress, close);
   const raw = readFd(fd)[Symbol.asyncIterator]();
   const first = await raw.next();
   const head = first.done ? Buffer.alloc(0) : first.value;
   if (decompress === 'auto') kind = sniffCompression(head);
   return { source: await decoded(prepend(head, raw), kind), close };
+}
+
+/** A pipe in blocking mode: read directly when uncompressed, else through a decompressor. */
+async function openBlockingStream(fd: number, decompress: TarDecompress, close: () => void): Promise<TarInput> {
+  const readable = readableWaiter(fd);
+  let head: Buffer;
+  try {
+    await readable();
+    head = readHead(fd);
+  } catch (e) {
+    throw new TarInputError(`cannot read the tar stream: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  const kind = decompress === 'auto' ? sniffCompression(head) : decompress;
+  if (kind === 'none') return { source: { streamFd: fd, head, readable }, close };
+  const rest = fd === 0 ? (process.stdin as AsyncIterable<Buffer>)[Symbol.asyncIterator]() : readFd(fd)[Symbol.asyncIterator]();
+  return { source: await decoded(prepend(head, rest), kind), close: fd === 0 ? () => process.stdin.destroy() : close };
 }

@@ -250,10 +250,11 @@ export class TarReader {
   }
 
   private async readMeta(size: number, at: number): Promise<Buffer> {
-    const data = await this.r.read(size);
+    // Copied before the padding is skipped: skipping may read into the buffer `data` views.
+    const data = Buffer.from(await this.r.read(size));
     if (data.length < size) throw new TarError('tar stream truncated inside an extended header', at);
     await this.skipBytes(padOf(size), at);
-    return Buffer.from(data);
+    return data;
   }
 }
 

@@ -41,6 +41,26 @@ describeIfMount('images from tar streams (--tar)', () => {
     }
   }, 120_000);
 
+  itIfMount('a PAX tar through a shell pipe (read as a blocking stream) gives the image its file gives', async () => {
+    const tree = await makeTree(fullFeatureSpec());
+    try {
+      const tar = `${out.dir}/piped.tar`;
+      gnuTar(tree.root, tar, 'posix');
+      const fromFile = img();
+      const fromPipe = img();
+      const common = ['--quiet', '--tar=f', '-T0', '--mkfs-time', '-U', '5f8b4e9a-1c2d-4e3f-8a9b-0c1d2e3f4a5b'];
+      expect(spawnSync(process.execPath, [CLI, ...common, fromFile, tar]).status).toBe(0);
+      // `cat` feeds a FIFO, as a shell pipeline or containerd does.
+      const r = spawnSync('sh', ['-c', 'node="$1"; cli="$2"; shift 2; cat "$0" | "$node" "$cli" "$@"', tar, process.execPath, CLI, ...common, fromPipe]);
+      expect(r.stderr.toString()).toBe('');
+      expect(r.status).toBe(0);
+      expect(readFileSync(fromPipe).equals(readFileSync(fromFile))).toBe(true);
+      await expectImageMatches(fromPipe, tree.root, { exclude: isSocket });
+    } finally {
+      await tree.cleanup();
+    }
+  }, 120_000);
+
   itIfMount('a GNU-format tar (long names, base-256 ids) mounts with its second-resolution times', async () => {
     const tree = await makeTree(fullFeatureSpec());
     try {
