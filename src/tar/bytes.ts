@@ -1,6 +1,6 @@
-// A pull reader over a stream of Buffers, or over a regular file whose skipped ranges are
-// never read at all: exact-length reads, skips and pass-through copies, with the offset kept
-// for error messages and tar index offsets.
+// A pull reader over a stream of Buffers, a blocking pipe read directly, or a regular file
+// whose skipped ranges are never read at all: exact-length reads, skips and pass-through
+// copies, with the offset kept for error messages and tar index offsets.
 
 import * as fs from 'node:fs';
 
@@ -70,10 +70,10 @@ export class ByteReader {
         this.ended = true;
         return false;
       }
+      if (!seekable) await this.source.readable();
       // Reads are carved from one slab, reused from its start whenever nothing buffered
       // points into it: fresh memory for every read costs more than the read (page faults).
       // What read() returns is therefore only valid until the next read.
-      if (!seekable) await this.source.readable();
       if (this.buffered === 0) this.slabUsed = 0;
       if (this.slab.length - this.slabUsed < want) {
         this.slab = Buffer.allocUnsafe(Math.max(SLAB_SIZE, want));
