@@ -98,7 +98,8 @@ const YIELD_EVERY_BYTES = 32 << 20;
 const YIELD_EVERY_INODES = 512;
 
 export async function buildImage(options: BuildOptions): Promise<BuildResult> {
-  const cfg = resolveOptions(options);
+  const resolved = resolveOptions(options);
+  const cfg = resolved.tar ? resolved : { ...resolved, source: followSourceLink(resolved.source) };
   checkPaths(cfg);
   const g = geometry(cfg.blkszbits);
   let t = Date.now();
@@ -246,6 +247,16 @@ function placeDirectData(plans: readonly InodePlan[], g: BlockGeometry): void {
     const u = blocks > 0 || !inline ? inode.dataBlk : EROFS_NULL_ADDR;
     p.prewritten = { u, spoolOffset: inline ? inode.dataOffset : 0 };
     p.dataBlocks = 0;
+  }
+}
+
+/** A source directory given through a symlink is walked at the link's target, as the reference does. */
+function followSourceLink(source: string): string {
+  try {
+    return fs.lstatSync(source).isSymbolicLink() ? fs.realpathSync(source) : source;
+  } catch {
+    // Missing or unreadable: the walk reports it.
+    return source;
   }
 }
 

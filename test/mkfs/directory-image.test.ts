@@ -1,3 +1,4 @@
+import { symlinkSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect } from 'vitest';
 import { build, expectImageMatches, scratchDir } from '../helpers/build.js';
 import { describeIfMount, itIfMount } from '../helpers/mount.js';
@@ -22,6 +23,14 @@ describeIfMount('an image of a directory tree', () => {
       await expectImageMatches(image, tree.root, { blockSize });
     });
   }
+
+  itIfMount('walks the directory a symlinked SOURCE points to, as the reference does', async () => {
+    const link = `${out.dir}/tree-link`;
+    symlinkSync(tree.root, link);
+    const image = `${out.dir}/via-link.erofs`;
+    await build(link, image);
+    await expectImageMatches(image, tree.root);
+  });
 
   itIfMount('matches its source with compact inodes when -T fixes every time', async () => {
     const image = `${out.dir}/t.erofs`;
