@@ -43,7 +43,7 @@ import {
   xattrNameFilter,
   type Xattr,
 } from '../format/xattr.js';
-import { BuildError, describeFsError } from './errors.js';
+import { BuildError, describeFsError, fileGrew, fileShrank } from './errors.js';
 import { type BuildConfig, type BuildOptions, type CompressionConfig, resolveOptions, UsageError } from './options.js';
 import { direntsOf, type InodePlan, isExtended, type Layout, placeLayout, planInodes, superBlockAddr } from './planner.js';
 import { type CompressionSetup, writeCompressedFiles, type ZdataStats, ZFeed, zParams } from './zdata.js';
@@ -282,19 +282,35 @@ function checkPaths(cfg: BuildConfig): void {
   if (realImageDir === src || realImageDir.startsWith(src.endsWith('/') ? src : `${src}/`)) {
     throw new BuildError(`${cfg.image}: the image must not be inside the source directory ${cfg.source}`);
   }
+  checkImagePath(cfg.image);
+}
+
+const FILES_ONLY = 'images are written to regular files only (build into a file, then copy it)';
+const NOT_A_FILE: ReadonlyArray<[(st: fs.Stats) => boolean, string]> = [
+  [(st) => st.isDirectory(), 'is a directory'],
+  [(st) => st.isBlockDevice(), `is a block device; ${FILES_ONLY}`],
+  [(st) => st.isCharacterDevice(), `is a character device; ${FILES_ONLY}`],
+  [(st) => st.isFIFO(), `is a FIFO; ${FILES_ONLY}`],
+  [(st) => st.isSocket(), `is a socket; ${FILES_ONLY}`],
+];
+
+/**
+ * An existing image path (or what a symlink there points to) must be a regular file: the
+ * finished image takes its place, and would take a device node's or a FIFO's instead of
+ * being written into it.
+ */
+function checkImagePath(image: string): void {
+  let st: fs.Stats;
   try {
-    if (fs.statSync(cfg.image).isDirectory()) throw new BuildError(`${cfg.image}: is a directory`);
-  } catch (e) {
-    if (e instanceof BuildError) throw e;
+    st = fs.statSync(image);
+  } catch {
+    return;
   }
+  for (const [is, what] of NOT_A_FILE) if (is(st)) throw new BuildError(`${image}: ${what}`);
 }
 
 function checkTarPaths(cfg: BuildConfig): void {
-  try {
-    if (fs.statSync(cfg.image).isDirectory()) throw new BuildError(`${cfg.image}: is a directory`);
-  } catch (e) {
-    if (e instanceof BuildError) throw e;
-  }
+  checkImagePath(cfg.image);
   if (cfg.source === '' || cfg.source === '-') return;
   try {
     // Reading the tar while its own path is renamed over would lose the source.
@@ -577,7 +593,7 @@ async function streamFile(
       let got = 0;
       while (got < want) {
         const n = read(io.buf, got, want - got);
-        if (n === 0) throw new BuildError(`${shown}: file shrank while being read (expected ${size} bytes, got ${pos + got})`);
+        if (n === 0) throw fileShrank(shown, size, pos + got);
         got += n;
       }
       // All-zero chunks are left as holes where nothing was written yet.
@@ -592,11 +608,11 @@ async function streamFile(
       let got = 0;
       while (got < tail.length) {
         const n = read(tail, got, tail.length - got);
-        if (n === 0) throw new BuildError(`${shown}: file shrank while being read (expected ${size} bytes, got ${pos + got})`);
+        if (n === 0) throw fileShrank(shown, size, pos + got);
         got += n;
       }
     }
-    if (!spooled && read(io.buf, 0, 1) !== 0) throw new BuildError(`${shown}: file grew while being read (expected ${size} bytes)`);
+    if (!spooled && read(io.buf, 0, 1) !== 0) throw fileGrew(shown, size);
     return tail;
   } finally {
     if (!spooled) fs.closeSync(fd);
@@ -619,10 +635,10 @@ function readSmallFile(fd: number, shown: string, size: number, p: InodePlan, g:
       throw new BuildError(`${shown}: read failed: ${describeFsError(e)}`);
     }
     got += n;
-    if (got > size) throw new BuildError(`${shown}: file grew while being read (expected ${size} bytes)`);
+    if (got > size) throw fileGrew(shown, size);
     if (n === 0 || (n < ask && got === size)) break;
   }
-  if (got < size) throw new BuildError(`${shown}: file shrank while being read (expected ${size} bytes, got ${got})`);
+  if (got < size) throw fileShrank(shown, size, got);
   const blockBytes = size - p.inlineTail;
   // All-zero blocks are left as holes where nothing was written yet.
   if (blockBytes > 0 && (!untouched || buf.compare(zeroChunk(blockBytes), 0, blockBytes, 0, blockBytes) !== 0)) {
@@ -643,7 +659,7 @@ function copyFileInKernel(fd: number, shown: string, size: number, p: InodePlan,
   try {
     if (!w.copySparseFrom(fd, byteOffset(p.startBlk * g.blksz), blockBytes)) return undefined;
   } catch (e) {
-    if (e instanceof ShortCopyError) throw new BuildError(`${shown}: file shrank while being read (expected ${size} bytes, got ${e.at})`);
+    if (e instanceof ShortCopyError) throw fileShrank(shown, size, e.at);
     throw e;
   }
   let tail: Buffer | null = null;
@@ -653,13 +669,13 @@ function copyFileInKernel(fd: number, shown: string, size: number, p: InodePlan,
       let got = 0;
       while (got < tail.length) {
         const n = fs.readSync(fd, tail, got, tail.length - got, blockBytes + got);
-        if (n === 0) throw new BuildError(`${shown}: file shrank while being read (expected ${size} bytes, got ${blockBytes + got})`);
+        if (n === 0) throw fileShrank(shown, size, blockBytes + got);
         got += n;
       }
     }
     const now = fs.fstatSync(fd).size;
-    if (now < size) throw new BuildError(`${shown}: file shrank while being read (expected ${size} bytes, got ${now})`);
-    if (now > size) throw new BuildError(`${shown}: file grew while being read (expected ${size} bytes)`);
+    if (now < size) throw fileShrank(shown, size, now);
+    if (now > size) throw fileGrew(shown, size);
   } catch (e) {
     if (e instanceof BuildError) throw e;
     throw new BuildError(`${shown}: read failed: ${describeFsError(e)}`);

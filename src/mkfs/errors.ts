@@ -26,3 +26,13 @@ export function describeFsError(e: unknown): string {
   if (code && MESSAGES[code]) return MESSAGES[code]!;
   return code ?? (e instanceof Error ? e.message : String(e));
 }
+
+/** A source file that ended before the size it had when it was walked. */
+export function fileShrank(shown: string, expected: number, got: number): BuildError {
+  return new BuildError(`${shown}: file shrank while being read (expected ${expected} bytes, got ${got})`);
+}
+
+/** A source file that went on past the size it had when it was walked. */
+export function fileGrew(shown: string, expected: number): BuildError {
+  return new BuildError(`${shown}: file grew while being read (expected ${expected} bytes)`);
+}

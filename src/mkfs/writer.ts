@@ -26,30 +26,16 @@ export function removeActiveTempFiles(): void {
   activeTemps.clear();
 }
 
-const NOT_A_FILE: ReadonlyArray<[(st: fs.Stats) => boolean, string]> = [
-  [(st) => st.isBlockDevice(), 'a block device'],
-  [(st) => st.isCharacterDevice(), 'a character device'],
-  [(st) => st.isFIFO(), 'a FIFO'],
-  [(st) => st.isSocket(), 'a socket'],
-  [(st) => st.isDirectory(), 'a directory'],
-];
-
 /**
  * The file the finished image replaces: the image path, or the file a symlink there points
- * to (the link stays). Anything but a regular file is refused: the image would take the
- * place of the device node or FIFO instead of being written into it.
+ * to (the link stays). checkImagePath has refused anything but a regular file already.
  */
-function replaceableTarget(imagePath: string): string {
-  let st: fs.Stats;
+function replacedPath(imagePath: string): string {
   try {
-    st = fs.statSync(imagePath);
+    return fs.lstatSync(imagePath).isSymbolicLink() ? fs.realpathSync(imagePath) : imagePath;
   } catch {
     return imagePath;
   }
-  for (const [is, kind] of NOT_A_FILE) {
-    if (is(st)) throw new BuildError(`${imagePath}: is ${kind}; images are written to regular files only (build into a file, then copy it)`);
-  }
-  return fs.lstatSync(imagePath).isSymbolicLink() ? fs.realpathSync(imagePath) : imagePath;
 }
 
 function dropOldImage(imagePath: string): void {
@@ -83,7 +69,7 @@ export class ImageWriter {
   }
 
   static create(imagePath: string): ImageWriter {
-    const target = replaceableTarget(imagePath);
+    const target = replacedPath(imagePath);
     const dir = path.dirname(path.resolve(target));
     const tempPath = path.join(dir, `.${path.basename(target)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
     let fd: number;

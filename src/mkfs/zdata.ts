@@ -30,7 +30,7 @@ import {
   fullIndexSize,
   type MapHeader,
 } from '../format/zmap.js';
-import { BuildError, describeFsError } from './errors.js';
+import { BuildError, describeFsError, fileGrew, fileShrank } from './errors.js';
 import type { InodePlan } from './planner.js';
 import { isReg, sourcePath, type TreeInode } from './tree.js';
 import type { ImageWriter, Spool } from './writer.js';
@@ -109,7 +109,7 @@ class FileQueue {
         throw new BuildError(`${this.shown}: read failed: ${describeFsError(e)}`);
       }
       if (n === 0) {
-        throw new BuildError(`${this.shown}: file shrank while being read (expected ${this.fileSize} bytes, got ${this.fileOffset + this.readPos})`);
+        throw fileShrank(this.shown, this.fileSize, this.fileOffset + this.readPos);
       }
       this.tail += n;
       this.readPos += n;
@@ -346,7 +346,7 @@ export function compressStream(c: Compressor, p: ZParams, job: ZJob, buffers: ZB
       } catch {
         extra = 0;
       }
-      if (extra > 0) throw new BuildError(`${shown}: file grew while being read (expected ${job.size} bytes)`);
+      if (extra > 0) throw fileGrew(shown, job.size);
     }
   } finally {
     if (job.fd === null) fs.closeSync(fd);
