@@ -43,7 +43,7 @@ import {
   xattrNameFilter,
   type Xattr,
 } from '../format/xattr.js';
-import { BuildError, describeFsError, fileGrew, fileShrank } from './errors.js';
+import { BuildError, describeFsError } from './errors.js';
 import { type BuildConfig, type BuildOptions, type CompressionConfig, resolveOptions, UsageError } from './options.js';
 import { direntsOf, type InodePlan, isExtended, type Layout, placeLayout, planInodes, superBlockAddr } from './planner.js';
 import { type CompressionSetup, writeCompressedFiles, type ZdataStats, ZFeed, zParams } from './zdata.js';
@@ -60,8 +60,9 @@ import { walkSource } from './walker.js';
 import { type DirectData, walkTar } from './tar-walker.js';
 import { planChunkedFiles } from './chunks.js';
 import { EROFS_DEVT_SLOT_SIZE, encodeDeviceSlot } from '../format/chunk.js';
-import { ShortCopyError } from './copy-range.js';
 import { ImageWriter, Spool } from './writer.js';
+import { FileCopier } from './copier.js';
+import { copyFileData } from './file-copy.js';
 
 export interface BuildResult {
   imagePath: string;
@@ -128,6 +129,7 @@ async function buildFromTree(
   const writer = ImageWriter.create(cfg.image);
   let spool: Spool | null = null;
   let pool: ZPool | null = null;
+  let copier: FileCopier | null = null;
   try {
     const zsetup = cfg.compression ? compressionSetup(cfg, cfg.compression, g) : null;
     // Workers start (threads, modules, libraries) while the tree is walked.
@@ -147,13 +149,19 @@ async function buildFromTree(
       } finally {
         pool.release();
       }
+    } else if (!zsetup) {
+      // File data is copied on a thread of its own while the walk goes on.
+      spool = Spool.beside(writer);
+      copier = new FileCopier(cfg, g, writer, spool);
+      const c = copier;
+      ({ root } = walkSource(cfg, (inode, path) => c.add(inode, path)));
     } else ({ root } = walkSource(cfg));
     const dataFd = tarData && !direct ? tarData.readableFd() : null;
     if (zsetup) zsetup.setup.dataFd = dataFd;
     const order = inodeOrder(root);
     const walkMs = lap();
     const planned = planInodes(cfg, g, order);
-    if (direct) placeDirectData(planned.plans, g);
+    if (direct || copier) placeDirectData(planned.plans, g);
     const planMs = lap();
     // Index mode: the tar itself is extra device 1; its slot follows the superblock.
     const device = cfg.tar?.mode === 'index' ? { blocks: Math.ceil(tarBytes / g.blksz) } : null;
@@ -168,7 +176,7 @@ async function buildFromTree(
     let dataMs = 0;
     const io: IoState = { buf: Buffer.allocUnsafe(READ_CHUNK), sinceYield: 0, dataFd };
 
-    let preDataBlocks = direct ? direct.nextBlk - (superBlockAddr(g) + 1) : 0;
+    let preDataBlocks = direct ? direct.nextBlk - (superBlockAddr(g) + 1) : (copier?.blocks ?? 0);
     let inlinePclusters = 0;
     let chunkedFiles = 0;
     if (cfg.tar && cfg.tar.mode !== 'full') {
@@ -200,6 +208,10 @@ async function buildFromTree(
       superBytes: EROFS_SUPER_BASE_SIZE + (zsetup?.cfgs.length ?? 0) + (device ? EROFS_DEVT_SLOT_SIZE : 0),
       preDataBlocks,
     });
+    if (copier) {
+      progress.file(await copier.finish());
+      await copier.close();
+    }
     await writeImage(cfg, layout, writer, direct ? direct.tails : spool, io, zsetup ? { ...zsetup, inlinePclusters } : null, progress, {
       device,
       chunkedFiles,
@@ -221,6 +233,8 @@ async function buildFromTree(
       timings: { walk: walkMs, plan: planMs, data: dataMs, metadata: lap() },
     };
   } catch (e) {
+    // The copy thread writes through the image's and spool's descriptors: it stops first.
+    await copier?.close();
     writer.abort();
     throw e;
   } finally {
@@ -230,9 +244,10 @@ async function buildFromTree(
 }
 
 /**
- * Gives the files a tar walk already wrote their blocks: i_u is where they start, and an
- * inline tail comes from the tails spool. The walk chose inline or not by the planner's own
- * rule; only a link count past 65535 (a larger inode) could change that afterwards.
+ * Gives the files written during the walk (a tar walk, or the file-copy thread) their
+ * blocks: i_u is where they start, and an inline tail comes from the tails spool. The walk
+ * chose inline or not by the planner's own rule; only a link count past 65535 (a larger
+ * inode) could change that afterwards, which only a tar can do to a file already written.
  */
 function placeDirectData(plans: readonly InodePlan[], g: BlockGeometry): void {
   for (const p of plans) {
@@ -547,144 +562,16 @@ async function streamFile(
   untouched: boolean,
 ): Promise<Uint8Array | null> {
   const inode = p.inode;
-  const path = sourcePath(inode);
-  const shown = path.toString();
-  const spooled = inode.dataOffset >= 0 && io.dataFd !== null;
-  let fd: number;
-  try {
-    fd = spooled ? io.dataFd! : fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
-  } catch (e) {
-    throw new BuildError(`${shown}: cannot open: ${describeFsError(e)}`);
-  }
-  // Spooled data is read by position; source files sequentially, to notice growth.
-  let spoolPos = inode.dataOffset;
-  try {
-    const size = inode.size;
-    const blockBytes = size - p.inlineTail;
-    if (untouched && !spooled && blockBytes >= KERNEL_COPY_MIN) {
-      const tail = copyFileInKernel(fd, shown, size, p, g, w);
-      if (tail !== undefined) {
-        io.sinceYield += size;
-        if (io.sinceYield >= YIELD_EVERY_BYTES) await yieldToEventLoop(cfg, io);
-        return tail;
-      }
-    }
-    if (!spooled && size < io.buf.length) {
-      const tail = readSmallFile(fd, shown, size, p, g, w, untouched, io.buf);
-      io.sinceYield += size;
-      if (io.sinceYield >= YIELD_EVERY_BYTES) await yieldToEventLoop(cfg, io);
-      return tail;
-    }
-    const tail = p.inlineTail > 0 ? Buffer.allocUnsafe(p.inlineTail) : null;
-    let pos = 0;
-    const read = (buf: Buffer, off: number, len: number): number => {
-      try {
-        if (!spooled) return fs.readSync(fd, buf, off, len, null);
-        const n = fs.readSync(fd, buf, off, len, spoolPos);
-        spoolPos += n;
-        return n;
-      } catch (e) {
-        throw new BuildError(`${shown}: read failed: ${describeFsError(e)}`);
-      }
-    };
-    const zero = zeroChunk(io.buf.length);
-    while (pos < blockBytes) {
-      const want = Math.min(io.buf.length, blockBytes - pos);
-      let got = 0;
-      while (got < want) {
-        const n = read(io.buf, got, want - got);
-        if (n === 0) throw fileShrank(shown, size, pos + got);
-        got += n;
-      }
-      // All-zero chunks are left as holes where nothing was written yet.
-      if (!untouched || io.buf.compare(zero, 0, got, 0, got) !== 0) {
-        w.writeAt(byteOffset(p.startBlk * g.blksz + pos), io.buf.subarray(0, got));
-      }
-      pos += got;
-      io.sinceYield += got;
-      if (io.sinceYield >= YIELD_EVERY_BYTES) await yieldToEventLoop(cfg, io);
-    }
-    if (tail) {
-      let got = 0;
-      while (got < tail.length) {
-        const n = read(tail, got, tail.length - got);
-        if (n === 0) throw fileShrank(shown, size, pos + got);
-        got += n;
-      }
-    }
-    if (!spooled && read(io.buf, 0, 1) !== 0) throw fileGrew(shown, size);
-    return tail;
-  } finally {
-    if (!spooled) fs.closeSync(fd);
-  }
-}
-
-/**
- * A file that fits the read buffer, in as few reads as it takes: one, asking for a byte more
- * than expected, usually tells the whole file and its end (a short read of a regular file
- * ends at its end), where reading blocks, tail and end apart took three.
- */
-function readSmallFile(fd: number, shown: string, size: number, p: InodePlan, g: BlockGeometry, w: ImageWriter, untouched: boolean, buf: Buffer): Buffer | null {
-  let got = 0;
+  const spool = inode.dataOffset >= 0 && io.dataFd !== null ? { fd: io.dataFd, offset: inode.dataOffset } : null;
+  const steps = copyFileData(
+    { path: sourcePath(inode), size: inode.size, inlineTail: p.inlineTail, dst: byteOffset(p.startBlk * g.blksz), spool, untouched },
+    w,
+    io.buf,
+  );
   for (;;) {
-    const ask = size + 1 - got;
-    let n: number;
-    try {
-      n = fs.readSync(fd, buf, got, ask, null);
-    } catch (e) {
-      throw new BuildError(`${shown}: read failed: ${describeFsError(e)}`);
-    }
-    got += n;
-    if (got > size) throw fileGrew(shown, size);
-    if (n === 0 || (n < ask && got === size)) break;
+    const step = steps.next();
+    if (step.done) return step.value;
+    io.sinceYield += step.value;
+    if (io.sinceYield >= YIELD_EVERY_BYTES) await yieldToEventLoop(cfg, io);
   }
-  if (got < size) throw fileShrank(shown, size, got);
-  const blockBytes = size - p.inlineTail;
-  // All-zero blocks are left as holes where nothing was written yet.
-  if (blockBytes > 0 && (!untouched || buf.compare(zeroChunk(blockBytes), 0, blockBytes, 0, blockBytes) !== 0)) {
-    w.writeAt(byteOffset(p.startBlk * g.blksz), buf.subarray(0, blockBytes));
-  }
-  return p.inlineTail > 0 ? Buffer.from(buf.subarray(blockBytes, size)) : null;
-}
-
-/** Below this, one read and one write cost less than asking the kernel for data ranges. */
-const KERNEL_COPY_MIN = 64 << 10;
-
-/**
- * A source file's blocks copied in the kernel, holes kept; returns its inline tail, or
- * undefined when holes cannot be found on this system (copy it by reading instead).
- */
-function copyFileInKernel(fd: number, shown: string, size: number, p: InodePlan, g: BlockGeometry, w: ImageWriter): Buffer | null | undefined {
-  const blockBytes = size - p.inlineTail;
-  try {
-    if (!w.copySparseFrom(fd, byteOffset(p.startBlk * g.blksz), blockBytes)) return undefined;
-  } catch (e) {
-    if (e instanceof ShortCopyError) throw fileShrank(shown, size, e.at);
-    throw e;
-  }
-  let tail: Buffer | null = null;
-  try {
-    if (p.inlineTail > 0) {
-      tail = Buffer.alloc(p.inlineTail);
-      let got = 0;
-      while (got < tail.length) {
-        const n = fs.readSync(fd, tail, got, tail.length - got, blockBytes + got);
-        if (n === 0) throw fileShrank(shown, size, blockBytes + got);
-        got += n;
-      }
-    }
-    const now = fs.fstatSync(fd).size;
-    if (now < size) throw fileShrank(shown, size, now);
-    if (now > size) throw fileGrew(shown, size);
-  } catch (e) {
-    if (e instanceof BuildError) throw e;
-    throw new BuildError(`${shown}: read failed: ${describeFsError(e)}`);
-  }
-  return tail;
-}
-
-let zeros: Buffer | null = null;
-function zeroChunk(n: number): Buffer {
-  if (!zeros || zeros.length < n) zeros = Buffer.alloc(n);
-  return zeros;
 }

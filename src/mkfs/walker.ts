@@ -47,7 +47,7 @@ const join = (dir: Buffer, name: string): Buffer => Buffer.concat([dir, SLASH, B
  * `onSettledFile` sees each regular file whose inode is final as soon as it is found: not
  * hard-linked and without xattrs, so no later entry can change its form.
  */
-export function walkSource(cfg: BuildConfig, onSettledFile?: (inode: TreeInode) => void): WalkResult {
+export function walkSource(cfg: BuildConfig, onSettledFile?: (inode: TreeInode, path: Buffer) => void): WalkResult {
   const rootPath = Buffer.from(cfg.source);
   const hardlinks = new Map<string, TreeInode>();
   let inodeCount = 0;
@@ -135,7 +135,7 @@ export function walkSource(cfg: BuildConfig, onSettledFile?: (inode: TreeInode) 
       child.nlink++;
       entries.push({ name, inode: child });
       if (type === S_IFDIR) subdirs.push({ inode: child, path: childPath, rel: childRel });
-      else if (type === S_IFREG && !linked && child.xattrs.length === 0) onSettledFile?.(child);
+      else if (type === S_IFREG && !linked && child.xattrs.length === 0) onSettledFile?.(child, childPath);
     }
     dir.children = entries;
     // The first subdirectory is walked next, as inodeOrder numbers them.

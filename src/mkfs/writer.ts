@@ -49,49 +49,27 @@ function dropOldImage(imagePath: string): void {
 /** Metadata blocks kept in memory at most: inodes land in a few open blocks at a time. */
 const META_CACHE_BLOCKS = 1024;
 
-export class ImageWriter {
-  private pending: Buffer;
+/**
+ * Positional writes to one descriptor, neighbours merged into large writes, and in-kernel
+ * copies from other files: what the image writer and the file-copy thread share.
+ */
+export class FdWriter {
+  private readonly pending: Buffer;
   private pendingStart = 0;
   private pendingLen = 0;
-  private closed = false;
-  /** Metadata blocks being filled, least recently used first. */
-  private meta = new Map<number, Buffer>();
-  /** Metadata blocks already written out once (read back if filled further). */
-  private metaEvicted = new Set<number>();
-  private metaBlksz = 0;
 
-  private constructor(
-    readonly imagePath: string,
-    readonly tempPath: string,
-    private readonly fd: number,
+  constructor(
+    protected readonly fd: number,
+    /** The file named in errors. */
+    protected readonly shownPath: string,
+    /** Largest merged write. */
+    coalesceBytes = COALESCE_BYTES,
   ) {
-    this.pending = Buffer.allocUnsafe(COALESCE_BYTES);
+    this.pending = Buffer.allocUnsafe(coalesceBytes);
   }
 
-  static create(imagePath: string): ImageWriter {
-    const target = replacedPath(imagePath);
-    const dir = path.dirname(path.resolve(target));
-    const tempPath = path.join(dir, `.${path.basename(target)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
-    let fd: number;
-    try {
-      fd = fs.openSync(tempPath, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o644);
-    } catch (e) {
-      throw new BuildError(`${imagePath}: cannot create image: ${describeFsError(e)}`);
-    }
-    activeTemps.add(tempPath);
-    return new ImageWriter(target, tempPath, fd);
-  }
-
-  private fail(e: unknown): never {
-    throw new BuildError(`${this.imagePath}: write failed: ${describeFsError(e)}`);
-  }
-
-  setSize(bytes: number): void {
-    try {
-      fs.ftruncateSync(this.fd, bytes);
-    } catch (e) {
-      this.fail(e);
-    }
+  protected fail(e: unknown): never {
+    throw new BuildError(`${this.shownPath}: write failed: ${describeFsError(e)}`);
   }
 
   private writeFully(buf: Uint8Array, pos: number): void {
@@ -111,13 +89,13 @@ export class ImageWriter {
 
   /** Writes bytes at an absolute offset; consecutive writes are merged into large ones. */
   writeAt(off: ByteOffset, bytes: Uint8Array): void {
-    if (this.pendingLen > 0 && off === this.pendingStart + this.pendingLen && this.pendingLen + bytes.length <= COALESCE_BYTES) {
+    if (this.pendingLen > 0 && off === this.pendingStart + this.pendingLen && this.pendingLen + bytes.length <= this.pending.length) {
       this.pending.set(bytes, this.pendingLen);
       this.pendingLen += bytes.length;
       return;
     }
     this.flush();
-    if (bytes.length >= COALESCE_BYTES) {
+    if (bytes.length >= this.pending.length) {
       this.writeFully(bytes, off);
       return;
     }
@@ -150,6 +128,50 @@ export class ImageWriter {
       return copyDataRanges(srcFd, this.fd, off, length);
     } catch (e) {
       if (e instanceof ShortCopyError) throw e;
+      this.fail(e);
+    }
+  }
+}
+
+export class ImageWriter extends FdWriter {
+  private closed = false;
+  /** Metadata blocks being filled, least recently used first. */
+  private meta = new Map<number, Buffer>();
+  /** Metadata blocks already written out once (read back if filled further). */
+  private metaEvicted = new Set<number>();
+  private metaBlksz = 0;
+
+  private constructor(
+    readonly imagePath: string,
+    readonly tempPath: string,
+    fd: number,
+  ) {
+    super(fd, imagePath);
+  }
+
+  static create(imagePath: string): ImageWriter {
+    const target = replacedPath(imagePath);
+    const dir = path.dirname(path.resolve(target));
+    const tempPath = path.join(dir, `.${path.basename(target)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+    let fd: number;
+    try {
+      fd = fs.openSync(tempPath, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o644);
+    } catch (e) {
+      throw new BuildError(`${imagePath}: cannot create image: ${describeFsError(e)}`);
+    }
+    activeTemps.add(tempPath);
+    return new ImageWriter(target, tempPath, fd);
+  }
+
+  /** The image's descriptor, for a thread that writes file data into it (see FileCopier). */
+  get descriptor(): number {
+    return this.fd;
+  }
+
+  setSize(bytes: number): void {
+    try {
+      fs.ftruncateSync(this.fd, bytes);
+    } catch (e) {
       this.fail(e);
     }
   }
@@ -259,7 +281,7 @@ export class Spool {
   private pendingBytes = 0;
   private flushed = 0;
 
-  constructor(private readonly path: string) {
+  constructor(readonly path: string) {
     try {
       this.fd = fs.openSync(path, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600);
     } catch (e) {
@@ -298,6 +320,15 @@ export class Spool {
       this.size += p.length;
     }
     if (this.pendingBytes >= COALESCE_BYTES) this.flush();
+    return at;
+  }
+
+  /** Room for `length` bytes that another thread writes; returns its offset. */
+  reserve(length: number): number {
+    this.flush();
+    const at = this.size;
+    this.size += length;
+    this.flushed += length;
     return at;
   }
 

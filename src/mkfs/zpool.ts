@@ -2,9 +2,8 @@
 // places their output in inode order, so the image is the same for any pool size.
 
 import { Worker } from 'node:worker_threads';
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { BuildError } from './errors.js';
+import { workerScript } from './worker-script.js';
 import type { ZJob, ZParams, ZResult } from './zdata.js';
 
 export interface ZReply {
@@ -13,19 +12,6 @@ export interface ZReply {
   data?: Uint8Array;
   error?: string;
   internal?: boolean;
-}
-
-/**
- * The worker script: the bundle's own beside the CLI bundle (dist/cjs), else the compiled
- * module beside this one (dist/mkfs); tests run the TypeScript sources, and workers need
- * JavaScript, so they get the compiled one.
- */
-function workerScript(): URL {
-  for (const name of ['./zworker.cjs', './zworker.js']) {
-    const local = new URL(name, import.meta.url);
-    if (existsSync(fileURLToPath(local))) return local;
-  }
-  return new URL('../../dist/mkfs/zworker.js', import.meta.url);
 }
 
 /**
@@ -60,10 +46,11 @@ export class ZPool {
     readonly size: number,
     params: ZParams,
   ) {
-    const script = workerScript();
+    const script = workerScript('zworker');
     for (let i = 0; i < size; i++) {
       // A small young generation: workers allocate little but their pclusters.
-      const worker = new Worker(script, { workerData: params, resourceLimits: { maxYoungGenerationSizeMb: 8 } });
+      // No execArgv: the host's (say --input-type) may not apply to a worker script.
+      const worker = new Worker(script, { workerData: params, execArgv: [], resourceLimits: { maxYoungGenerationSizeMb: 8 } });
       worker.on('message', (replies: ZReply[]) => this.settle(worker, replies));
       worker.on('error', (e) => this.fail(new Error(`compression worker failed: ${e.message}`)));
       this.workers.push(worker);

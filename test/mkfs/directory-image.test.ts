@@ -1,8 +1,9 @@
-import { symlinkSync } from 'node:fs';
+import { readdirSync, symlinkSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect } from 'vitest';
 import { build, expectImageMatches, scratchDir } from '../helpers/build.js';
 import { describeIfMount, itIfMount } from '../helpers/mount.js';
-import { fullFeatureSpec, makeTree, type Tree } from '../helpers/tree.js';
+import { openImage } from '../../src/reader/index.js';
+import { dir, file, fullFeatureSpec, hardlink, makeTree, type Tree } from '../helpers/tree.js';
 
 describeIfMount('an image of a directory tree', () => {
   let tree: Tree;
@@ -55,6 +56,40 @@ describeIfMount('an image of a directory tree', () => {
       const image = `${out.dir}/x${xattrTolerance}.erofs`;
       await build(tree.root, image, { xattrTolerance });
       await expectImageMatches(image, tree.root);
+    }
+  });
+
+  itIfMount('writes plain files ahead of the metadata, in walk order, and the rest after it', async () => {
+    // Plain files are copied on a thread of their own during the walk; hard-linked files and
+    // files with xattrs wait for the layout and are written by the main thread.
+    const t = await makeTree(
+      dir({
+        a: file({ size: 10_000, pattern: 'random', seed: 1 }),
+        b: file({ size: 70_000, pattern: 'random', seed: 2 }),
+        c: file('c'.repeat(5000), { xattrs: { 'user.k': 'v' } }),
+        d: file({ size: 3 * 4096, pattern: 'hole' }),
+        e: hardlink('a'),
+        f: file('tail only'),
+        g: file({ size: 200_000, pattern: 'random', seed: 3 }),
+      }),
+    );
+    try {
+      const image = `${out.dir}/order.erofs`;
+      await build(t.root, image);
+      const img = openImage(image);
+      try {
+        const first = (name: string): number => img.mapExtent(img.lookup(name), 0).physical / 4096;
+        // Block 0 holds the superblock; a (hard-linked) and c (xattrs) come after the metadata.
+        expect([first('b'), first('d'), first('g')]).toEqual([1, 1 + 17, 1 + 17 + 3]);
+        expect(first('a')).toBeGreaterThan(first('g'));
+        expect(first('c')).toBeGreaterThan(first('g'));
+      } finally {
+        img.close();
+      }
+      await expectImageMatches(image, t.root);
+      expect(readdirSync(out.dir).filter((n) => n.includes('.tmp'))).toEqual([]);
+    } finally {
+      await t.cleanup();
     }
   });
 

@@ -1,0 +1,138 @@
+// Uncompressed builds from a directory: file data goes into the image on a thread of its
+// own while the main thread walks the tree, ahead of the metadata (as compressed builds and
+// --tar=f lay it out). Each file gets its blocks when it is found, so the layout does not
+// depend on the thread's timing; inline tails wait in a spool for the inode writer.
+
+import { Worker } from 'node:worker_threads';
+import type { BlockGeometry } from '../format/types.js';
+import { BuildError } from './errors.js';
+import type { BuildConfig } from './options.js';
+import { plannedInlineTail, superBlockAddr } from './planner.js';
+import type { TreeInode } from './tree.js';
+import { workerScript } from './worker-script.js';
+import type { ImageWriter, Spool } from './writer.js';
+
+/** What the thread is started with. */
+export interface CopierData {
+  imageFd: number;
+  imagePath: string;
+  tailsFd: number;
+  tailsPath: string;
+  bufferBytes: number;
+}
+
+export interface CopyJob {
+  path: Uint8Array;
+  size: number;
+  inlineTail: number;
+  /** Byte offset of the file's first block in the image. */
+  dst: number;
+  /** Where its inline tail goes in the tails spool. */
+  tailAt: number;
+}
+
+export interface CopyMessage {
+  jobs?: CopyJob[];
+  /** No more jobs: flush, then answer `done`. */
+  end?: boolean;
+}
+
+export interface CopyReply {
+  done?: boolean;
+  error?: string;
+  /** Not a user's error: a bug, shown as such. */
+  internal?: boolean;
+}
+
+/** A batch goes out at this many files or bytes: few messages, and the thread starts early. */
+const BATCH_FILES = 64;
+const BATCH_BYTES = 1 << 20;
+/** The thread's read buffer: files smaller than this take a single read. */
+const BUFFER_BYTES = 1 << 20;
+
+export class FileCopier {
+  private readonly worker: Worker;
+  private readonly firstBlk: number;
+  private nextBlk: number;
+  private batch: CopyJob[] = [];
+  private batchBytes = 0;
+  /** File bytes handed to the thread. */
+  private bytes = 0;
+  private error: Error | null = null;
+  private readonly finished: Promise<void>;
+  private ended = false;
+
+  constructor(
+    private readonly cfg: BuildConfig,
+    private readonly g: BlockGeometry,
+    writer: ImageWriter,
+    private readonly tails: Spool,
+  ) {
+    this.firstBlk = superBlockAddr(g) + 1;
+    this.nextBlk = this.firstBlk;
+    const data: CopierData = {
+      imageFd: writer.descriptor,
+      imagePath: writer.imagePath,
+      tailsFd: tails.readableFd(),
+      tailsPath: tails.path,
+      bufferBytes: BUFFER_BYTES,
+    };
+    // No execArgv: the host's (say --input-type) may not apply to a worker script.
+    this.worker = new Worker(workerScript('copy-worker'), { workerData: data, execArgv: [], resourceLimits: { maxYoungGenerationSizeMb: 2 } });
+    this.finished = new Promise<void>((resolve, reject) => {
+      this.worker.on('message', (m: CopyReply) => {
+        if (m.error !== undefined) this.error ??= m.internal ? new Error(`file-copy thread: ${m.error}`) : new BuildError(m.error);
+        if (m.done) (this.error ? reject(this.error) : resolve());
+      });
+      this.worker.on('error', (e) => reject(new Error(`file-copy thread failed: ${e.message}`)));
+      this.worker.on('exit', () => reject(this.error ?? new Error('file-copy thread stopped early')));
+    });
+    // Observed in finish(); an early failure must not count as unhandled meanwhile.
+    this.finished.catch(() => {});
+  }
+
+  /**
+   * A regular file whose inode form is final (see walkSource): its blocks follow the ones
+   * given out before, its tail gets a place in the spool, and the thread is told to copy it.
+   */
+  add(inode: TreeInode, path: Buffer): void {
+    if (inode.size === 0) return;
+    const { blksz } = this.g;
+    const inline = plannedInlineTail(this.cfg, this.g, inode);
+    const inlineTail = inline ? inode.size % blksz : 0;
+    inode.dataBlk = this.nextBlk;
+    inode.dataOffset = inline ? this.tails.reserve(inlineTail) : -1;
+    this.batch.push({ path, size: inode.size, inlineTail, dst: this.nextBlk * blksz, tailAt: inode.dataOffset });
+    this.nextBlk += Math.ceil((inode.size - inlineTail) / blksz);
+    this.batchBytes += inode.size;
+    this.bytes += inode.size;
+    if (this.batch.length >= BATCH_FILES || this.batchBytes >= BATCH_BYTES) this.post();
+  }
+
+  /** Blocks given out so far, right after the superblock's block. */
+  get blocks(): number {
+    return this.nextBlk - this.firstBlk;
+  }
+
+  private post(end = false): void {
+    const m: CopyMessage = { jobs: this.batch, end };
+    this.worker.postMessage(m);
+    this.batch = [];
+    this.batchBytes = 0;
+  }
+
+  /** Waits until every file is in the image and every tail in the spool; returns the file bytes copied. */
+  async finish(): Promise<number> {
+    if (!this.ended) {
+      this.ended = true;
+      this.post(true);
+    }
+    await this.finished;
+    return this.bytes;
+  }
+
+  /** Stops the thread; the descriptors it writes to may be closed once this resolves. */
+  async close(): Promise<void> {
+    await this.worker.terminate();
+  }
+}

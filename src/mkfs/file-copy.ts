@@ -1,0 +1,175 @@
+// Uncompressed file data into the image: the block part straight to its blocks (in the
+// kernel where it can be), the inline tail handed back for the inode writer. Shared by the
+// main thread and the file-copy thread (copy-worker.ts).
+
+import * as fs from 'node:fs';
+import type { ByteOffset } from '../format/types.js';
+import { ShortCopyError } from './copy-range.js';
+import { BuildError, describeFsError, fileGrew, fileShrank } from './errors.js';
+
+/** Where file data goes: the image writer, or the copy thread's writer on the same file. */
+export interface DataSink {
+  writeAt(off: ByteOffset, bytes: Uint8Array): void;
+  /** False where the system cannot tell holes apart; ShortCopyError if the source ends first. */
+  copySparseFrom(srcFd: number, off: ByteOffset, length: number): boolean;
+}
+
+export interface FileData {
+  /** The source file, opened here unless the bytes come from `spool`; named in errors. */
+  path: Buffer;
+  size: number;
+  /** Bytes at the end that go inline after the inode rather than into a block. */
+  inlineTail: number;
+  /** Where the block part starts in the image. */
+  dst: ByteOffset;
+  /** The bytes are at `offset` in this descriptor (the --tar=f data spool). */
+  spool: { fd: number; offset: number } | null;
+  /** The destination still reads as zeros, so all-zero runs need not be written. */
+  untouched: boolean;
+}
+
+/** Below this, one read and one write cost less than asking the kernel for data ranges. */
+const KERNEL_COPY_MIN = 64 << 10;
+
+/**
+ * Copies a file's block part to the sink and returns its inline tail (null if none). Yields
+ * the bytes handled after each step, so a caller can let its event loop run in between;
+ * `buf` is scratch space, and files smaller than it take a single read.
+ */
+export function* copyFileData(f: FileData, sink: DataSink, buf: Buffer): Generator<number, Buffer | null, void> {
+  const shown = f.path.toString();
+  let fd: number;
+  try {
+    fd = f.spool ? f.spool.fd : fs.openSync(f.path, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+  } catch (e) {
+    throw new BuildError(`${shown}: cannot open: ${describeFsError(e)}`);
+  }
+  try {
+    const blockBytes = f.size - f.inlineTail;
+    if (!f.spool && f.untouched && blockBytes >= KERNEL_COPY_MIN) {
+      const tail = copyInKernel(fd, shown, f, sink);
+      if (tail !== undefined) {
+        yield f.size;
+        return tail;
+      }
+    }
+    if (!f.spool && f.size < buf.length) {
+      const tail = copySmall(fd, shown, f, sink, buf);
+      yield f.size;
+      return tail;
+    }
+    return yield* copyByReading(fd, shown, f, sink, buf);
+  } finally {
+    if (!f.spool) fs.closeSync(fd);
+  }
+}
+
+/** Spooled data is read by position; source files sequentially, to notice growth. */
+function* copyByReading(fd: number, shown: string, f: FileData, sink: DataSink, buf: Buffer): Generator<number, Buffer | null, void> {
+  const blockBytes = f.size - f.inlineTail;
+  let spoolPos = f.spool?.offset ?? 0;
+  const read = (into: Buffer, off: number, len: number): number => {
+    try {
+      if (!f.spool) return fs.readSync(fd, into, off, len, null);
+      const n = fs.readSync(fd, into, off, len, spoolPos);
+      spoolPos += n;
+      return n;
+    } catch (e) {
+      throw new BuildError(`${shown}: read failed: ${describeFsError(e)}`);
+    }
+  };
+  const zero = zeroChunk(buf.length);
+  let pos = 0;
+  while (pos < blockBytes) {
+    const want = Math.min(buf.length, blockBytes - pos);
+    let got = 0;
+    while (got < want) {
+      const n = read(buf, got, want - got);
+      if (n === 0) throw fileShrank(shown, f.size, pos + got);
+      got += n;
+    }
+    // All-zero chunks are left as holes where nothing was written yet.
+    if (!f.untouched || buf.compare(zero, 0, got, 0, got) !== 0) sink.writeAt((f.dst + pos) as ByteOffset, buf.subarray(0, got));
+    pos += got;
+    yield got;
+  }
+  const tail = f.inlineTail > 0 ? Buffer.allocUnsafe(f.inlineTail) : null;
+  if (tail) {
+    let got = 0;
+    while (got < tail.length) {
+      const n = read(tail, got, tail.length - got);
+      if (n === 0) throw fileShrank(shown, f.size, pos + got);
+      got += n;
+    }
+  }
+  if (!f.spool && read(buf, 0, 1) !== 0) throw fileGrew(shown, f.size);
+  return tail;
+}
+
+/**
+ * A file that fits the buffer, in as few reads as it takes: one, asking for a byte more
+ * than expected, usually tells the whole file and its end (a short read of a regular file
+ * ends at its end), where reading blocks, tail and end apart took three.
+ */
+function copySmall(fd: number, shown: string, f: FileData, sink: DataSink, buf: Buffer): Buffer | null {
+  const size = f.size;
+  let got = 0;
+  for (;;) {
+    const ask = size + 1 - got;
+    let n: number;
+    try {
+      n = fs.readSync(fd, buf, got, ask, null);
+    } catch (e) {
+      throw new BuildError(`${shown}: read failed: ${describeFsError(e)}`);
+    }
+    got += n;
+    if (got > size) throw fileGrew(shown, size);
+    if (n === 0 || (n < ask && got === size)) break;
+  }
+  if (got < size) throw fileShrank(shown, size, got);
+  const blockBytes = size - f.inlineTail;
+  // All-zero blocks are left as holes where nothing was written yet.
+  if (blockBytes > 0 && (!f.untouched || buf.compare(zeroChunk(blockBytes), 0, blockBytes, 0, blockBytes) !== 0)) {
+    sink.writeAt(f.dst, buf.subarray(0, blockBytes));
+  }
+  return f.inlineTail > 0 ? Buffer.from(buf.subarray(blockBytes, size)) : null;
+}
+
+/**
+ * A source file's blocks copied in the kernel, holes kept; returns its inline tail, or
+ * undefined when holes cannot be found on this system (copy it by reading instead).
+ */
+function copyInKernel(fd: number, shown: string, f: FileData, sink: DataSink): Buffer | null | undefined {
+  const blockBytes = f.size - f.inlineTail;
+  try {
+    if (!sink.copySparseFrom(fd, f.dst, blockBytes)) return undefined;
+  } catch (e) {
+    if (e instanceof ShortCopyError) throw fileShrank(shown, f.size, e.at);
+    throw e;
+  }
+  let tail: Buffer | null = null;
+  try {
+    if (f.inlineTail > 0) {
+      tail = Buffer.alloc(f.inlineTail);
+      let got = 0;
+      while (got < tail.length) {
+        const n = fs.readSync(fd, tail, got, tail.length - got, blockBytes + got);
+        if (n === 0) throw fileShrank(shown, f.size, blockBytes + got);
+        got += n;
+      }
+    }
+    const now = fs.fstatSync(fd).size;
+    if (now < f.size) throw fileShrank(shown, f.size, now);
+    if (now > f.size) throw fileGrew(shown, f.size);
+  } catch (e) {
+    if (e instanceof BuildError) throw e;
+    throw new BuildError(`${shown}: read failed: ${describeFsError(e)}`);
+  }
+  return tail;
+}
+
+let zeros: Buffer | null = null;
+function zeroChunk(n: number): Buffer {
+  if (!zeros || zeros.length < n) zeros = Buffer.alloc(n);
+  return zeros;
+}
