@@ -1,16 +1,19 @@
 // Uncompressed builds from a directory: file data goes into the image on a thread of its
 // own while the main thread walks the tree, ahead of the metadata (as compressed builds and
-// --tar=f lay it out). Each file gets its blocks when it is found, so the layout does not
-// depend on the thread's timing; inline tails wait in a spool for the inode writer.
+// --tar=f lay it out). When the thread has enough queued, the walk copies the next file
+// itself, so neither waits long for the other. Each file gets its blocks when it is found,
+// so the layout does not depend on who copies it or when; inline tails wait in a spool for
+// the inode writer.
 
 import { Worker } from 'node:worker_threads';
-import type { BlockGeometry } from '../format/types.js';
+import { type BlockGeometry, byteOffset } from '../format/types.js';
 import { BuildError } from './errors.js';
+import { type CopyJob, runCopy } from './file-copy.js';
 import type { BuildConfig } from './options.js';
 import { plannedInlineTail, superBlockAddr } from './planner.js';
 import type { TreeInode } from './tree.js';
 import { workerScript } from './worker-script.js';
-import type { ImageWriter, Spool } from './writer.js';
+import { FdWriter, type ImageWriter, type Spool } from './writer.js';
 
 /** What the thread is started with. */
 export interface CopierData {
@@ -19,16 +22,8 @@ export interface CopierData {
   tailsFd: number;
   tailsPath: string;
   bufferBytes: number;
-}
-
-export interface CopyJob {
-  path: Uint8Array;
-  size: number;
-  inlineTail: number;
-  /** Byte offset of the file's first block in the image. */
-  dst: number;
-  /** Where its inline tail goes in the tails spool. */
-  tailAt: number;
+  /** Int32 [0]: jobs the thread has finished (or dropped after a failure). */
+  progress: SharedArrayBuffer;
 }
 
 export interface CopyMessage {
@@ -45,8 +40,14 @@ export interface CopyReply {
 }
 
 /** A batch goes out at this many files or bytes: few messages, and the thread starts early. */
-const BATCH_FILES = 64;
+const BATCH_FILES = 32;
 const BATCH_BYTES = 1 << 20;
+/**
+ * Files queued for the thread at most: past that the walk copies files itself. Enough to
+ * keep the thread busy while the walk does its own work in between, few enough that it
+ * has little left when the walk ends.
+ */
+const BACKLOG_FILES = 256;
 /** The thread's read buffer: files smaller than this take a single read. */
 const BUFFER_BYTES = 1 << 20;
 
@@ -61,21 +62,31 @@ export class FileCopier {
   private error: Error | null = null;
   private readonly finished: Promise<void>;
   private ended = false;
+  /** Jobs handed to the thread (batched or posted), and how many it has finished. */
+  private queued = 0;
+  private readonly done: Int32Array;
+  /** The walk's own copies: inline tails go to their place in the spool through this. */
+  private readonly ownTails: FdWriter;
+  private buf: Buffer | null = null;
 
   constructor(
     private readonly cfg: BuildConfig,
     private readonly g: BlockGeometry,
-    writer: ImageWriter,
+    private readonly writer: ImageWriter,
     private readonly tails: Spool,
   ) {
     this.firstBlk = superBlockAddr(g) + 1;
     this.nextBlk = this.firstBlk;
+    const progress = new SharedArrayBuffer(4);
+    this.done = new Int32Array(progress);
+    this.ownTails = new FdWriter(tails.readableFd(), tails.path, 64 << 10);
     const data: CopierData = {
       imageFd: writer.descriptor,
       imagePath: writer.imagePath,
       tailsFd: tails.readableFd(),
       tailsPath: tails.path,
       bufferBytes: BUFFER_BYTES,
+      progress,
     };
     // No execArgv: the host's (say --input-type) may not apply to a worker script.
     this.worker = new Worker(workerScript('copy-worker'), { workerData: data, execArgv: [], resourceLimits: { maxYoungGenerationSizeMb: 2 } });
@@ -93,7 +104,8 @@ export class FileCopier {
 
   /**
    * A regular file whose inode form is final (see walkSource): its blocks follow the ones
-   * given out before, its tail gets a place in the spool, and the thread is told to copy it.
+   * given out before and its tail gets a place in the spool; then the thread is told to copy
+   * it, or, when the thread has enough to do, it is copied right here.
    */
   add(inode: TreeInode, path: Buffer): void {
     if (inode.size === 0) return;
@@ -102,11 +114,23 @@ export class FileCopier {
     const inlineTail = inline ? inode.size % blksz : 0;
     inode.dataBlk = this.nextBlk;
     inode.dataOffset = inline ? this.tails.reserve(inlineTail) : -1;
-    this.batch.push({ path, size: inode.size, inlineTail, dst: this.nextBlk * blksz, tailAt: inode.dataOffset });
+    const job: CopyJob = { path, size: inode.size, inlineTail, dst: this.nextBlk * blksz, tailAt: inode.dataOffset };
     this.nextBlk += Math.ceil((inode.size - inlineTail) / blksz);
-    this.batchBytes += inode.size;
     this.bytes += inode.size;
+    if (this.queued - Atomics.load(this.done, 0) >= BACKLOG_FILES) {
+      this.copyHere(job);
+      return;
+    }
+    this.batch.push(job);
+    this.queued++;
+    this.batchBytes += inode.size;
     if (this.batch.length >= BATCH_FILES || this.batchBytes >= BATCH_BYTES) this.post();
+  }
+
+  private copyHere(job: CopyJob): void {
+    this.buf ??= Buffer.allocUnsafe(BUFFER_BYTES);
+    const tail = runCopy(job, this.writer, this.buf);
+    if (tail) this.ownTails.writeAt(byteOffset(job.tailAt), tail);
   }
 
   /** Blocks given out so far, right after the superblock's block. */
@@ -126,6 +150,7 @@ export class FileCopier {
     if (!this.ended) {
       this.ended = true;
       this.post(true);
+      this.ownTails.flush();
     }
     await this.finished;
     return this.bytes;
@@ -136,3 +161,4 @@ export class FileCopier {
     await this.worker.terminate();
   }
 }
+

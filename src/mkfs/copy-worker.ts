@@ -5,8 +5,8 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { byteOffset } from '../format/types.js';
 import type { CopierData, CopyMessage, CopyReply } from './copier.js';
+import { runCopy } from './file-copy.js';
 import { BuildError } from './errors.js';
-import { copyFileData } from './file-copy.js';
 import { FdWriter } from './writer.js';
 
 const data = workerData as CopierData;
@@ -14,6 +14,7 @@ const data = workerData as CopierData;
 const image = new FdWriter(data.imageFd, data.imagePath, 1 << 20);
 const tails = new FdWriter(data.tailsFd, data.tailsPath, 256 << 10);
 const buf = Buffer.allocUnsafe(data.bufferBytes);
+const done = new Int32Array(data.progress);
 let failed = false;
 
 function fail(e: unknown): void {
@@ -23,22 +24,17 @@ function fail(e: unknown): void {
 }
 
 parentPort!.on('message', (m: CopyMessage) => {
-  if (m.jobs && !failed) {
-    try {
-      for (const job of m.jobs) {
-        const path = Buffer.from(job.path.buffer, job.path.byteOffset, job.path.byteLength);
-        const steps = copyFileData(
-          { path, size: job.size, inlineTail: job.inlineTail, dst: byteOffset(job.dst), spool: null, untouched: true },
-          image,
-          buf,
-        );
-        let step = steps.next();
-        while (!step.done) step = steps.next();
-        if (step.value) tails.writeAt(byteOffset(job.tailAt), step.value);
+  for (const job of m.jobs ?? []) {
+    if (!failed) {
+      try {
+        const tail = runCopy(job, image, buf);
+        if (tail) tails.writeAt(byteOffset(job.tailAt), tail);
+      } catch (e) {
+        fail(e);
       }
-    } catch (e) {
-      fail(e);
     }
+    // Dropped jobs count too: the walk must not wait for a thread that has stopped copying.
+    Atomics.add(done, 0, 1);
   }
   if (m.end) {
     try {

@@ -3,7 +3,7 @@
 // main thread and the file-copy thread (copy-worker.ts).
 
 import * as fs from 'node:fs';
-import type { ByteOffset } from '../format/types.js';
+import { type ByteOffset, byteOffset } from '../format/types.js';
 import { ShortCopyError } from './copy-range.js';
 import { BuildError, describeFsError, fileGrew, fileShrank } from './errors.js';
 
@@ -26,6 +26,27 @@ export interface FileData {
   spool: { fd: number; offset: number } | null;
   /** The destination still reads as zeros, so all-zero runs need not be written. */
   untouched: boolean;
+}
+
+/** A source file for the file-copy thread (or the walk) to put in place; plain data, to post. */
+export interface CopyJob {
+  path: Uint8Array;
+  size: number;
+  inlineTail: number;
+  /** Byte offset of the file's first block in the image. */
+  dst: number;
+  /** Where its inline tail goes in the tails spool. */
+  tailAt: number;
+}
+
+/** Copies a job's file into a fresh image and returns its inline tail. */
+export function runCopy(job: CopyJob, image: DataSink, buf: Buffer): Buffer | null {
+  // Posted to a worker, a Buffer arrives as a plain Uint8Array.
+  const path = Buffer.from(job.path.buffer, job.path.byteOffset, job.path.byteLength);
+  const steps = copyFileData({ path, size: job.size, inlineTail: job.inlineTail, dst: byteOffset(job.dst), spool: null, untouched: true }, image, buf);
+  let step = steps.next();
+  while (!step.done) step = steps.next();
+  return step.value;
 }
 
 /** Below this, one read and one write cost less than asking the kernel for data ranges. */

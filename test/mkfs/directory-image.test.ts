@@ -1,4 +1,4 @@
-import { readdirSync, symlinkSync } from 'node:fs';
+import { readdirSync, readFileSync, symlinkSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect } from 'vitest';
 import { build, expectImageMatches, scratchDir } from '../helpers/build.js';
 import { describeIfMount, itIfMount } from '../helpers/mount.js';
@@ -88,6 +88,22 @@ describeIfMount('an image of a directory tree', () => {
       }
       await expectImageMatches(image, t.root);
       expect(readdirSync(out.dir).filter((n) => n.includes('.tmp'))).toEqual([]);
+    } finally {
+      await t.cleanup();
+    }
+  });
+
+  itIfMount('matches its source and gives the same bytes twice when the walk copies files alongside the copy thread', async () => {
+    // More files than the thread may have queued: the walk copies the overflow itself.
+    const files = Object.fromEntries(
+      Array.from({ length: 3000 }, (_, i) => [`f${i}`, i % 500 === 0 ? file({ size: 300_000 + i, pattern: 'random', seed: i }) : file(`${i}\n`.repeat(i % 700))]),
+    );
+    const t = await makeTree(dir({ a: dir(files), b: dir(files) }));
+    try {
+      await build(t.root, `${out.dir}/many1.erofs`, { timestamp: 0 });
+      await build(t.root, `${out.dir}/many2.erofs`, { timestamp: 0 });
+      expect(readFileSync(`${out.dir}/many1.erofs`).equals(readFileSync(`${out.dir}/many2.erofs`))).toBe(true);
+      await expectImageMatches(`${out.dir}/many1.erofs`, t.root, { expectMtime: () => 0n });
     } finally {
       await t.cleanup();
     }
