@@ -57,7 +57,7 @@ export class FileCopier {
   private nextBlk: number;
   private batch: CopyJob[] = [];
   private batchBytes = 0;
-  /** File bytes handed to the thread. */
+  /** File bytes placed, by either thread. */
   private bytes = 0;
   private error: Error | null = null;
   private readonly finished: Promise<void>;

@@ -1,5 +1,6 @@
-// The single image writer: positional writes into a temporary file beside the image,
-// put in its place only once everything is written. Nothing else touches the output.
+// The image writer: positional writes into a temporary file beside the image, put in its
+// place only once everything is written. Every write to the output goes through this
+// module: the ImageWriter, or an FdWriter on its descriptor in the file-copy thread.
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
