@@ -3,7 +3,7 @@ import { closeSync, openSync, readSync, statSync, writeSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { pathToFileURL } from 'node:url';
 import { afterAll, expect } from 'vitest';
-import { scratchDir } from '../helpers/build.js';
+import { expectImageMatches, scratchDir } from '../helpers/build.js';
 import { describeIfMount, itIfMount, withMount } from '../helpers/mount.js';
 import { dir, file, makeTree } from '../helpers/tree.js';
 
@@ -47,6 +47,24 @@ describeIfMount('file data is streamed', () => {
           closeSync(f);
         }
       });
+    } finally {
+      await t.cleanup();
+    }
+  });
+
+  itIfMount("worker threads start whatever Node options the host process was given (--input-type)", async () => {
+    // Workers inherit the host's execArgv unless told otherwise, and --input-type makes a
+    // worker script fail to load: both the compression pool and the file-copy thread.
+    const t = await makeTree(dir({ a: file({ size: 300_000, pattern: 'text', seed: 1 }), b: file({ size: 200_000, pattern: 'random', seed: 2 }) }));
+    try {
+      for (const compression of ['', '"lz4hc"']) {
+        const image = `${out.dir}/host-options${compression ? '-z' : ''}.erofs`;
+        const script = `
+          const { buildImage } = await import(${JSON.stringify(pathToFileURL(`${process.cwd()}/dist/index.js`).href)});
+          await buildImage({ image: ${JSON.stringify(image)}, source: ${JSON.stringify(t.root)}, workers: 2${compression ? `, compression: [{ name: ${compression} }]` : ''} });`;
+        await run(process.execPath, ['--input-type=module', '-e', script]);
+        await expectImageMatches(image, t.root);
+      }
     } finally {
       await t.cleanup();
     }
