@@ -1,9 +1,9 @@
 // Uncompressed builds from a directory: file data goes into the image on a thread of its
 // own while the main thread walks the tree, ahead of the metadata (as compressed builds and
-// --tar=f lay it out). When the thread has enough queued, the walk copies the next file
-// itself, so neither waits long for the other. Each file gets its blocks when it is found,
-// so the layout does not depend on who copies it or when; inline tails wait in a spool for
-// the inode writer.
+// --tar=f lay it out). The thread starts once there is enough to copy, and when it has
+// enough queued, the walk copies the next file itself, so neither waits long for the
+// other. Each file gets its blocks when it is found, so the layout does not depend on who
+// copies it or when; inline tails wait in a spool for the inode writer.
 
 import { Worker } from 'node:worker_threads';
 import { type BlockGeometry, byteOffset } from '../format/types.js';
@@ -50,17 +50,24 @@ const BATCH_BYTES = 1 << 20;
 const BACKLOG_FILES = 256;
 /** The thread's read buffer: files smaller than this take a single read. */
 const BUFFER_BYTES = 1 << 20;
+/**
+ * The thread starts once the walk has found this many files or bytes to copy: its start-up
+ * (about 40 ms, 9 MB) would cost a small tree more than copying it on the walk's thread.
+ */
+const START_FILES = 200;
+const START_BYTES = 16 << 20;
 
 export class FileCopier {
-  private readonly worker: Worker;
+  private worker: Worker | null = null;
   private readonly firstBlk: number;
   private nextBlk: number;
   private batch: CopyJob[] = [];
   private batchBytes = 0;
-  /** File bytes placed, by either thread. */
+  /** Files and file bytes placed, by either thread. */
+  private files = 0;
   private bytes = 0;
   private error: Error | null = null;
-  private readonly finished: Promise<void>;
+  private finished: Promise<void> = Promise.resolve();
   private ended = false;
   /** Jobs handed to the thread (batched or posted), and how many it has finished. */
   private queued = 0;
@@ -77,29 +84,32 @@ export class FileCopier {
   ) {
     this.firstBlk = superBlockAddr(g) + 1;
     this.nextBlk = this.firstBlk;
-    const progress = new SharedArrayBuffer(4);
-    this.done = new Int32Array(progress);
+    this.done = new Int32Array(new SharedArrayBuffer(4));
     this.ownTails = new FdWriter(tails.readableFd(), tails.path, 64 << 10);
+  }
+
+  private start(): void {
     const data: CopierData = {
-      imageFd: writer.descriptor,
-      imagePath: writer.imagePath,
-      tailsFd: tails.readableFd(),
-      tailsPath: tails.path,
+      imageFd: this.writer.descriptor,
+      imagePath: this.writer.imagePath,
+      tailsFd: this.tails.readableFd(),
+      tailsPath: this.tails.path,
       bufferBytes: BUFFER_BYTES,
-      progress,
+      progress: this.done.buffer as SharedArrayBuffer,
     };
     // No execArgv: the host's (say --input-type) may not apply to a worker script.
-    this.worker = new Worker(workerScript('copy-worker'), { workerData: data, execArgv: [], resourceLimits: { maxYoungGenerationSizeMb: 2 } });
+    const worker = new Worker(workerScript('copy-worker'), { workerData: data, execArgv: [], resourceLimits: { maxYoungGenerationSizeMb: 2 } });
     this.finished = new Promise<void>((resolve, reject) => {
-      this.worker.on('message', (m: CopyReply) => {
+      worker.on('message', (m: CopyReply) => {
         if (m.error !== undefined) this.error ??= m.internal ? new Error(`file-copy thread: ${m.error}`) : new BuildError(m.error);
         if (m.done) (this.error ? reject(this.error) : resolve());
       });
-      this.worker.on('error', (e) => reject(new Error(`file-copy thread failed: ${e.message}`)));
-      this.worker.on('exit', () => reject(this.error ?? new Error('file-copy thread stopped early')));
+      worker.on('error', (e) => reject(new Error(`file-copy thread failed: ${e.message}`)));
+      worker.on('exit', () => reject(this.error ?? new Error('file-copy thread stopped early')));
     });
     // Observed in finish(); an early failure must not count as unhandled meanwhile.
     this.finished.catch(() => {});
+    this.worker = worker;
   }
 
   /**
@@ -117,7 +127,9 @@ export class FileCopier {
     const job: CopyJob = { path, size: inode.size, inlineTail, dst: this.nextBlk * blksz, tailAt: inode.dataOffset };
     this.nextBlk += Math.ceil((inode.size - inlineTail) / blksz);
     this.bytes += inode.size;
-    if (this.queued - Atomics.load(this.done, 0) >= BACKLOG_FILES) {
+    this.files++;
+    if (!this.worker && (this.files >= START_FILES || this.bytes >= START_BYTES)) this.start();
+    if (!this.worker || this.queued - Atomics.load(this.done, 0) >= BACKLOG_FILES) {
       this.copyHere(job);
       return;
     }
@@ -140,7 +152,7 @@ export class FileCopier {
 
   private post(end = false): void {
     const m: CopyMessage = { jobs: this.batch, end };
-    this.worker.postMessage(m);
+    this.worker!.postMessage(m);
     this.batch = [];
     this.batchBytes = 0;
   }
@@ -149,7 +161,7 @@ export class FileCopier {
   async finish(): Promise<number> {
     if (!this.ended) {
       this.ended = true;
-      this.post(true);
+      if (this.worker) this.post(true);
       this.ownTails.flush();
     }
     await this.finished;
@@ -158,7 +170,7 @@ export class FileCopier {
 
   /** Stops the thread; the descriptors it writes to may be closed once this resolves. */
   async close(): Promise<void> {
-    await this.worker.terminate();
+    await this.worker?.terminate();
   }
 }
 
