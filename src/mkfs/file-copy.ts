@@ -99,7 +99,6 @@ function* copyByReading(fd: number, shown: string, f: FileData, sink: DataSink, 
       throw new BuildError(`${shown}: read failed: ${describeFsError(e)}`);
     }
   };
-  const zero = zeroChunk(buf.length);
   let pos = 0;
   while (pos < blockBytes) {
     const want = Math.min(buf.length, blockBytes - pos);
@@ -110,7 +109,8 @@ function* copyByReading(fd: number, shown: string, f: FileData, sink: DataSink, 
       got += n;
     }
     // All-zero chunks are left as holes where nothing was written yet.
-    if (!f.untouched || buf.compare(zero, 0, got, 0, got) !== 0) sink.writeAt((f.dst + pos) as ByteOffset, buf.subarray(0, got));
+    const chunk = buf.subarray(0, got);
+    if (!f.untouched || !isZero(chunk)) sink.writeAt(byteOffset(f.dst + pos), chunk);
     pos += got;
     yield got;
   }
@@ -150,9 +150,8 @@ function copySmall(fd: number, shown: string, f: FileData, sink: DataSink, buf: 
   if (got < size) throw fileShrank(shown, size, got);
   const blockBytes = size - f.inlineTail;
   // All-zero blocks are left as holes where nothing was written yet.
-  if (blockBytes > 0 && (!f.untouched || buf.compare(zeroChunk(blockBytes), 0, blockBytes, 0, blockBytes) !== 0)) {
-    sink.writeAt(f.dst, buf.subarray(0, blockBytes));
-  }
+  const blocks = buf.subarray(0, blockBytes);
+  if (blockBytes > 0 && (!f.untouched || !isZero(blocks))) sink.writeAt(f.dst, blocks);
   return f.inlineTail > 0 ? Buffer.from(buf.subarray(blockBytes, size)) : null;
 }
 
@@ -189,8 +188,9 @@ function copyInKernel(fd: number, shown: string, f: FileData, sink: DataSink): B
   return tail;
 }
 
-let zeros: Buffer | null = null;
-function zeroChunk(n: number): Buffer {
-  if (!zeros || zeros.length < n) zeros = Buffer.alloc(n);
-  return zeros;
+let zeros = Buffer.alloc(0);
+/** Whether every byte is zero: such runs of a new image are left as holes. */
+export function isZero(b: Buffer): boolean {
+  if (zeros.length < b.length) zeros = Buffer.alloc(Math.max(b.length, 1 << 20));
+  return b.equals(zeros.subarray(0, b.length));
 }

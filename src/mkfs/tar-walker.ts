@@ -15,6 +15,7 @@ import type { BuildConfig } from './options.js';
 import { newInode, type TreeEntry, type TreeInode } from './tree.js';
 import { applyMetadataPolicy, isExcluded } from './walker.js';
 import type { ImageWriter, Spool } from './writer.js';
+import { isZero } from './file-copy.js';
 import { plannedInlineTail } from './planner.js';
 import { type BlockGeometry, byteOffset } from '../format/types.js';
 
@@ -278,12 +279,6 @@ async function writeDirect(
   });
   direct.nextBlk += Math.ceil(blockBytes / blksz);
   inode.dataBlk = startBlk;
-}
-
-let zeros = Buffer.alloc(0);
-function isZero(b: Buffer): boolean {
-  if (zeros.length < b.length) zeros = Buffer.alloc(Math.max(b.length, 1 << 20));
-  return b.equals(zeros.subarray(0, b.length));
 }
 
 /** Excluding a directory excludes what is below it, as in a directory walk. */
