@@ -523,7 +523,9 @@ export class ZFeed {
   /** Segment k's outcome, once the pool has it; the next inputs go out meanwhile. */
   async result(item: ZWork, k: number): Promise<ZOutcome> {
     this.submitAhead();
-    if (item.submitted <= k) throw new Error('internal: a segment awaited before it was submitted');
+    // Files offered during the walk can be ahead of this one (not offered: it has xattrs or
+    // hard links) and hold the whole in-flight budget; it goes out regardless.
+    while (item.submitted <= k) this.submit(item);
     const done = await item.results[k]!;
     item.results[k] = undefined;
     this.inFlight -= item.segments[k]!.length;
@@ -540,10 +542,14 @@ export class ZFeed {
         this.next++;
         continue;
       }
-      const seg = item.segments[item.submitted]!;
-      item.results[item.submitted++] = pool.compress(seg);
-      this.inFlight += seg.length;
+      this.submit(item);
     }
+  }
+
+  private submit(item: ZWork): void {
+    const seg = item.segments[item.submitted]!;
+    item.results[item.submitted++] = this.pool!.compress(seg);
+    this.inFlight += seg.length;
   }
 }
 

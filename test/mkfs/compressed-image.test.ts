@@ -234,6 +234,31 @@ describeIfMount('big files beside worker threads', () => {
       await tree.cleanup();
     }
   }, 300_000);
+
+  itIfMount('a hard-linked file placed ahead of more segments than the workers may hold in flight is compressed, not refused', async () => {
+    const { readFileSync } = await import('node:fs');
+    // The walk offers b/big's four segments (more than the in-flight budget of two workers)
+    // before planning reaches a1, which it could not offer.
+    const tree = await makeTree(
+      dir({
+        a1: file({ size: 170_000, pattern: 'text', seed: 'linked' }),
+        a2: hardlink('a1'),
+        b: dir({ big: file({ size: 60_000_000, pattern: 'random', seed: 'big' }) }),
+      }),
+    );
+    try {
+      const images = [];
+      for (const workers of [0, 2]) {
+        const image = `${out.dir}/linked-w${workers}.erofs`;
+        await build(tree.root, image, { compression: [{ name: 'lz4hc' }], workers, timestamp: 0 });
+        images.push(readFileSync(image));
+      }
+      expect(images[1]!.equals(images[0]!)).toBe(true);
+      await expectImageMatches(`${out.dir}/linked-w2.erofs`, tree.root, { expectMtime: () => 0n });
+    } finally {
+      await tree.cleanup();
+    }
+  }, 300_000);
 });
 
 describeIfMount('--compress-hints', () => {
