@@ -45,7 +45,7 @@ import {
 } from '../format/xattr.js';
 import { BuildError, describeFsError } from './errors.js';
 import { type BuildConfig, type BuildOptions, type CompressionConfig, resolveOptions, UsageError } from './options.js';
-import { direntsOf, type InodePlan, isExtended, type Layout, placeLayout, planInodes, superBlockAddr } from './planner.js';
+import { direntsOf, type InodePlan, isExtended, isPrewritten, type Layout, placeLayout, planInodes, planU, setPrewritten, superBlockAddr } from './planner.js';
 import { type CompressionSetup, writeCompressedFiles, type ZdataStats, ZFeed, zParams } from './zdata.js';
 import { ProgressCounter } from './progress.js';
 import { ZPool } from './zpool.js';
@@ -260,7 +260,7 @@ function placeDirectData(plans: readonly InodePlan[], g: BlockGeometry): void {
     const blocks = inline ? Math.floor(inode.size / g.blksz) : Math.ceil(inode.size / g.blksz);
     // A file that is all tail has no block: i_u is then EROFS_NULL_ADDR, as placeLayout does.
     const u = blocks > 0 || !inline ? inode.dataBlk : EROFS_NULL_ADDR;
-    p.prewritten = { u, spoolOffset: inline ? inode.dataOffset : 0 };
+    setPrewritten(p, u, inline ? inode.dataOffset : 0);
     p.dataBlocks = 0;
   }
 }
@@ -400,11 +400,11 @@ async function writeImage(
   let filterUsed = false;
   for (let i = 0; i < layout.writeOrder.length; i++) {
     const p = layout.writeOrder[i]!;
-    const tail = p.prewritten ? spool!.read(p.prewritten.spoolOffset, p.inlineTail) : await writeData(cfg, layout, p, w, io);
+    const tail = isPrewritten(p) ? spool!.read(p.spoolOffset, p.inlineTail) : await writeData(cfg, layout, p, w, io);
     const ibody = encodeInodeXattrs(cfg, p);
     if (ibody && cfg.xattrNameFilter) filterUsed = true;
     writeInodeUnit(cfg, p, ibody, tail, w);
-    if (isReg(p.inode) && !p.prewritten) progress.file(p.inode.size);
+    if (isReg(p.inode) && !isPrewritten(p)) progress.file(p.inode.size);
     progress.inode();
     if (i % YIELD_EVERY_INODES === 0) await yieldToEventLoop(cfg, io);
   }
@@ -481,7 +481,7 @@ function writeInodeUnit(
 ): void {
   const inode = p.inode;
   const type = inode.mode & S_IFMT;
-  const u = p.prewritten ? p.prewritten.u : type === S_IFCHR || type === S_IFBLK ? inode.rdev : p.startBlk;
+  const u = type === S_IFCHR || type === S_IFBLK ? inode.rdev : planU(p);
   const disk = encodeInode({
     extended: p.extended,
     datalayout: p.datalayout,

@@ -14,7 +14,7 @@ import {
 import { inodeSize } from '../format/inode.js';
 import type { BlockGeometry } from '../format/types.js';
 import { BuildError } from './errors.js';
-import type { InodePlan } from './planner.js';
+import { type InodePlan, setPrewritten } from './planner.js';
 import { isReg, sourcePath } from './tree.js';
 import type { Spool } from './writer.js';
 
@@ -49,7 +49,7 @@ export function planChunkedFiles(plans: readonly InodePlan[], g: BlockGeometry, 
     p.datalayout = EROFS_INODE_CHUNK_BASED;
     p.dataBlocks = 0;
     p.inlineTail = pad + entries.length;
-    p.prewritten = { u: chunkFormat(chunkbits, g.blkszbits, indexes), spoolOffset: spool.append(new Uint8Array(pad), entries) };
+    setPrewritten(p, chunkFormat(chunkbits, g.blkszbits, indexes), spool.append(new Uint8Array(pad), entries));
     n++;
   }
   return n;

@@ -57,12 +57,35 @@ export interface InodePlan {
    */
   inlinePcluster: number;
   /**
-   * Set once the data blocks have been written ahead of layout (compressed builds): then
-   * i_u is `u` and the bytes after the xattrs come from the spool.
+   * Data written ahead of layout (compressed builds, chunk indexes, files copied during the
+   * walk): i_u as decided then, and where the bytes after the xattrs are in the spool;
+   * spoolOffset is -1 otherwise (see setPrewritten). Two numbers rather than an object: a
+   * million inodes have a million plans.
    */
-  prewritten: { u: number; spoolOffset: number } | null;
+  prewrittenU: number;
+  spoolOffset: number;
   metaOffset: ByteOffset;
   nid: Nid;
+}
+
+/**
+ * EROFS_NULL_ADDR (no data block) as a plan keeps it: 2^32 - 1 is no small integer, and V8
+ * would then box that field in every plan.
+ */
+export const NO_BLOCK = -1;
+
+/** The plan's data is in place already: i_u is `u`; the bytes after its xattrs are at `spoolOffset` in the spool. */
+export function setPrewritten(p: InodePlan, u: number, spoolOffset: number): void {
+  p.prewrittenU = u === EROFS_NULL_ADDR ? NO_BLOCK : u;
+  p.spoolOffset = spoolOffset;
+}
+
+export const isPrewritten = (p: InodePlan): boolean => p.spoolOffset >= 0;
+
+/** The i_u field of a plan that is not a device: its first block, or what was decided with its data. */
+export function planU(p: InodePlan): number {
+  const u = isPrewritten(p) ? p.prewrittenU : p.startBlk;
+  return u === NO_BLOCK ? EROFS_NULL_ADDR : u;
 }
 
 export interface SharedXattr {
@@ -413,7 +436,8 @@ export function planInodes(cfg: BuildConfig, g: BlockGeometry, order: readonly T
       startBlk: blockAddr(0),
       inlineTail: inlineAllowed ? tail : 0,
       inlinePcluster: 0,
-      prewritten: null,
+      prewrittenU: 0,
+      spoolOffset: -1,
       metaOffset: byteOffset(0),
       nid: nid(0),
     };
@@ -488,12 +512,12 @@ export function placeLayout(g: BlockGeometry, planned: InodePlans, opts: Placeme
   const dataStart = metaStart + alloc.blockCount - 1;
   let next = dataStart;
   for (const p of writeOrder) {
-    if (p.prewritten) continue;
+    if (isPrewritten(p)) continue;
     if (p.dataBlocks > 0) {
       p.startBlk = blockAddr(next);
       next += p.dataBlocks;
     } else if (p.datalayout === EROFS_INODE_FLAT_INLINE) {
-      p.startBlk = blockAddr(EROFS_NULL_ADDR);
+      p.startBlk = blockAddr(NO_BLOCK);
     }
   }
   if (next > U32) throw new BuildError('image too large: more than 2^32 blocks');

@@ -31,7 +31,7 @@ import {
   type MapHeader,
 } from '../format/zmap.js';
 import { BuildError, describeFsError, fileGrew, fileShrank } from './errors.js';
-import type { InodePlan } from './planner.js';
+import { type InodePlan, setPrewritten } from './planner.js';
 import { isReg, sourcePath, type TreeInode } from './tree.js';
 import type { ImageWriter, Spool } from './writer.js';
 import type { ZPool } from './zpool.js';
@@ -589,7 +589,7 @@ export async function writeCompressedFiles(
       p.inlineTail = z.pad + z.blob.length;
       p.inlinePcluster = res.inline?.length ?? 0;
       p.dataBlocks = z.blocks;
-      p.prewritten = { u: z.blocks, spoolOffset: spool.append(new Uint8Array(z.pad), z.blob) };
+      setPrewritten(p, z.blocks, spool.append(new Uint8Array(z.pad), z.blob));
       cursor += z.blocks;
       stats.compressedFiles++;
       stats.inputBytes += p.inode.size;
@@ -601,7 +601,7 @@ export async function writeCompressedFiles(
       p.startBlk = blockAddr(cursor);
       const tail = await writeFlat(p);
       const start = p.dataBlocks > 0 ? cursor : p.datalayout === EROFS_INODE_FLAT_INLINE ? EROFS_NULL_ADDR : 0;
-      p.prewritten = { u: start, spoolOffset: spool.append(tail ?? new Uint8Array(0)) };
+      setPrewritten(p, start, spool.append(tail ?? new Uint8Array(0)));
       cursor += p.dataBlocks;
     }
     dirtyEnd = Math.max(dirtyEnd, cursor);
