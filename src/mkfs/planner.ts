@@ -26,7 +26,7 @@ import {
 } from '../format/types.js';
 import { BuildError } from './errors.js';
 import type { BuildConfig } from './options.js';
-import { isDir, isReg, isSymlink, sourcePath, type TreeEntry, type TreeInode } from './tree.js';
+import { childInode, childName, isDir, isReg, isSymlink, sourcePath, type TreeEntry, type TreeInode } from './tree.js';
 
 const NO_IDS: number[] = [];
 const NO_XATTRS: Xattr[] = [];
@@ -116,9 +116,10 @@ export function direntsOf(dir: TreeInode): TreeEntry[] {
     { name: DOTDOT, inode: dir.parent ?? dir },
   ];
   let d = 0;
-  for (const e of dir.children!) {
-    while (d < 2 && dots[d]!.name < e.name) out.push(dots[d++]!);
-    out.push(e);
+  for (const c of dir.children!) {
+    const name = childName(c);
+    while (d < 2 && dots[d]!.name < name) out.push(dots[d++]!);
+    out.push({ name, inode: childInode(c) });
   }
   while (d < 2) out.push(dots[d++]!);
   return out;

@@ -12,7 +12,7 @@ import { openTarInput, type TarInput, TarInputError } from '../tar/input.js';
 import { type TarEntry, TarError, TarReader } from '../tar/reader.js';
 import { BuildError } from './errors.js';
 import type { BuildConfig } from './options.js';
-import { newInode, type TreeEntry, type TreeInode } from './tree.js';
+import { asChild, childInode, newInode, type TreeEntry, type TreeInode } from './tree.js';
 import { applyMetadataPolicy, isExcluded } from './walker.js';
 import type { ImageWriter, Spool } from './writer.js';
 import { isZero } from './file-copy.js';
@@ -368,20 +368,26 @@ function finishTree(root: TreeInode, names: Map<TreeInode, Names>, whiteoutDirs:
       dir.xattrs = withXattr(dir.xattrs, OVL_ORIGIN, Buffer.alloc(0));
     }
     entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-    dir.children = entries;
+    dir.children = entries.map((e) => asChild(e.name, e.inode));
     for (const e of entries) if (e.inode.children) stack.push(e.inode);
   }
   for (const dir of reached) {
     let subdirs = 0;
-    for (const e of dir.children!) {
-      if (e.inode.children) {
+    for (const c of dir.children!) {
+      const inode = childInode(c);
+      if (inode.children) {
         subdirs++;
-        e.inode.parent = dir;
-      } else e.inode.nlink = 0;
+        inode.parent = dir;
+      } else inode.nlink = 0;
     }
     dir.nlink = 2 + subdirs;
   }
-  for (const dir of reached) for (const e of dir.children!) if (!e.inode.children) e.inode.nlink++;
+  for (const dir of reached) {
+    for (const c of dir.children!) {
+      const inode = childInode(c);
+      if (!inode.children) inode.nlink++;
+    }
+  }
 }
 
 function isZlibError(e: unknown): boolean {

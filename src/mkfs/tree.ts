@@ -40,8 +40,12 @@ export interface TreeInode {
   nlink: number;
   /** The 32-bit inode serial, root = 1, in layout order: set by inodeOrder (0 until then). */
   ino: number;
-  /** Directories: entries sorted bytewise by name, without "." and "..". */
-  children: TreeEntry[] | null;
+  /**
+   * Directories: entries sorted bytewise by name, without "." and "..". An entry named as
+   * its inode is the inode itself; only another name for it (a hard link) takes a TreeEntry:
+   * an object per entry would cost 40 bytes an inode.
+   */
+  children: TreeChild[] | null;
   parent: TreeInode | null;
 }
 
@@ -50,6 +54,19 @@ export interface TreeEntry {
   name: string;
   inode: TreeInode;
 }
+
+export type TreeChild = TreeInode | TreeEntry;
+
+const isEntry = (c: TreeChild): c is TreeEntry => (c as TreeEntry).inode !== undefined;
+
+/** The inode a directory entry names. */
+export const childInode = (c: TreeChild): TreeInode => (isEntry(c) ? c.inode : c);
+
+/** An entry's name (latin1). */
+export const childName = (c: TreeChild): string => c.name;
+
+/** A directory entry as stored in `children`: the inode itself when the names agree. */
+export const asChild = (name: string, inode: TreeInode): TreeChild => (inode.name === name ? inode : { name, inode });
 
 /** Shared by every inode without xattrs, the usual case: one array, not one per inode. */
 const NO_XATTRS: Xattr[] = [];
@@ -106,12 +123,13 @@ export function inodeOrder(root: TreeInode): TreeInode[] {
   while (stack.length > 0) {
     const dir = stack.pop()!;
     const subdirs: TreeInode[] = [];
-    for (const e of dir.children!) {
+    for (const c of dir.children!) {
+      const inode = childInode(c);
       // A serial already given: reached before, through another hard link.
-      if (e.inode.ino !== 0) continue;
-      order.push(e.inode);
-      e.inode.ino = order.length;
-      if (e.inode.children) subdirs.push(e.inode);
+      if (inode.ino !== 0) continue;
+      order.push(inode);
+      inode.ino = order.length;
+      if (inode.children) subdirs.push(inode);
     }
     for (let i = subdirs.length - 1; i >= 0; i--) stack.push(subdirs[i]!);
   }

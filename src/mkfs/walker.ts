@@ -6,7 +6,7 @@ import { encodeDev } from '../format/inode.js';
 import { compareXattrs, splitXattrName, type Xattr } from '../format/xattr.js';
 import { BuildError, describeFsError } from './errors.js';
 import type { BuildConfig } from './options.js';
-import { newInode, type TreeEntry, type TreeInode } from './tree.js';
+import { asChild, childInode, newInode, type TreeChild, type TreeInode } from './tree.js';
 import { readXattrs, XattrReadError } from './xattr-source.js';
 import { lstatSource, type SourceStat } from './stat.js';
 
@@ -101,7 +101,7 @@ export function walkSource(cfg: BuildConfig, onSettledFile?: (inode: TreeInode, 
       throw new BuildError(`${path.toString()}: cannot read directory: ${describeFsError(e)}`);
     }
     names.sort();
-    const entries: TreeEntry[] = [];
+    const entries: TreeChild[] = [];
     const subdirs: Array<{ inode: TreeInode; path: Buffer; rel: string }> = [];
     for (const name of names) {
       let childRel = '';
@@ -133,7 +133,7 @@ export function walkSource(cfg: BuildConfig, onSettledFile?: (inode: TreeInode, 
         if (linked) hardlinks.set(st.key, child);
       }
       child.nlink++;
-      entries.push({ name, inode: child });
+      entries.push(asChild(name, child));
       if (type === S_IFDIR) subdirs.push({ inode: child, path: childPath, rel: childRel });
       else if (type === S_IFREG && !linked && child.xattrs.length === 0) onSettledFile?.(child, childPath);
     }
@@ -150,10 +150,11 @@ function countDirLinks(root: TreeInode): void {
   while (stack.length > 0) {
     const dir = stack.pop()!;
     let subdirs = 0;
-    for (const e of dir.children!) {
-      if (e.inode.children) {
+    for (const c of dir.children!) {
+      const inode = childInode(c);
+      if (inode.children) {
         subdirs++;
-        stack.push(e.inode);
+        stack.push(inode);
       }
     }
     dir.nlink = 2 + subdirs;
