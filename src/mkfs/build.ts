@@ -45,7 +45,7 @@ import {
 } from '../format/xattr.js';
 import { BuildError, describeFsError } from './errors.js';
 import { type BuildConfig, type BuildOptions, type CompressionConfig, resolveOptions, UsageError } from './options.js';
-import { direntsOf, type InodePlan, isExtended, isPrewritten, type Layout, placeLayout, planInodes, planU, setPrewritten, superBlockAddr } from './planner.js';
+import { direntsOf, type InodePlan, isExtended, isPrewritten, type Layout, placeLayout, planInodes, planNid, planU, setPrewritten, superBlockAddr } from './planner.js';
 import { type CompressionSetup, writeCompressedFiles, type ZdataStats, ZFeed, zParams } from './zdata.js';
 import { ProgressCounter } from './progress.js';
 import { ZPool } from './zpool.js';
@@ -415,7 +415,7 @@ async function writeImage(
     EROFS_FEATURE_COMPAT_MTIME |
     (cfg.sbChecksum ? EROFS_FEATURE_COMPAT_SB_CHKSUM : 0) |
     (filterUsed ? EROFS_FEATURE_COMPAT_XATTR_FILTER : 0);
-  sb.rootNid = layout.root.nid;
+  sb.rootNid = planNid(layout.root);
   sb.inos = BigInt(layout.plans.length);
   sb.epoch = BigInt(cfg.buildTime);
   sb.blocks = layout.totalBlocks;
@@ -491,7 +491,7 @@ function writeInodeUnit(
     nlink: inode.nlink,
     size: BigInt(inode.size),
     u,
-    ino: p.ino,
+    ino: p.inode.ino,
     uid: inode.uid,
     gid: inode.gid,
     mtime: p.extended ? BigInt.asUintN(64, BigInt(inode.mtime)) : BigInt(inode.mtime - cfg.buildTime),
@@ -536,7 +536,7 @@ async function writeData(
     content = encodeDirectory(
       direntsOf(inode).map((e) => ({
         name: Buffer.from(e.name, 'latin1'),
-        nid: layout.plans[e.inode.ino - 1]!.nid,
+        nid: planNid(layout.plans[e.inode.ino - 1]!),
         fileType: fileTypeOf(e.inode.mode),
       })),
       g.blksz,

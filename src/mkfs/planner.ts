@@ -36,9 +36,8 @@ const U16 = 0xffff;
 const U32 = 0xffffffff;
 
 export interface InodePlan {
+  /** Its 32-bit serial (stat's st_ino on 32-bit userspace) is inode.ino. */
   inode: TreeInode;
-  /** 32-bit serial for stat's st_ino on 32-bit userspace; root = 1. */
-  ino: number;
   extended: boolean;
   /** EROFS_INODE_FLAT_PLAIN, _FLAT_INLINE, _COMPRESSED_FULL or _COMPRESSED_COMPACT. */
   datalayout: number;
@@ -64,9 +63,12 @@ export interface InodePlan {
    */
   prewrittenU: number;
   spoolOffset: number;
+  /** Where the inode goes; its nid follows (planNid). */
   metaOffset: ByteOffset;
-  nid: Nid;
 }
+
+/** meta_blkaddr is 0: a nid is the inode's byte offset in 32-byte slots. */
+export const planNid = (p: InodePlan): Nid => nid(p.metaOffset / EROFS_ISLOTSIZE);
 
 /**
  * EROFS_NULL_ADDR (no data block) as a plan keeps it: 2^32 - 1 is no small integer, and V8
@@ -427,7 +429,6 @@ export function planInodes(cfg: BuildConfig, g: BlockGeometry, order: readonly T
     const inlineAllowed = tail > 0 && (cfg.inlineData || !isReg(inode)) && base + tail <= g.blksz;
     const plan: InodePlan = {
       inode,
-      ino: i + 1,
       extended,
       datalayout: inlineAllowed ? EROFS_INODE_FLAT_INLINE : EROFS_INODE_FLAT_PLAIN,
       xattrSize,
@@ -440,7 +441,6 @@ export function planInodes(cfg: BuildConfig, g: BlockGeometry, order: readonly T
       prewrittenU: 0,
       spoolOffset: -1,
       metaOffset: byteOffset(0),
-      nid: nid(0),
     };
     plans.push(plan);
   }
@@ -474,8 +474,6 @@ export function placeLayout(g: BlockGeometry, planned: InodePlans, opts: Placeme
     if (straddle) p.metaOffset = alloc.allocStraddling(size);
     else if (p.inlinePcluster > 0 && size > g.blksz) p.metaOffset = alloc.allocWithInlinePcluster(size - p.inlinePcluster, p.inlinePcluster);
     else p.metaOffset = alloc.alloc(size);
-    // meta_blkaddr is 0: a nid is the inode's byte offset in 32-byte slots.
-    p.nid = nid(p.metaOffset / EROFS_ISLOTSIZE);
   };
   // The root goes first so that its nid fits the superblock's 16-bit field.
   const root = plans[0]!;
@@ -489,7 +487,7 @@ export function placeLayout(g: BlockGeometry, planned: InodePlans, opts: Placeme
     root.inlineTail = 0;
   }
   place(root);
-  if (root.nid > U16) throw new BuildError('the root inode and its xattrs do not fit in the superblock\'s block (its nid must stay below 65536)');
+  if (planNid(root) > U16) throw new BuildError('the root inode and its xattrs do not fit in the superblock\'s block (its nid must stay below 65536)');
   const sharedOffsets = alloc.allocSequence(shared.map(entrySize));
   // Biggest units first (equal ones in inode order): packs metadata blocks tighter than
   // placing them in inode order, which can strand the tail of a block no later unit fits.
