@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { CompressionOptionError, parseCompressionOption } from '../compress/index.js';
 import { type BuildResult, buildImage } from '../mkfs/build.js';
+import { tuneMalloc } from './malloc-tuning.js';
 import { ProgressBar } from './progress-bar.js';
 import { BuildError } from '../mkfs/errors.js';
 import { type BuildOptions, type LogLevel, UsageError } from '../mkfs/options.js';
@@ -320,6 +321,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     return 1;
   }
   const { options, verbosity, quiet, json } = parsed;
+  tuneMalloc();
   const bar = !quiet && process.stderr.isTTY ? new ProgressBar(process.stderr) : null;
   if (bar) options.onProgress = (p) => bar.update(p);
   options.log = (level, message) => {
