@@ -15,7 +15,7 @@ export interface SourceStat {
   mtimeNsec: number;
   rdevMajor: number;
   rdevMinor: number;
-  /** Identifies the file for hard-link detection: device and inode number. */
+  /** Identifies a file with more than one link (device and inode number); '' for the rest. */
   key: string;
 }
 
@@ -69,9 +69,9 @@ export function lstatSource(path: Buffer): SourceStat {
     e.code = ERRNO_CODES[errno] ?? `errno ${errno}`;
     throw e;
   }
-  const ino = buf.readBigUInt64LE(32);
+  const nlink = buf.readUInt32LE(16);
   return {
-    nlink: buf.readUInt32LE(16),
+    nlink,
     uid: buf.readUInt32LE(20),
     gid: buf.readUInt32LE(24),
     mode: buf.readUInt16LE(28),
@@ -80,7 +80,8 @@ export function lstatSource(path: Buffer): SourceStat {
     mtimeNsec: buf.readUInt32LE(120),
     rdevMajor: buf.readUInt32LE(128),
     rdevMinor: buf.readUInt32LE(132),
-    key: `${buf.readUInt32LE(136)}:${buf.readUInt32LE(140)}:${ino}`,
+    // Only hard links are looked up: no BigInt and string for every other entry.
+    key: nlink > 1 ? `${buf.readUInt32LE(136)}:${buf.readUInt32LE(140)}:${buf.readBigUInt64LE(32)}` : '',
   };
 }
 
