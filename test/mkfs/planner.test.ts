@@ -2,8 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { EROFS_SUPER_BASE_SIZE } from '../../src/format/constants.js';
 import { geometry } from '../../src/format/types.js';
 import { resolveOptions } from '../../src/mkfs/options.js';
-import { MetaAllocator, placeLayout, planInodes } from '../../src/mkfs/planner.js';
-import { inodeOrder, newInode, type TreeInode } from '../../src/mkfs/tree.js';
+import { direntsOf, MetaAllocator, placeLayout, planInodes } from '../../src/mkfs/planner.js';
+import { asChild, childInode, inodeOrder, newInode, type TreeInode } from '../../src/mkfs/tree.js';
 
 const g = geometry(12);
 const B = g.blksz;
@@ -64,5 +64,31 @@ describe('the layout planner', () => {
       const size = 32 + p.xattrSize + p.inlineTail;
       expect(Math.floor(p.metaOffset / B)).toBe(Math.floor((p.metaOffset + size - 1) / B));
     }
+  });
+});
+
+describe('directory entries', () => {
+  it('are the inodes themselves, except a second name for a hard-linked inode', () => {
+    const root = inode(0o040755, '/src', null);
+    root.parent = root;
+    const a = inode(0o040755, 'a', root);
+    const b = inode(0o040755, 'b', root);
+    const file = inode(0o100644, 'x', a, 10);
+    root.children!.push(asChild('a', a), asChild('b', b));
+    a.children!.push(asChild('x', file));
+    // b/x and b/y name the same inode as a/x: the same name needs no entry object.
+    b.children!.push(asChild('x', file), asChild('y', file));
+    expect(a.children![0]).toBe(file);
+    expect(b.children![0]).toBe(file);
+    expect(b.children![1]).toEqual({ name: 'y', inode: file });
+    expect(b.children!.map(childInode)).toEqual([file, file]);
+    const order = inodeOrder(root);
+    expect(order).toEqual([root, a, b, file]);
+    expect(direntsOf(b).map((e) => [e.name, e.inode])).toEqual([
+      ['.', b],
+      ['..', root],
+      ['x', file],
+      ['y', file],
+    ]);
   });
 });
