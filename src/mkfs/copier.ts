@@ -22,7 +22,7 @@ export interface CopierData {
   tailsFd: number;
   tailsPath: string;
   bufferBytes: number;
-  /** Int32 [0]: jobs the thread has finished (or dropped after a failure). */
+  /** Int32 [0]: jobs the thread has finished (or dropped); [1]: nonzero once it is to stop. */
   progress: SharedArrayBuffer;
 }
 
@@ -30,6 +30,8 @@ export interface CopyMessage {
   jobs?: CopyJob[];
   /** No more jobs: flush, then answer `done`. */
   end?: boolean;
+  /** End the thread (jobs still queued are dropped). */
+  stop?: boolean;
 }
 
 export interface CopyReply {
@@ -68,6 +70,7 @@ export class FileCopier {
   private bytes = 0;
   private error: Error | null = null;
   private finished: Promise<void> = Promise.resolve();
+  private exited: Promise<void> = Promise.resolve();
   private ended = false;
   /** Jobs handed to the thread (batched or posted), and how many it has finished. */
   private queued = 0;
@@ -84,7 +87,7 @@ export class FileCopier {
   ) {
     this.firstBlk = superBlockAddr(g) + 1;
     this.nextBlk = this.firstBlk;
-    this.done = new Int32Array(new SharedArrayBuffer(4));
+    this.done = new Int32Array(new SharedArrayBuffer(8));
     this.ownTails = new FdWriter(tails.readableFd(), tails.path, 64 << 10);
   }
 
@@ -107,6 +110,7 @@ export class FileCopier {
       worker.on('error', (e) => reject(new Error(`file-copy thread failed: ${e.message}`)));
       worker.on('exit', () => reject(this.error ?? new Error('file-copy thread stopped early')));
     });
+    this.exited = new Promise((resolve) => worker.once('exit', () => resolve()));
     // Observed in finish(); an early failure must not count as unhandled meanwhile.
     this.finished.catch(() => {});
     this.worker = worker;
@@ -168,9 +172,16 @@ export class FileCopier {
     return this.bytes;
   }
 
-  /** Stops the thread; the descriptors it writes to may be closed once this resolves. */
+  /**
+   * Ends the thread; the descriptors it writes to may be closed once this resolves. Not
+   * worker.terminate(): stopped inside a koffi call, the thread would abort the process.
+   */
   async close(): Promise<void> {
-    await this.worker?.terminate();
+    if (!this.worker) return;
+    Atomics.store(this.done, 1, 1);
+    const m: CopyMessage = { stop: true };
+    this.worker.postMessage(m);
+    await this.exited;
   }
 }
 

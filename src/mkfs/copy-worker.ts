@@ -24,8 +24,12 @@ function fail(e: unknown): void {
 }
 
 parentPort!.on('message', (m: CopyMessage) => {
+  if (m.stop) {
+    parentPort!.close();
+    return;
+  }
   for (const job of m.jobs ?? []) {
-    if (!failed) {
+    if (!failed && Atomics.load(done, 1) === 0) {
       try {
         const tail = runCopy(job, image, buf);
         if (tail) tails.writeAt(byteOffset(job.tailAt), tail);

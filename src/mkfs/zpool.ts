@@ -14,6 +14,16 @@ export interface ZReply {
   internal?: boolean;
 }
 
+/** What a compression worker starts with. */
+export interface ZWorkerData {
+  params: ZParams;
+  /** Int32 [0]: nonzero once the pool is closing; jobs still queued are dropped. */
+  stop: SharedArrayBuffer;
+}
+
+/** Messages to a compression worker: a batch of jobs, or the request to end. */
+export type ZMessage = Array<{ id: number; job: ZJob }> | { stop: true };
+
 /**
  * Input bytes queued on each worker's port: enough that it keeps working while the main
  * thread is busy, few enough that work goes to whichever worker is free.
@@ -30,6 +40,9 @@ const BATCH_BYTES = 512 << 10;
 
 export class ZPool {
   private readonly workers: Worker[] = [];
+  /** Resolve when each worker has ended. */
+  private readonly exited: Array<Promise<void>> = [];
+  private readonly stop = new Int32Array(new SharedArrayBuffer(4));
   /** Input bytes posted to each worker and not answered yet. */
   private readonly outstanding = new Map<Worker, number>();
   /** Each posted batch's input bytes, in the order the worker answers them. */
@@ -50,9 +63,11 @@ export class ZPool {
     for (let i = 0; i < size; i++) {
       // A small young generation: workers allocate little but their pclusters.
       // No execArgv: the host's (say --input-type) may not apply to a worker script.
-      const worker = new Worker(script, { workerData: params, execArgv: [], resourceLimits: { maxYoungGenerationSizeMb: 8 } });
+      const data: ZWorkerData = { params, stop: this.stop.buffer as SharedArrayBuffer };
+      const worker = new Worker(script, { workerData: data, execArgv: [], resourceLimits: { maxYoungGenerationSizeMb: 8 } });
       worker.on('message', (replies: ZReply[]) => this.settle(worker, replies));
       worker.on('error', (e) => this.fail(new Error(`compression worker failed: ${e.message}`)));
+      this.exited.push(new Promise((resolve) => worker.once('exit', () => resolve())));
       this.workers.push(worker);
       this.outstanding.set(worker, 0);
       this.posted.set(worker, []);
@@ -103,7 +118,8 @@ export class ZPool {
       this.queuedBytes -= bytes;
       this.outstanding.set(best, this.outstanding.get(best)! + bytes);
       this.posted.get(best)!.push(bytes);
-      best.postMessage(batch);
+      const m: ZMessage = batch;
+      best.postMessage(m);
     }
   }
 
@@ -125,7 +141,15 @@ export class ZPool {
     this.waiting.clear();
   }
 
+  /**
+   * Asks every worker to end and waits until they have. Not worker.terminate(): a worker
+   * stopped while it loads koffi or is inside a koffi call makes Node abort the process
+   * (node-addon-api cannot throw into a terminating thread). Jobs still queued are dropped.
+   */
   async close(): Promise<void> {
-    await Promise.all(this.workers.map((w) => w.terminate()));
+    Atomics.store(this.stop, 0, 1);
+    const m: ZMessage = { stop: true };
+    for (const w of this.workers) w.postMessage(m);
+    await Promise.all(this.exited);
   }
 }

@@ -4,10 +4,11 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { createCompressor } from '../compress/index.js';
 import { BuildError } from './errors.js';
-import { compressStream, type ZJob, type ZParams, zBuffers } from './zdata.js';
-import type { ZReply } from './zpool.js';
+import { compressStream, type ZJob, zBuffers } from './zdata.js';
+import type { ZMessage, ZReply, ZWorkerData } from './zpool.js';
 
-const params = workerData as ZParams;
+const { params, stop: stopBuffer } = workerData as ZWorkerData;
+const stop = new Int32Array(stopBuffer);
 const compressors = params.specs.map((s) =>
   createCompressor(s.name, { level: s.level, dictSize: s.dictSize, maxPclusterBytes: params.maxPclusterBytes }),
 );
@@ -39,8 +40,18 @@ function compressOne(id: number, job: ZJob): ZReply {
   }
 }
 
-// Small files come in batches: one message each way for many files.
-parentPort!.on('message', (batch: Array<{ id: number; job: ZJob }>) => {
-  const replies = batch.map(({ id, job }) => compressOne(id, job));
+// Small files come in batches: one message each way for many files. A closing pool wants
+// no more results: the thread ends once it has no call in progress.
+parentPort!.on('message', (m: ZMessage) => {
+  if (!Array.isArray(m)) {
+    parentPort!.close();
+    return;
+  }
+  if (Atomics.load(stop, 0) !== 0) return;
+  const replies: ZReply[] = [];
+  for (const { id, job } of m) {
+    if (Atomics.load(stop, 0) !== 0) return;
+    replies.push(compressOne(id, job));
+  }
   parentPort!.postMessage(replies, replies.flatMap((r) => (r.data ? [r.data.buffer as ArrayBuffer] : [])));
 });

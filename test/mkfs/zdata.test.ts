@@ -69,3 +69,18 @@ describe('compressStream with tail packing', () => {
     expect(compressCalls(true)).toBe(1); // LZ4 tells the leftover is over a block: not tried
   });
 });
+
+describe('the compression worker pool', () => {
+  it('ends its workers by asking them, even before they are up, never with terminate() (a thread stopped inside koffi aborts the process)', async () => {
+    const { Worker } = await import('node:worker_threads');
+    const { ZPool } = await import('../../src/mkfs/zpool.js');
+    const terminate = vi.spyOn(Worker.prototype, 'terminate');
+    try {
+      const pool = new ZPool(2, { specs: [{ name: 'lz4' }], maxPclusterBytes: 4096, ztailpacking: false, maxExtentBytes: 1 << 30, blkszbits: 12 });
+      await pool.close();
+      expect(terminate).not.toHaveBeenCalled();
+    } finally {
+      terminate.mockRestore();
+    }
+  });
+});
