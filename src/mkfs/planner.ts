@@ -127,6 +127,19 @@ export function direntsOf(dir: TreeInode): TreeEntry[] {
   return out;
 }
 
+/** Page sizes Linux runs with (4 KiB; 16 and 64 KiB on arm64, ppc64, LoongArch). */
+const PAGE_SIZES = [4096, 16384, 65536];
+
+/**
+ * Whether the kernel can decompress a tail-packed pcluster starting at this byte offset.
+ * Each decompressor first skips zero padding within min(input size, block size - offset
+ * in page): with blocks smaller than the page, a pcluster starting exactly one block into
+ * a page leaves it no byte to look at, and the read fails with EFSCORRUPTED.
+ */
+export function inlinePclusterReadable(start: number, blksz: number): boolean {
+  return PAGE_SIZES.every((page) => page <= blksz || start % page !== blksz);
+}
+
 /** Packs 32-byte-aligned inode units into metadata blocks, best fit first. */
 export class MetaAllocator {
   private readonly used: number[] = [];
@@ -222,7 +235,7 @@ export class MetaAllocator {
     const B = this.g.blksz;
     const last = this.used.length - 1;
     // Block 0 (the superblock's) may be followed by data, not by the next metadata block.
-    let x = last >= 1 ? this.firstFitWithInlinePcluster(prefix, idata, this.used[last]!) : -1;
+    let x = last >= 1 ? this.firstFitWithInlinePcluster(prefix, idata, last, this.used[last]!) : -1;
     let b = last;
     if (x >= 0) {
       for (const bucket of this.buckets) {
@@ -230,9 +243,15 @@ export class MetaAllocator {
         if (i >= 0) bucket.splice(i, 1);
       }
     } else {
-      b = this.newBlock();
-      x = this.firstFitWithInlinePcluster(prefix, idata, 0);
-      if (x < 0) throw new Error(`internal: no place for a ${idata}-byte inline pcluster after ${prefix} bytes`);
+      // A fresh block; where the pcluster could only start a block the kernel cannot read
+      // it from, the next one (two blocks in a row never both are): the skipped block
+      // stays free for smaller units.
+      for (let tries = 0; x < 0; tries++) {
+        if (tries === 3) throw new Error(`internal: no place for a ${idata}-byte inline pcluster after ${prefix} bytes`);
+        if (tries > 0) this.release(b);
+        b = this.newBlock();
+        x = this.firstFitWithInlinePcluster(prefix, idata, b, 0);
+      }
     }
     const off = byteOffset(this.absBlock(b) * B + x);
     // What is before the unit in its first block stays free for smaller units.
@@ -252,18 +271,20 @@ export class MetaAllocator {
   }
 
   /**
-   * The first slot-aligned offset from `from` in a block at which a unit's pcluster would
-   * lie within one block, or -1. Like the reference, a pcluster starting a block is avoided
-   * (the kernel would accept it): only taken where nothing else fits.
+   * The first slot-aligned offset from `from` in block `blk` at which a unit's pcluster
+   * would lie within one block, or -1. Like the reference, a pcluster starting a block is
+   * avoided: only taken where nothing else fits, and only where the kernel can read it
+   * (see inlinePclusterReadable).
    */
-  private firstFitWithInlinePcluster(prefix: number, idata: number, from: number): number {
+  private firstFitWithInlinePcluster(prefix: number, idata: number, blk: number, from: number): number {
     const B = this.g.blksz;
     let fallback = -1;
     for (let x = alignUp(from, EROFS_ISLOTSIZE); x < B; x += EROFS_ISLOTSIZE) {
       const end = (x + prefix) % B;
       if (end + idata > B) continue;
       if (end > 0) return x;
-      if (fallback < 0) fallback = x;
+      const start = this.absBlock(blk + (x + prefix) / B) * B;
+      if (fallback < 0 && inlinePclusterReadable(start, B)) fallback = x;
     }
     return fallback;
   }

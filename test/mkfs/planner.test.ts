@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { EROFS_SUPER_BASE_SIZE } from '../../src/format/constants.js';
 import { geometry } from '../../src/format/types.js';
 import { resolveOptions } from '../../src/mkfs/options.js';
-import { direntsOf, MetaAllocator, placeLayout, planInodes } from '../../src/mkfs/planner.js';
+import { direntsOf, inlinePclusterReadable, MetaAllocator, placeLayout, planInodes } from '../../src/mkfs/planner.js';
 import { asChild, childInode, inodeOrder, newInode, type TreeInode } from '../../src/mkfs/tree.js';
 
 const g = geometry(12);
@@ -32,6 +32,36 @@ describe('the metadata allocator', () => {
     const small = alloc.alloc(32 * 30);
     expect(Math.floor(small / B)).toBe(Math.floor(off / B));
     expect(small + 32 * 30).toBeLessThanOrEqual(off);
+  });
+
+  it('never starts a tail-packed pcluster one block into a page, where the kernel cannot read it', () => {
+    // 1 KiB blocks: a pcluster starting at page offset 1024 leaves the kernel's zero-padding
+    // scan no byte (block size minus offset in page). Absolute block = relative + 1.
+    const g1k = geometry(10);
+    const alloc = new MetaAllocator(g1k, (rel) => rel + 1);
+    alloc.reserveHead(128);
+    alloc.alloc(1024);
+    alloc.alloc(1024);
+    // A pcluster of nearly a block can only start one; the next fresh block would put it
+    // in block 5, at page offset 1024.
+    const off = alloc.allocWithInlinePcluster(1024, 1000);
+    const start = off + 1024;
+    expect(start % 1024).toBe(0);
+    expect(start % 4096).not.toBe(1024);
+    expect(inlinePclusterReadable(start, 1024)).toBe(true);
+    // The block passed over is still there for smaller units.
+    expect(Math.floor(alloc.alloc(32 * 30) / 1024)).toBe(4);
+  });
+
+  it('knows where the kernel cannot read a tail-packed pcluster, for every page size', () => {
+    expect(inlinePclusterReadable(1024, 1024)).toBe(false);
+    expect(inlinePclusterReadable(4096 + 1024, 1024)).toBe(false);
+    expect(inlinePclusterReadable(2048, 1024)).toBe(true);
+    expect(inlinePclusterReadable(4096, 1024)).toBe(true);
+    // 4 KiB blocks read on 16 KiB or 64 KiB pages.
+    expect(inlinePclusterReadable(4096, 4096)).toBe(false);
+    expect(inlinePclusterReadable(8192, 4096)).toBe(true);
+    expect(inlinePclusterReadable(512, 512)).toBe(false);
   });
 
   it('places such a unit in fresh blocks when the last block cannot take it', () => {
