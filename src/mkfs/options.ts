@@ -144,6 +144,8 @@ export class UsageError extends Error {}
 
 /** Largest pcluster the format allows (Z_EROFS_PCLUSTER_MAX_SIZE). */
 const PCLUSTER_MAX = 1 << 20;
+/** Largest LZ4 pcluster, in blocks, the kernel mounts (its lz4 max_pclusterblks check). */
+const LZ4_MAX_PCLUSTER_BLOCKS = 256;
 
 function resolveCompression(o: BuildOptions, blksz: number, log: Logger): CompressionConfig | null {
   const compressOnly = (what: string, v: unknown) => {
@@ -185,10 +187,18 @@ function resolveCompression(o: BuildOptions, blksz: number, log: Logger): Compre
     }
     hints.push({ pattern, pclusterBytes: h.pclusterSize, algorithm });
   }
+  const maxPclusterBytes = Math.max(pclusterBytes, ...hints.map((h) => h.pclusterBytes));
+  // Linux refuses to mount an image whose LZ4 configuration allows pclusters of more than
+  // 256 blocks ("too large lz4 pclusterblks"): 1 MiB only with 4 KiB blocks.
+  if (o.compression.some((c) => c.name === 'lz4' || c.name === 'lz4hc') && maxPclusterBytes / blksz > LZ4_MAX_PCLUSTER_BLOCKS) {
+    throw new UsageError(
+      `physical cluster size ${maxPclusterBytes} is ${maxPclusterBytes / blksz} blocks: Linux mounts LZ4 images with at most ${LZ4_MAX_PCLUSTER_BLOCKS} (${LZ4_MAX_PCLUSTER_BLOCKS * blksz} bytes with ${blksz}-byte blocks)`,
+    );
+  }
   return {
     specs: o.compression,
     pclusterBytes,
-    maxPclusterBytes: Math.max(pclusterBytes, ...hints.map((h) => h.pclusterBytes)),
+    maxPclusterBytes,
     hints,
     ztailpacking: o.ztailpacking ?? false,
     legacyCompress: o.legacyCompress ?? false,

@@ -81,6 +81,7 @@ describe('bad input is reported in one line and leaves no image behind', () => {
     [['-zlz5'], /unknown compression algorithm "lz5"/],
     [['-zlz4hc,13'], /level/],
     [['-zlz4', '-C', '5000'], /invalid physical cluster size 5000/],
+    [['-b', '2048', '-zlz4hc', '-C', '1048576'], /physical cluster size 1048576 is 512 blocks: Linux mounts LZ4 images with at most 256/],
     [['-Eztailpacking'], /-Eztailpacking needs compression/],
     [['--chunksize=4096'], /option --chunksize is not supported yet/],
     [['--tar=x'], /invalid --tar mode x/],
