@@ -14,6 +14,20 @@ import {
 } from './constants.js';
 
 /** One decompressed extent of a file and the pcluster holding it. */
+/** Page sizes Linux runs with (4 KiB; 16 and 64 KiB on arm64, ppc64, LoongArch). */
+export const LINUX_PAGE_SIZES: readonly number[] = [4096, 16384, 65536];
+
+/**
+ * Whether the kernel can decompress a tail-packed pcluster starting at this byte offset,
+ * on every page size given. Each decompressor first skips zero padding within
+ * min(input size, block size - offset in page): with blocks smaller than the page, a
+ * pcluster starting exactly one block into a page leaves it no byte to look at, and the
+ * read fails with EFSCORRUPTED.
+ */
+export function inlinePclusterReadable(start: number, blksz: number, pages: readonly number[] = LINUX_PAGE_SIZES): boolean {
+  return pages.every((page) => page <= blksz || start % page !== blksz);
+}
+
 export interface Extent {
   /** Logical byte offset in the file. */
   start: number;

@@ -15,6 +15,7 @@ import {
 import { dirSize } from '../format/dirent.js';
 import { inodeSize } from '../format/inode.js';
 import { splitXattrName, xattrEntrySize, type Xattr } from '../format/xattr.js';
+import { inlinePclusterReadable } from '../format/zmap.js';
 import {
   type BlockAddr,
   type BlockGeometry,
@@ -125,19 +126,6 @@ export function direntsOf(dir: TreeInode): TreeEntry[] {
   }
   while (d < 2) out.push(dots[d++]!);
   return out;
-}
-
-/** Page sizes Linux runs with (4 KiB; 16 and 64 KiB on arm64, ppc64, LoongArch). */
-const PAGE_SIZES = [4096, 16384, 65536];
-
-/**
- * Whether the kernel can decompress a tail-packed pcluster starting at this byte offset.
- * Each decompressor first skips zero padding within min(input size, block size - offset
- * in page): with blocks smaller than the page, a pcluster starting exactly one block into
- * a page leaves it no byte to look at, and the read fails with EFSCORRUPTED.
- */
-export function inlinePclusterReadable(start: number, blksz: number): boolean {
-  return PAGE_SIZES.every((page) => page <= blksz || start % page !== blksz);
 }
 
 /** Packs 32-byte-aligned inode units into metadata blocks, best fit first. */

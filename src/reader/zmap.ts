@@ -32,6 +32,7 @@ import type { ImageReader } from './image.js';
 import type { Inode } from './inode.js';
 import { Z_EROFS_PCLUSTER_MAX_SIZE, type SuperInfo } from './super.js';
 import { byteOffset } from '../format/types.js';
+import { inlinePclusterReadable } from '../format/zmap.js';
 
 /** Largest decompressed extent accepted (memory bound for hostile images). */
 export const MAX_EXTENT_BYTES = 64 * 1024 * 1024;
@@ -388,6 +389,8 @@ export class ZMap {
     const pos = t.packEnd;
     const blksz = this.sb.blksz;
     if ((pos % blksz) + this.idataSize > blksz) this.corrupt('tail-packed pcluster crosses a block boundary');
+    // 4 KiB pages only: with 4 KiB blocks this would flag images that x86 reads right.
+    if (!inlinePclusterReadable(pos, blksz, [4096])) this.corrupt('tail-packed pcluster starts one block into a 4 KiB page, where Linux cannot read it');
     if (!this.img.contains(pos, this.idataSize)) this.corrupt('tail-packed pcluster runs past the end of the image');
     return { pos, size: this.idataSize };
   }

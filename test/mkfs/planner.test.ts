@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { EROFS_SUPER_BASE_SIZE } from '../../src/format/constants.js';
 import { geometry } from '../../src/format/types.js';
 import { resolveOptions } from '../../src/mkfs/options.js';
-import { direntsOf, inlinePclusterReadable, MetaAllocator, placeLayout, planInodes } from '../../src/mkfs/planner.js';
+import { inlinePclusterReadable } from '../../src/format/zmap.js';
+import { direntsOf, MetaAllocator, placeLayout, planInodes } from '../../src/mkfs/planner.js';
 import { asChild, childInode, inodeOrder, newInode, type TreeInode } from '../../src/mkfs/tree.js';
 
 const g = geometry(12);
