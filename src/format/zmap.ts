@@ -13,7 +13,6 @@ import {
   Z_EROFS_MAP_HEADER_SIZE,
 } from './constants.js';
 
-/** One decompressed extent of a file and the pcluster holding it. */
 /** Page sizes Linux runs with (4 KiB; 16 and 64 KiB on arm64, ppc64, LoongArch). */
 export const LINUX_PAGE_SIZES: readonly number[] = [4096, 16384, 65536];
 
@@ -28,6 +27,7 @@ export function inlinePclusterReadable(start: number, blksz: number, pages: read
   return pages.every((page) => page <= blksz || start % page !== blksz);
 }
 
+/** One decompressed extent of a file and the pcluster holding it. */
 export interface Extent {
   /** Logical byte offset in the file. */
   start: number;
