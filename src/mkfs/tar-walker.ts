@@ -69,6 +69,11 @@ export async function walkTar(cfg: BuildConfig, spool: Spool | null, direct: Dir
     throw e;
   }
   try {
+    // The index points into the tar as stored, which is then attached as a device: offsets
+    // into a decompressed stream would name the wrong bytes of the compressed file.
+    if (cfg.tar!.mode === 'index' && input.compression !== 'none') {
+      throw new BuildError(`${shownSource}: --tar=i needs an uncompressed tar (this one is ${input.compression}-compressed): the image points into the tar, which is attached as its device; decompress it first`);
+    }
     return await walkMembers(cfg, input, spool, direct, shownSource, warn);
   } finally {
     input.close();

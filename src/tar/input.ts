@@ -132,6 +132,8 @@ function readHead(fd: number): Buffer {
  */
 export interface TarInput {
   source: AsyncIterator<Buffer> | SeekableFile | BlockingStream;
+  /** What the tar was compressed with, if anything. */
+  compression: Exclude<TarDecompress, 'auto'>;
   close(): void;
 }
 
@@ -165,7 +167,7 @@ export async function openTarInput(source: string, decompress: TarDecompress): P
     const first = await raw.next();
     const head = first.done ? Buffer.alloc(0) : first.value;
     const kind = decompress === 'auto' ? sniffCompression(head) : decompress;
-    return { source: await decoded(prepend(head, raw), kind), close: () => process.stdin.destroy() };
+    return { source: await decoded(prepend(head, raw), kind), compression: kind, close: () => process.stdin.destroy() };
   }
   let fd: number;
   try {
@@ -190,8 +192,8 @@ async function openFile(fd: number, st: fs.Stats, decompress: TarDecompress, clo
       const head = Buffer.alloc(8);
       kind = sniffCompression(head.subarray(0, fs.readSync(fd, head, 0, head.length, 0)));
     }
-    if (kind === 'none') return { source: { fd, size: st.size }, close };
-    return { source: await decoded(readFd(fd)[Symbol.asyncIterator](), kind), close };
+    if (kind === 'none') return { source: { fd, size: st.size }, compression: kind, close };
+    return { source: await decoded(readFd(fd)[Symbol.asyncIterator](), kind), compression: kind, close };
   }
   // A pipe or device: sniff from the stream itself.
   if (st.isFIFO() && blocksOnRead(fd)) return openBlockingStream(fd, decompress, close);
@@ -199,7 +201,7 @@ async function openFile(fd: number, st: fs.Stats, decompress: TarDecompress, clo
   const first = await raw.next();
   const head = first.done ? Buffer.alloc(0) : first.value;
   if (decompress === 'auto') kind = sniffCompression(head);
-  return { source: await decoded(prepend(head, raw), kind), close };
+  return { source: await decoded(prepend(head, raw), kind), compression: kind, close };
 }
 
 /** A pipe in blocking mode: read directly when uncompressed, else through a decompressor. */
@@ -213,7 +215,7 @@ async function openBlockingStream(fd: number, decompress: TarDecompress, close: 
     throw new TarInputError(`cannot read the tar stream: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
   const kind = decompress === 'auto' ? sniffCompression(head) : decompress;
-  if (kind === 'none') return { source: { streamFd: fd, head, readable }, close };
+  if (kind === 'none') return { source: { streamFd: fd, head, readable }, compression: kind, close };
   const rest = fd === 0 ? (process.stdin as AsyncIterable<Buffer>)[Symbol.asyncIterator]() : readFd(fd)[Symbol.asyncIterator]();
-  return { source: await decoded(prepend(head, rest), kind), close: fd === 0 ? () => process.stdin.destroy() : close };
+  return { source: await decoded(prepend(head, rest), kind), compression: kind, close: fd === 0 ? () => process.stdin.destroy() : close };
 }

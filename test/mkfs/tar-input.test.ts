@@ -103,6 +103,22 @@ describeIfMount('images from tar streams (--tar)', () => {
     }, 120_000);
   }
 
+  itIfMount('--tar=i refuses a compressed tar, whose offsets could not name bytes of the device', async () => {
+    const tree = await makeTree({ f: file('indexed data\n') });
+    try {
+      const tar = `${out.dir}/i.tar`;
+      gnuTar(tree.root, tar, 'posix');
+      execFileSync('gzip', ['-kf', tar]);
+      const image = img();
+      const r = await cli(['--quiet', '--tar=i', image, `${tar}.gz`]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/--tar=i needs an uncompressed tar \(this one is gzip-compressed\)/);
+      expect(existsSync(image)).toBe(false);
+    } finally {
+      await tree.cleanup();
+    }
+  });
+
   itIfMount('file data compressed with -z (lz4hc, lzma) from a tar reads back byte for byte', async () => {
     const tree = await makeTree(fullFeatureSpec());
     try {
