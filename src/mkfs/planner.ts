@@ -27,7 +27,7 @@ import {
 } from '../format/types.js';
 import { BuildError } from './errors.js';
 import type { BuildConfig } from './options.js';
-import { childInode, childName, isDir, isReg, isSymlink, sourcePath, type TreeEntry, type TreeInode } from './tree.js';
+import { childInode, isDir, isReg, isSymlink, sourcePath, type TreeEntry, type TreeInode } from './tree.js';
 
 const NO_IDS: number[] = [];
 const NO_XATTRS: Xattr[] = [];
@@ -120,9 +120,8 @@ export function direntsOf(dir: TreeInode): TreeEntry[] {
   ];
   let d = 0;
   for (const c of dir.children!) {
-    const name = childName(c);
-    while (d < 2 && dots[d]!.name < name) out.push(dots[d++]!);
-    out.push({ name, inode: childInode(c) });
+    while (d < 2 && dots[d]!.name < c.name) out.push(dots[d++]!);
+    out.push({ name: c.name, inode: childInode(c) });
   }
   while (d < 2) out.push(dots[d++]!);
   return out;

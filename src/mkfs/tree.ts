@@ -62,9 +62,6 @@ const isEntry = (c: TreeChild): c is TreeEntry => (c as TreeEntry).inode !== und
 /** The inode a directory entry names. */
 export const childInode = (c: TreeChild): TreeInode => (isEntry(c) ? c.inode : c);
 
-/** An entry's name (latin1). */
-export const childName = (c: TreeChild): string => c.name;
-
 /** A directory entry as stored in `children`: the inode itself when the names agree. */
 export const asChild = (name: string, inode: TreeInode): TreeChild => (inode.name === name ? inode : { name, inode });
 

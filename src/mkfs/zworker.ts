@@ -47,7 +47,6 @@ parentPort!.on('message', (m: ZMessage) => {
     parentPort!.close();
     return;
   }
-  if (Atomics.load(stop, 0) !== 0) return;
   const replies: ZReply[] = [];
   for (const { id, job } of m) {
     if (Atomics.load(stop, 0) !== 0) return;

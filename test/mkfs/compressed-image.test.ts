@@ -1,5 +1,7 @@
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, vi } from 'vitest';
 import type { AlgorithmName } from '../../src/compress/index.js';
+import type { BuildOptions } from '../../src/mkfs/options.js';
 import { ZFeed } from '../../src/mkfs/zdata.js';
 import { ZPool } from '../../src/mkfs/zpool.js';
 import { openImage } from '../../src/reader/index.js';
@@ -35,6 +37,17 @@ function compressionSpec() {
 }
 
 const ALGORITHMS: AlgorithmName[] = ['lz4', 'lz4hc', 'lzma', 'deflate', 'zstd'];
+
+/** Builds `source` with no workers and with two, expects the same bytes, and returns the two-worker image. */
+async function buildWithAndWithoutWorkers(source: string, prefix: string, opts: Partial<BuildOptions>): Promise<string> {
+  const images: Buffer[] = [];
+  for (const workers of [0, 2]) {
+    await build(source, `${prefix}-w${workers}.erofs`, { ...opts, workers });
+    images.push(readFileSync(`${prefix}-w${workers}.erofs`));
+  }
+  expect(images[1]!.equals(images[0]!)).toBe(true);
+  return `${prefix}-w2.erofs`;
+}
 
 describeIfMount('compressed images', () => {
   let tree: Tree;
@@ -149,7 +162,6 @@ describeIfMount('compression with worker threads', () => {
   });
 
   itIfMount('gives byte-identical images for 0, 1, 2 and 5 workers', async () => {
-    const { readFileSync } = await import('node:fs');
     for (const name of ['lz4hc', 'zstd', 'deflate'] as const) {
       const images = [];
       for (const workers of [0, 1, 2, 5]) {
@@ -171,7 +183,6 @@ describeIfMount('compression during the directory walk', () => {
   });
 
   itIfMount('files found by the walk are compressed then; those with xattrs, hard links or extended inodes after planning; the image is the same', async () => {
-    const { readFileSync } = await import('node:fs');
     const offer = vi.spyOn(ZFeed.prototype, 'offer');
     const compress = vi.spyOn(ZPool.prototype, 'compress');
     const text = (seed: string, size = 40_000) => file({ size, pattern: 'text', seed });
@@ -185,25 +196,18 @@ describeIfMount('compression during the directory walk', () => {
       }),
     );
     try {
-      const images = [];
-      for (const workers of [0, 2]) {
-        const image = `${out.dir}/walk-w${workers}.erofs`;
-        await build(tree.root, image, {
-          compression: [{ name: 'lz4hc' }],
-          workers,
-          ztailpacking: true,
-          pclusterSize: 16_384,
-          timestamp: 1_700_000_000,
-          timestampScope: 'mkfs',
-        });
-        images.push(readFileSync(image));
-      }
+      const image = await buildWithAndWithoutWorkers(tree.root, `${out.dir}/walk`, {
+        compression: [{ name: 'lz4hc' }],
+        ztailpacking: true,
+        pclusterSize: 16_384,
+        timestamp: 1_700_000_000,
+        timestampScope: 'mkfs',
+      });
       // Offered during the walk: every regular file but the hard-linked (a/x) and the tagged
       // one; each compressed once (a walk-time result is used, not redone).
       expect(offer).toHaveBeenCalledTimes(2 + 1 + 40);
       expect(compress).toHaveBeenCalledTimes(45);
-      expect(images[1]!.equals(images[0]!)).toBe(true);
-      await expectImageMatches(`${out.dir}/walk-w2.erofs`, tree.root, { fsck: true });
+      await expectImageMatches(image, tree.root, { fsck: true });
     } finally {
       await tree.cleanup();
     }
@@ -215,21 +219,14 @@ describeIfMount('big files beside worker threads', () => {
   afterAll(() => out.cleanup());
 
   itIfMount('a file cut into 16 MiB segments gives the same image with or without workers, tail packed or not', async () => {
-    const { readFileSync } = await import('node:fs');
     const small = Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`s${i}`, file({ size: 30_000 + i * 1000, pattern: 'text', seed: i })]));
     // Two and a half segments, ending in a short tail.
     const big = file({ size: (40 << 20) + 777, pattern: 'text', seed: 'big' });
     const tree = await makeTree(dir({ a: dir(small), big, z: dir(small) }));
     try {
       for (const ztailpacking of [false, true]) {
-        const images = [];
-        for (const workers of [0, 2]) {
-          const image = `${out.dir}/w${workers}-${ztailpacking}.erofs`;
-          await build(tree.root, image, { compression: [{ name: 'lz4hc' }], workers, timestamp: 0, ztailpacking });
-          images.push(readFileSync(image));
-        }
-        expect(images[1]!.equals(images[0]!)).toBe(true);
-        await expectImageMatches(`${out.dir}/w2-${ztailpacking}.erofs`, tree.root, { expectMtime: () => 0n });
+        const image = await buildWithAndWithoutWorkers(tree.root, `${out.dir}/big-${ztailpacking}`, { compression: [{ name: 'lz4hc' }], timestamp: 0, ztailpacking });
+        await expectImageMatches(image, tree.root, { expectMtime: () => 0n });
       }
     } finally {
       await tree.cleanup();
@@ -237,7 +234,6 @@ describeIfMount('big files beside worker threads', () => {
   }, 300_000);
 
   itIfMount('a hard-linked file placed ahead of more segments than the workers may hold in flight is compressed, not refused', async () => {
-    const { readFileSync } = await import('node:fs');
     // The walk offers b/big's four segments (more than the in-flight budget of two workers)
     // before planning reaches a1, which it could not offer.
     const tree = await makeTree(
@@ -248,14 +244,8 @@ describeIfMount('big files beside worker threads', () => {
       }),
     );
     try {
-      const images = [];
-      for (const workers of [0, 2]) {
-        const image = `${out.dir}/linked-w${workers}.erofs`;
-        await build(tree.root, image, { compression: [{ name: 'lz4hc' }], workers, timestamp: 0 });
-        images.push(readFileSync(image));
-      }
-      expect(images[1]!.equals(images[0]!)).toBe(true);
-      await expectImageMatches(`${out.dir}/linked-w2.erofs`, tree.root, { expectMtime: () => 0n });
+      const image = await buildWithAndWithoutWorkers(tree.root, `${out.dir}/linked`, { compression: [{ name: 'lz4hc' }], timestamp: 0 });
+      await expectImageMatches(image, tree.root, { expectMtime: () => 0n });
     } finally {
       await tree.cleanup();
     }
