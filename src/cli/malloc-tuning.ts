@@ -6,7 +6,7 @@
 // Debian root with two workers. A fixed threshold keeps large buffers mapped and returned at
 // once, and a lower trim threshold gives the tops of the heaps back sooner.
 
-import koffi from 'koffi';
+import { loadKoffi } from '../ffi.js';
 
 /** mallopt() parameters, from glibc's malloc.h. */
 const M_TRIM_THRESHOLD = -1;
@@ -22,7 +22,7 @@ export function tuneMalloc(): void {
   if (Object.keys(process.env).some((k) => k.startsWith('MALLOC_'))) return;
   let mallopt: (param: number, value: number) => number;
   try {
-    mallopt = koffi.load('libc.so.6').func('int mallopt(int param, int value)') as typeof mallopt;
+    mallopt = loadKoffi().load('libc.so.6').func('int mallopt(int param, int value)') as typeof mallopt;
   } catch {
     return; // not glibc (musl has no libc.so.6)
   }

@@ -2,9 +2,7 @@
 // inside the npm package). Nothing here is loaded until an algorithm asks for it, so the pure
 // TypeScript paths keep working where koffi or a library is missing.
 
-import { createRequire } from 'node:module';
-
-type Koffi = typeof import('koffi');
+import { type Koffi, loadKoffi } from '../ffi.js';
 type Fn = (...args: any[]) => any; // koffi functions are untyped at the boundary
 
 /** A system library (or koffi itself) could not be loaded. */
@@ -84,8 +82,7 @@ export function getKoffi(): Koffi {
   if (koffiCache === undefined) {
     try {
       // Loaded on demand: koffi's binary may be absent on an unsupported platform.
-      const require = createRequire(import.meta.url);
-      koffiCache = require('koffi') as Koffi;
+      koffiCache = loadKoffi();
     } catch (e) {
       koffiCache = new NativeLibraryError(
         `cannot load koffi (needed to call system compression libraries): ${(e as Error).message}`,

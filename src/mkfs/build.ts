@@ -45,8 +45,21 @@ import {
 } from '../format/xattr.js';
 import { BuildError, describeFsError } from './errors.js';
 import { type BuildConfig, type BuildOptions, type CompressionConfig, resolveOptions, UsageError } from './options.js';
-import { direntsOf, type InodePlan, isExtended, isPrewritten, type Layout, placeLayout, planInodes, planNid, planU, setPrewritten, superBlockAddr } from './planner.js';
-import { type CompressionSetup, writeCompressedFiles, type ZdataStats, ZFeed, zParams } from './zdata.js';
+import {
+  direntsOf,
+  type InodePlan,
+  isExtended,
+  isPrewritten,
+  type Layout,
+  placeLayout,
+  plannedInlineTail,
+  planInodes,
+  planNid,
+  planU,
+  setPrewritten,
+  superBlockAddr,
+} from './planner.js';
+import { type CompressionSetup, writeCompressedFiles, type ZdataStats, ZFeed, zJob, zParams } from './zdata.js';
 import { ProgressCounter } from './progress.js';
 import { ZPool } from './zpool.js';
 import {
@@ -141,21 +154,26 @@ async function buildFromTree(
     let tarBytes = 0;
     const feed = zsetup ? new ZFeed(pool, zsetup.setup, g) : null;
     if (cfg.tar) ({ root, tarBytes } = await walkTar(cfg, tarData, direct));
-    else if (feed && pool) {
-      // Files are compressed while the walk goes on.
-      pool.hold();
-      try {
-        ({ root } = walkSource(cfg, (inode) => feed.offer(inode, isExtended(cfg, inode))));
-      } finally {
-        pool.release();
-      }
-    } else if (!zsetup) {
-      // File data is copied on a thread of its own while the walk goes on.
+    else {
+      // While the walk goes on, file data is copied on a thread of its own: all of it, or
+      // with -z the small files compression leaves as they are; the others are compressed.
       spool = Spool.beside(writer);
       copier = new FileCopier(cfg, g, writer, spool);
       const c = copier;
-      ({ root } = walkSource(cfg, (inode, path) => c.add(inode, path)));
-    } else ({ root } = walkSource(cfg));
+      const onFile =
+        zsetup && feed
+          ? (inode: TreeInode, path: Buffer): void => {
+              if (allTailUncompressed(cfg, g, zsetup.setup, inode)) c.add(inode, path);
+              else if (pool) feed.offer(inode, isExtended(cfg, inode));
+            }
+          : (inode: TreeInode, path: Buffer): void => c.add(inode, path);
+      pool?.hold();
+      try {
+        ({ root } = walkSource(cfg, onFile));
+      } finally {
+        pool?.release();
+      }
+    }
     const dataFd = tarData && !direct ? tarData.readableFd() : null;
     if (zsetup) zsetup.setup.dataFd = dataFd;
     const order = inodeOrder(root);
@@ -185,7 +203,7 @@ async function buildFromTree(
     }
     if (zsetup && feed) {
       progress.phase = 'compressing';
-      spool = Spool.beside(writer);
+      spool ??= Spool.beside(writer);
       const z = await writeCompressedFiles(
         zsetup.setup,
         g,
@@ -198,6 +216,8 @@ async function buildFromTree(
         feed,
         progress,
       );
+      // Compressed data starts where the copier would have put blocks: it must have given none.
+      if (copier && copier.blocks > 0) throw new Error('internal: the file-copy thread took blocks in a compressed build');
       preDataBlocks = z.preDataBlocks;
       inlinePclusters = z.stats.inlinePclusters;
       zstats = z.stats;
@@ -241,6 +261,19 @@ async function buildFromTree(
     spool?.dispose();
     await pool?.close();
   }
+}
+
+/**
+ * A file compression leaves flat (too small to save a block) and whose data is all inline
+ * tail: it takes no block, so the file-copy thread can read it while compressed data is
+ * still being placed.
+ */
+function allTailUncompressed(cfg: BuildConfig, g: BlockGeometry, setup: CompressionSetup, inode: TreeInode): boolean {
+  return (
+    inode.size < g.blksz &&
+    plannedInlineTail(cfg, g, inode) &&
+    zJob(setup, g, { inode, extended: isExtended(cfg, inode), xattrSize: 0 }) === null
+  );
 }
 
 /**

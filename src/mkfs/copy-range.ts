@@ -3,7 +3,7 @@
 // or refused (other platforms, file systems or kernels).
 
 import * as fs from 'node:fs';
-import koffi from 'koffi';
+import { loadKoffi } from '../ffi.js';
 
 type CopyFn = (fdIn: number, offIn: [bigint], fdOut: number, offOut: [bigint], len: number, flags: number) => number;
 type SeekFn = (fd: number, offset: number, whence: number) => number;
@@ -15,7 +15,7 @@ function load(): typeof libc {
   libc = null;
   if (process.platform === 'linux') {
     try {
-      const lib = koffi.load('libc.so.6');
+      const lib = loadKoffi().load('libc.so.6');
       libc = {
         copyFileRange: lib.func(
           'intptr_t copy_file_range(int fd_in, _Inout_ int64_t *off_in, int fd_out, _Inout_ int64_t *off_out, size_t len, unsigned int flags)',
@@ -44,7 +44,7 @@ export function copyDataRanges(fdIn: number, fdOut: number, offOut: number, len:
   while (pos < len) {
     const data = Number(c.lseek(fdIn, pos, SEEK_DATA));
     // ENXIO: nothing but holes up to the end of the file.
-    if (data < 0) return koffi.errno() === ENXIO;
+    if (data < 0) return loadKoffi().errno() === ENXIO;
     if (data >= len) return true;
     const hole = Math.min(Number(c.lseek(fdIn, data, SEEK_HOLE)), len);
     if (hole < 0) return false;

@@ -3,7 +3,7 @@
 // fs.lstatSync where statx is missing.
 
 import * as fs from 'node:fs';
-import koffi from 'koffi';
+import { loadKoffi } from '../ffi.js';
 
 export interface SourceStat {
   mode: number;
@@ -35,7 +35,7 @@ function load(): StatxFn | null {
   statx = null;
   if (process.platform === 'linux') {
     try {
-      statx = koffi
+      statx = loadKoffi()
         .load('libc.so.6')
         .func('int statx(int dirfd, const uint8_t *path, int flags, unsigned int mask, _Out_ uint8_t *buf)') as StatxFn;
     } catch {
@@ -64,7 +64,7 @@ export function lstatSource(path: Buffer): SourceStat {
   // statx wants a NUL-terminated name.
   const cpath = Buffer.concat([path, NUL]);
   if (sx(AT_FDCWD, cpath, AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, buf) !== 0) {
-    const errno = koffi.errno();
+    const errno = loadKoffi().errno();
     const e = new Error(`statx failed: errno ${errno}`) as NodeJS.ErrnoException;
     e.code = ERRNO_CODES[errno] ?? `errno ${errno}`;
     throw e;

@@ -1,7 +1,7 @@
 // Reads extended attributes of source files through libc (llistxattr/lgetxattr):
 // Node has no xattr API, and koffi ships prebuilt, so nothing is compiled at install.
 
-import koffi from 'koffi';
+import { loadKoffi } from '../ffi.js';
 import type { Xattr } from '../format/xattr.js';
 
 type ListFn = (path: Buffer, list: Buffer | null, size: number) => number;
@@ -18,7 +18,7 @@ function loadLibc(): Libc | null {
   if (libc !== undefined) return libc;
   if (process.platform !== 'linux') return (libc = null);
   try {
-    const lib = koffi.load('libc.so.6');
+    const lib = loadKoffi().load('libc.so.6');
     libc = {
       llistxattr: lib.func('intptr_t llistxattr(const uint8_t *path, _Out_ uint8_t *list, size_t size)') as ListFn,
       lgetxattr: lib.func(
@@ -61,7 +61,7 @@ export function readXattrs(path: Buffer): Xattr[] {
   for (;;) {
     const need = c.llistxattr(p, null, 0);
     if (need < 0) {
-      const e = koffi.errno();
+      const e = loadKoffi().errno();
       if (e === ENOTSUP) return [];
       throw new XattrReadError(e, `cannot list xattrs: ${errnoText(e)}`);
     }
@@ -72,7 +72,8 @@ export function readXattrs(path: Buffer): Xattr[] {
       list = list.subarray(0, got);
       break;
     }
-    if (koffi.errno() !== ERANGE) throw new XattrReadError(koffi.errno(), `cannot list xattrs: ${errnoText(koffi.errno())}`);
+    const e = loadKoffi().errno();
+    if (e !== ERANGE) throw new XattrReadError(e, `cannot list xattrs: ${errnoText(e)}`);
   }
   const out: Xattr[] = [];
   let start = 0;
@@ -92,13 +93,14 @@ function getOne(c: Libc, p: Buffer, name: Buffer): Buffer | null {
   for (;;) {
     const need = c.lgetxattr(p, name, null, 0);
     if (need < 0) {
-      const e = koffi.errno();
+      const e = loadKoffi().errno();
       if (e === ENODATA) return null; // removed between list and get
       throw new XattrReadError(e, `cannot read xattr ${name.subarray(0, -1).toString()}: ${errnoText(e)}`);
     }
     const value = Buffer.alloc(need);
     const got = need === 0 ? 0 : c.lgetxattr(p, name, value, need);
     if (got >= 0) return value.subarray(0, got);
-    if (koffi.errno() !== ERANGE) throw new XattrReadError(koffi.errno(), `cannot read xattr: ${errnoText(koffi.errno())}`);
+    const e = loadKoffi().errno();
+    if (e !== ERANGE) throw new XattrReadError(e, `cannot read xattr: ${errnoText(e)}`);
   }
 }

@@ -3,7 +3,7 @@
 // lazily through koffi so that merely reading images never loads native code.
 
 import { constants as osConstants } from 'node:os';
-import koffi from 'koffi';
+import { loadKoffi } from '../ffi.js';
 
 type Fn = (...args: unknown[]) => unknown;
 interface Libc {
@@ -16,6 +16,7 @@ let libc: Libc | null = null;
 
 function load(): Libc {
   if (libc) return libc;
+  const koffi = loadKoffi();
   const lib = koffi.load('libc.so.6');
   const times = koffi.struct('erofs_reader_timespec2', {
     atime_sec: 'int64_t',
@@ -43,7 +44,7 @@ export class SyscallError extends Error {
 }
 
 function fail(syscall: string): never {
-  const n = koffi.errno();
+  const n = loadKoffi().errno();
   throw new SyscallError(syscall, errnoNames.get(n) ?? `errno ${n}`);
 }
 

@@ -4,7 +4,7 @@
 import * as fs from 'node:fs';
 import { Readable } from 'node:stream';
 import * as zlib from 'node:zlib';
-import koffi from 'koffi';
+import { loadKoffi } from '../ffi.js';
 import type { BlockingStream, SeekableFile } from './bytes.js';
 
 export type TarDecompress = 'auto' | 'none' | 'gzip' | 'xz' | 'zstd';
@@ -61,7 +61,7 @@ function fcntl(): Fcntl | null {
   fcntlFn = null;
   if (process.platform === 'linux') {
     try {
-      fcntlFn = koffi.load('libc.so.6').func('int fcntl(int fd, int cmd, ...)') as Fcntl;
+      fcntlFn = loadKoffi().load('libc.so.6').func('int fcntl(int fd, int cmd, ...)') as Fcntl;
     } catch {
       // Not Linux's libc: callers keep the defaults.
     }
@@ -100,7 +100,7 @@ const POLL_WAIT_MS = 100;
  * poll(2) waits on libuv's thread pool, so the event loop (and signals) go on meanwhile.
  */
 function readableWaiter(fd: number): () => Promise<void> {
-  const poll = koffi.load('libc.so.6').func('int poll(_Inout_ uint8_t *fds, unsigned long nfds, int timeout)') as Poll;
+  const poll = loadKoffi().load('libc.so.6').func('int poll(_Inout_ uint8_t *fds, unsigned long nfds, int timeout)') as Poll;
   // struct pollfd: int fd, short events, short revents.
   const fds = Buffer.alloc(8);
   fds.writeInt32LE(fd, 0);

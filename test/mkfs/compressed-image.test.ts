@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, vi } from 'vitest';
 import type { AlgorithmName } from '../../src/compress/index.js';
 import type { BuildOptions } from '../../src/mkfs/options.js';
+import { FileCopier } from '../../src/mkfs/copier.js';
 import { ZFeed } from '../../src/mkfs/zdata.js';
 import { ZPool } from '../../src/mkfs/zpool.js';
 import { openImage } from '../../src/reader/index.js';
@@ -171,6 +172,53 @@ describeIfMount('compression with worker threads', () => {
       }
       for (const img of images.slice(1)) expect(img.equals(images[0]!)).toBe(true);
       await expectImageMatches(`${out.dir}/${name}-w2.erofs`, tree.root, { fsck: name === 'lz4hc', expectMtime: () => 0n });
+    }
+  });
+});
+
+describeIfMount('small files of a compressed build', () => {
+  const out = scratchDir();
+  afterAll(() => {
+    vi.restoreAllMocks();
+    out.cleanup();
+  });
+
+  itIfMount('files smaller than a block that compression leaves whole are read by the file-copy thread during the walk', async () => {
+    const add = vi.spyOn(FileCopier.prototype, 'add');
+    // More small files than the thread waits for before it starts, so it copies most of them.
+    const small = Object.fromEntries(Array.from({ length: 300 }, (_, i) => [`s${i}`, file({ size: 1 + i * 13, pattern: 'text', seed: `s${i}` })]));
+    const tree = await makeTree(
+      dir({
+        small: dir(small),
+        edge: dir({
+          block: file({ size: 4096, pattern: 'text', seed: 'block' }),
+          over: file({ size: 4097, pattern: 'text', seed: 'over' }),
+          tagged: file({ size: 900, pattern: 'text', seed: 'tag' }, { xattrs: { 'user.k': 'v' } }),
+          twin: hardlink('small/s1'),
+        }),
+      }),
+    );
+    try {
+      const image = await buildWithAndWithoutWorkers(tree.root, `${out.dir}/small`, { compression: [{ name: 'lz4' }], timestamp: 0 });
+      // Two builds; each offers the 299 small files not hard-linked (s1 is), and not the
+      // exact block, the compressed file or the one with xattrs.
+      expect(add).toHaveBeenCalledTimes(2 * 299);
+      await expectImageMatches(image, tree.root, { fsck: true, expectMtime: () => 0n });
+    } finally {
+      await tree.cleanup();
+    }
+  });
+
+  itIfMount('with tail packing, small files are compressed, not copied', async () => {
+    const add = vi.spyOn(FileCopier.prototype, 'add');
+    add.mockClear();
+    const tree = await makeTree(dir({ a: file({ size: 3000, pattern: 'text', seed: 'a' }), b: file({ size: 100, pattern: 'zero' }) }));
+    try {
+      await build(tree.root, `${out.dir}/packed.erofs`, { compression: [{ name: 'lz4' }], ztailpacking: true, timestamp: 0 });
+      expect(add).not.toHaveBeenCalled();
+      await expectImageMatches(`${out.dir}/packed.erofs`, tree.root, { fsck: true, expectMtime: () => 0n });
+    } finally {
+      await tree.cleanup();
     }
   });
 });

@@ -1,0 +1,36 @@
+// koffi (FFI to libc and the compression libraries), loaded on first use. Its package entry
+// point also loads its install-time tooling (https, zlib, crypto): about 9 ms of every start
+// of the CLI. The prebuilt module that entry point would pick is loaded straight instead,
+// and the entry point only where that fails (another platform's layout, musl, a newer koffi).
+
+import { createRequire } from 'node:module';
+
+export type Koffi = typeof import('koffi');
+
+let cached: Koffi | Error | undefined;
+
+/** The koffi module; throws where it cannot be loaded. */
+export function loadKoffi(): Koffi {
+  if (cached === undefined) {
+    const require = createRequire(import.meta.url);
+    try {
+      cached = prebuilt(require) ?? (require('koffi') as Koffi);
+    } catch (e) {
+      cached = e as Error;
+    }
+  }
+  if (cached instanceof Error) throw cached;
+  return cached;
+}
+
+/** The native module koffi ships for this machine, if it is there and of the same version. */
+function prebuilt(require: NodeJS.Require): Koffi | null {
+  if (!['x64', 'arm64', 'ia32'].includes(process.arch)) return null;
+  try {
+    const version = (require('koffi/package.json') as { version: string }).version;
+    const native = require(`koffi/build/koffi/${process.platform}_${process.arch}/koffi.node`) as Koffi & { version?: string };
+    return native.version === version ? native : null;
+  } catch {
+    return null;
+  }
+}
