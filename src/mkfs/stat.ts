@@ -57,12 +57,16 @@ const ERRNO_CODES: Record<number, string> = {
   75: 'EOVERFLOW',
 };
 
-/** lstat(path), path as raw bytes; failures throw an Error with a Node-style `code`. */
+/**
+ * lstat(path), path as raw bytes, which may end with a NUL already (no name has one inside);
+ * failures throw an Error with a Node-style `code`.
+ */
 export function lstatSource(path: Buffer): SourceStat {
   const sx = load();
-  if (!sx) return fromNode(fs.lstatSync(path, { bigint: true }));
+  const terminated = path.length > 0 && path[path.length - 1] === 0;
+  if (!sx) return fromNode(fs.lstatSync(terminated ? path.subarray(0, -1) : path, { bigint: true }));
   // statx wants a NUL-terminated name.
-  const cpath = Buffer.concat([path, NUL]);
+  const cpath = terminated ? path : Buffer.concat([path, NUL]);
   if (sx(AT_FDCWD, cpath, AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, buf) !== 0) {
     const errno = loadKoffi().errno();
     const e = new Error(`statx failed: errno ${errno}`) as NodeJS.ErrnoException;

@@ -10,10 +10,11 @@ import { asChild, childInode, newInode, type TreeChild, type TreeInode } from '.
 import { readXattrs, XattrReadError } from './xattr-source.js';
 import { lstatSource, type SourceStat } from './stat.js';
 
-const SLASH = Buffer.from('/');
+const SLASH = 0x2f;
 /** Shared by every inode without xattrs, the usual case: one array, not one per inode. */
 const NO_XATTRS: Xattr[] = [];
 const U32 = 0xffffffff;
+const SUPPORTED_TYPES = new Set([S_IFREG, S_IFDIR, S_IFLNK, S_IFCHR, S_IFBLK, S_IFIFO, S_IFSOCK]);
 
 /** Applies --force-uid/gid, --all-root, the id offsets and the timestamp policy. */
 export function applyMetadataPolicy(
@@ -39,8 +40,18 @@ export interface WalkResult {
   inodeCount: number;
 }
 
-/** Joins a directory path and a latin1 name byte for byte (names may not be UTF-8). */
-const join = (dir: Buffer, name: string): Buffer => Buffer.concat([dir, SLASH, Buffer.from(name, 'latin1')]);
+/**
+ * A directory path and a latin1 name joined byte for byte (names may not be UTF-8), with a
+ * NUL after them: lstat and the xattr calls take it as it is, one copy for all of them.
+ */
+function joinTerminated(dir: Buffer, name: string): Buffer {
+  const out = Buffer.allocUnsafe(dir.length + name.length + 2);
+  dir.copy(out, 0);
+  out[dir.length] = SLASH;
+  out.write(name, dir.length + 1, 'latin1');
+  out[out.length - 1] = 0;
+  return out;
+}
 
 /**
  * Walks the source tree in inode order (directory by directory, depth first, names sorted).
@@ -53,12 +64,13 @@ export function walkSource(cfg: BuildConfig, onSettledFile?: (inode: TreeInode, 
   let inodeCount = 0;
   const excluding = cfg.excludePaths.size > 0 || cfg.excludeRegexes.length > 0;
 
-  const makeInode = (path: Buffer, name: string, st: SourceStat, parent: TreeInode | null): TreeInode => {
+  /** `cpath` is `path` with a NUL after it, when the caller has one. */
+  const makeInode = (path: Buffer, name: string, st: SourceStat, parent: TreeInode | null, cpath = path): TreeInode => {
     const mode = st.mode;
     const type = mode & S_IFMT;
     const ids = applyMetadataPolicy(cfg, path, { uid: st.uid, gid: st.gid, mtime: st.mtimeSec, mtimeNsec: st.mtimeNsec });
     const inode = newInode(mode, ids, name, parent);
-    if (cfg.xattrTolerance >= 0) inode.xattrs = readSourceXattrs(cfg, path);
+    if (cfg.xattrTolerance >= 0) inode.xattrs = readSourceXattrs(cfg, path, cpath);
     switch (type) {
       case S_IFREG:
         inode.size = st.size;
@@ -113,15 +125,16 @@ export function walkSource(cfg: BuildConfig, onSettledFile?: (inode: TreeInode, 
           continue;
         }
       }
-      const childPath = join(path, name);
+      const childZ = joinTerminated(path, name);
+      const childPath = childZ.subarray(0, -1);
       let st: SourceStat;
       try {
-        st = lstatSource(childPath);
+        st = lstatSource(childZ);
       } catch (e) {
         throw new BuildError(`${childPath.toString()}: ${describeFsError(e)}`);
       }
       const type = st.mode & S_IFMT;
-      if (![S_IFREG, S_IFDIR, S_IFLNK, S_IFCHR, S_IFBLK, S_IFIFO, S_IFSOCK].includes(type)) {
+      if (!SUPPORTED_TYPES.has(type)) {
         cfg.log('warn', `${childPath.toString()}: unsupported file type, skipped`);
         continue;
       }
@@ -129,7 +142,7 @@ export function walkSource(cfg: BuildConfig, onSettledFile?: (inode: TreeInode, 
       const linked = type !== S_IFDIR && !cfg.hardDereference && st.nlink > 1;
       if (linked) child = hardlinks.get(st.key);
       if (!child) {
-        child = makeInode(childPath, name, st, dir);
+        child = makeInode(childPath, name, st, dir, childZ);
         if (linked) hardlinks.set(st.key, child);
       }
       child.nlink++;
@@ -167,10 +180,10 @@ export function isExcluded(cfg: BuildConfig, rel: string): boolean {
   return false;
 }
 
-function readSourceXattrs(cfg: BuildConfig, path: Buffer): Xattr[] {
+function readSourceXattrs(cfg: BuildConfig, path: Buffer, cpath: Buffer): Xattr[] {
   let all: Xattr[];
   try {
-    all = readXattrs(path);
+    all = readXattrs(cpath);
   } catch (e) {
     if (e instanceof XattrReadError) throw new BuildError(`${path.toString()}: ${e.message}`);
     throw e;

@@ -50,9 +50,13 @@ function errnoText(errno: number): string {
   return known[errno] ?? `errno ${errno}`;
 }
 
-const cstr = (p: Buffer): Buffer => Buffer.concat([p, Buffer.from([0])]);
+/** The bytes with a NUL after them, as the C library wants names; as they are if they have one. */
+const cstr = (p: Buffer): Buffer => (p.length > 0 && p[p.length - 1] === 0 ? p : Buffer.concat([p, Buffer.from([0])]));
 
-/** All xattrs of `path` (not following symlinks), unsorted. Empty where the fs has none. */
+/**
+ * All xattrs of `path` (not following symlinks), unsorted. Empty where the fs has none.
+ * The path may end with a NUL already (no name has one inside).
+ */
 export function readXattrs(path: Buffer): Xattr[] {
   const c = loadLibc();
   if (!c) return [];
@@ -81,9 +85,11 @@ export function readXattrs(path: Buffer): Xattr[] {
     let end = list.indexOf(0, start);
     if (end < 0) end = list.length;
     const name = list.subarray(start, end);
+    // The list's own NUL ends the name for lgetxattr (the last one may lack it).
+    const cname = end < list.length ? list.subarray(start, end + 1) : cstr(name);
     start = end + 1;
     if (name.length === 0) continue;
-    const value = getOne(c, p, cstr(name));
+    const value = getOne(c, p, cname);
     if (value) out.push({ name: Buffer.from(name), value });
   }
   return out;
