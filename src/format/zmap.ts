@@ -53,6 +53,14 @@ export interface LclusterRecord {
   delta1: number;
 }
 
+const lclusterRecord = (type: number, clusterofs: number, blkaddr: number, delta0: number, delta1: number): LclusterRecord => ({
+  type,
+  clusterofs,
+  blkaddr,
+  delta0,
+  delta1,
+});
+
 /**
  * Records for extents that tile [0, size) in order. lcluster size = block size.
  * With big pclusters the first NONHEAD after a head carries the pcluster's block count,
@@ -67,20 +75,20 @@ export function buildLclusterRecords(extents: readonly Extent[], blkszbits: numb
     let c = clusterofs;
     let d0 = 0;
     let d1 = (c + count) >> blkszbits;
-    const head = { type: e.raw ? Z_EROFS_LCLUSTER_TYPE_PLAIN : Z_EROFS_LCLUSTER_TYPE_HEAD1, blkaddr: e.pblk, delta0: 0, delta1: 0 };
+    const headType = e.raw ? Z_EROFS_LCLUSTER_TYPE_PLAIN : Z_EROFS_LCLUSTER_TYPE_HEAD1;
     if (d1 === 0) {
       // The extent ends inside the lcluster it starts in: only the EOF extent can.
-      out.push({ ...head, clusterofs: c });
+      out.push(lclusterRecord(headType, c, e.pblk, 0, 0));
       clusterofs = 0;
       continue;
     }
     do {
       if (d0 === 0) {
-        out.push({ ...head, clusterofs: c });
+        out.push(lclusterRecord(headType, c, e.pblk, 0, 0));
       } else {
         const delta0 =
           d0 === 1 && bigPcluster ? Z_EROFS_LI_D0_CBLKCNT | e.pblocks : Math.min(d0, Z_EROFS_LI_D0_CBLKCNT - 1);
-        out.push({ type: Z_EROFS_LCLUSTER_TYPE_NONHEAD, clusterofs: 0, blkaddr: 0, delta0, delta1: d1 });
+        out.push(lclusterRecord(Z_EROFS_LCLUSTER_TYPE_NONHEAD, 0, 0, delta0, d1));
       }
       count -= blksz - c;
       c = 0;
@@ -91,9 +99,7 @@ export function buildLclusterRecords(extents: readonly Extent[], blkszbits: numb
   }
   // The last lcluster is cut by EOF inside an extent that began earlier: a PLAIN record
   // whose clusterofs is the EOF keeps readers from mapping past the end.
-  if (clusterofs !== 0) {
-    out.push({ type: Z_EROFS_LCLUSTER_TYPE_PLAIN, clusterofs, blkaddr: 0, delta0: 0, delta1: 0 });
-  }
+  if (clusterofs !== 0) out.push(lclusterRecord(Z_EROFS_LCLUSTER_TYPE_PLAIN, clusterofs, 0, 0, 0));
   return out;
 }
 
@@ -182,7 +188,7 @@ const LOBITS = 12; // max(lclusterbits, ilog2(Z_EROFS_LI_D0_CBLKCNT) + 1) for lc
  * pcluster blocks the kernel counts before entry `i` of a pack (z_erofs_load_compact_lcluster):
  * the pack's base address plus this gives the head's block address.
  */
-function blocksBefore(types: readonly number[], los: readonly number[], i: number, big: boolean): number {
+function blocksBefore(types: Uint8Array, los: Uint16Array, i: number, big: boolean): number {
   let nblk = big ? 0 : 1;
   let j = i;
   while (j > 0) {
@@ -204,41 +210,42 @@ function blocksBefore(types: readonly number[], los: readonly number[], i: numbe
   return nblk;
 }
 
-function encodePack(out: DataView, at: number, recs: readonly LclusterRecord[], vcnt: number, bytes: number, big: boolean, fallbackBase: number): number {
+/** A pack's entries (at most 16), reused: packs are encoded one at a time. */
+const packTypes = new Uint8Array(16);
+const packLos = new Uint16Array(16);
+
+function encodePack(out: DataView, at: number, recs: readonly LclusterRecord[], from: number, vcnt: number, bytes: number, big: boolean, fallbackBase: number): number {
   const encodebits = ((vcnt * bytes - 4) * 8) / vcnt;
-  const types: number[] = [];
-  const los: number[] = [];
+  const mask = (1 << encodebits) - 1;
+  let firstHead = -1;
   for (let i = 0; i < vcnt; i++) {
-    const r = recs[i];
-    if (!r) {
-      // Padding entry of an odd final 4B pack.
-      types.push(Z_EROFS_LCLUSTER_TYPE_PLAIN);
-      los.push(0);
-      continue;
+    const r = recs[from + i];
+    let type: number = Z_EROFS_LCLUSTER_TYPE_PLAIN;
+    let lo = 0; // padding entry of an odd final 4B pack
+    if (r) {
+      type = r.type;
+      if (type !== Z_EROFS_LCLUSTER_TYPE_NONHEAD) {
+        lo = r.clusterofs;
+        if (firstHead < 0) firstHead = i;
+      } else if (r.delta0 & Z_EROFS_LI_D0_CBLKCNT) lo = r.delta0;
+      else if (i === vcnt - 1) lo = Math.min(r.delta1, Z_EROFS_LI_D0_CBLKCNT - 1); // last field holds delta[1]
+      else lo = r.delta0;
     }
-    types.push(r.type);
-    if (r.type !== Z_EROFS_LCLUSTER_TYPE_NONHEAD) los.push(r.clusterofs);
-    else if (r.delta0 & Z_EROFS_LI_D0_CBLKCNT) los.push(r.delta0);
-    else if (i === vcnt - 1) los.push(Math.min(r.delta1, Z_EROFS_LI_D0_CBLKCNT - 1)); // last field holds delta[1]
-    else los.push(r.delta0);
+    packTypes[i] = type;
+    packLos[i] = lo;
+    // Fields are packed LSB first; one spans at most three bytes (16 bits, 7 bits in).
+    const bitpos = i * encodebits;
+    const byte = at + (bitpos >> 3);
+    const v = (((type << LOBITS) | lo) & mask) << (bitpos & 7);
+    out.setUint8(byte, out.getUint8(byte) | (v & 0xff));
+    if (v > 0xff) out.setUint8(byte + 1, out.getUint8(byte + 1) | ((v >>> 8) & 0xff));
+    if (v > 0xffff) out.setUint8(byte + 2, out.getUint8(byte + 2) | (v >>> 16));
   }
-  let bitpos = 0;
-  for (let i = 0; i < vcnt; i++) {
-    const value = (types[i]! << LOBITS) | los[i]!;
-    for (let b = 0; b < encodebits; b++, bitpos++) {
-      if ((value >>> b) & 1) {
-        const byte = at + (bitpos >> 3);
-        out.setUint8(byte, out.getUint8(byte) | (1 << (bitpos & 7)));
-      }
-    }
-  }
-  const firstHead = recs.findIndex((r) => r.type !== Z_EROFS_LCLUSTER_TYPE_NONHEAD);
-  const base = firstHead < 0 ? fallbackBase : recs[firstHead]!.blkaddr - blocksBefore(types, los, firstHead, big);
+  const base = firstHead < 0 ? fallbackBase : recs[from + firstHead]!.blkaddr - blocksBefore(packTypes, packLos, firstHead, big);
   out.setUint32(at + vcnt * bytes - 4, base >>> 0, true);
   return base;
 }
 
-/** Map header + compact indexes (COMPRESSED_COMPACT); records from buildLclusterRecords. */
 export function encodeCompactIndexes(header: MapHeader, records: readonly LclusterRecord[], mpos: number, big: boolean): Uint8Array {
   const use2b = (header.advise & Z_EROFS_ADVISE_COMPACTED_2B) !== 0;
   const out = new Uint8Array(compactIndexSize(records.length, mpos, use2b));
@@ -249,7 +256,7 @@ export function encodeCompactIndexes(header: MapHeader, records: readonly Lclust
   let r = 0;
   let base = 0;
   const pack = (vcnt: number, bytes: number): void => {
-    base = encodePack(v, p, records.slice(r, r + vcnt), vcnt, bytes, big, base);
+    base = encodePack(v, p, records, r, vcnt, bytes, big, base);
     p += vcnt * bytes;
     r += vcnt;
   };
