@@ -82,6 +82,8 @@ class FileQueue {
   /** Offset in the range of buf[head]. */
   pos = 0;
   private readPos = 0;
+  /** A read asked for a byte past the range and found the file's end there. */
+  endSeen = false;
 
   constructor(
     readonly buf: Uint8Array,
@@ -93,6 +95,8 @@ class FileQueue {
     /** File offset of the range, for messages. */
     private readonly fileOffset: number,
     private readonly fileSize: number,
+    /** The range ends the file: reads ask for a byte more, to see that nothing follows. */
+    private readonly endCheck: boolean,
   ) {}
 
   /** Makes at least min(WINDOW, bytes left) bytes available at head. */
@@ -103,14 +107,20 @@ class FileQueue {
     this.head = 0;
     while (this.tail < this.buf.length && this.readPos < this.length) {
       let n: number;
+      const left = this.length - this.readPos;
+      // A short read of a regular file ends at its end: asking for one byte more than is
+      // left tells, without another call, whether the file has grown.
+      const want = Math.min(this.buf.length - this.tail, this.endCheck ? left + 1 : left);
       try {
-        n = fs.readSync(this.fd, this.buf, this.tail, Math.min(this.buf.length - this.tail, this.length - this.readPos), this.base + this.readPos);
+        n = fs.readSync(this.fd, this.buf, this.tail, want, this.base + this.readPos);
       } catch (e) {
         throw new BuildError(`${this.shown}: read failed: ${describeFsError(e)}`);
       }
       if (n === 0) {
         throw fileShrank(this.shown, this.fileSize, this.fileOffset + this.readPos);
       }
+      if (n > left) throw fileGrew(this.shown, this.fileSize);
+      if (n === left && want > left) this.endSeen = true;
       this.tail += n;
       this.readPos += n;
     }
@@ -282,7 +292,8 @@ export function compressStream(c: Compressor, p: ZParams, job: ZJob, buffers: ZB
     }
   };
   try {
-    q = new FileQueue(buffers.queue, fd, (job.fd === null ? 0 : job.offset) + job.start, size, shown, job.start, job.size);
+    const endCheck = lastSegment && job.fd === null;
+    q = new FileQueue(buffers.queue, fd, (job.fd === null ? 0 : job.offset) + job.start, size, shown, job.start, job.size, endCheck);
     while (q.pos < size) {
       q.fill();
       const len = q.tail - q.head;
@@ -341,7 +352,7 @@ export function compressStream(c: Compressor, p: ZParams, job: ZJob, buffers: ZB
       cursor += pblocks;
       q.consume(r.consumed);
     }
-    if (lastSegment && job.fd === null) {
+    if (endCheck && !q.endSeen) {
       let extra = 0;
       try {
         extra = fs.readSync(fd, PAST_END, 0, 1, job.size);

@@ -84,3 +84,30 @@ describe('the compression worker pool', () => {
     }
   });
 });
+
+describe('compressStream reading a source file', () => {
+  const lz4Params: ZParams = { specs: [{ name: 'lz4' }], maxPclusterBytes: 4096, ztailpacking: false, maxExtentBytes: 1 << 30, blkszbits: 12 };
+
+  function run(actual: number, walked: number): () => unknown {
+    const path = join(dir, `sized-${actual}-${walked}`);
+    writeFileSync(path, textBytes(actual, 31));
+    return () => compressStream(createCompressor('lz4', {}), lz4Params, jobFor(path, walked), zBuffers(lz4Params), () => {});
+  }
+
+  it('reads a file that kept its size', () => {
+    expect(run(50_000, 50_000)).not.toThrow();
+  });
+
+  it('reports a file longer than when it was walked', () => {
+    expect(run(50_001, 50_000)).toThrow(/grew while being read \(expected 50000 bytes\)/);
+  });
+
+  it('reports a file that grew past the read window (the end is then checked by a read of its own)', () => {
+    // Larger than the window buffer, so no read has room to ask for the byte past the end.
+    expect(run((8 << 20) + 10, 8 << 20)).toThrow(/grew while being read/);
+  });
+
+  it('reports a file shorter than when it was walked', () => {
+    expect(run(40_000, 50_000)).toThrow(/shrank while being read/);
+  });
+});
