@@ -137,17 +137,15 @@ export interface ZBuffers {
   // Plain Uint8Arrays: a Buffer's subarray() costs several times a typed array's, and
   // compression takes a few per pcluster.
   queue: Uint8Array;
-  raw: Uint8Array;
-  pcluster: Uint8Array;
+  /** Zeros: the padding in front of a pcluster's data, after a raw extent's bytes. */
+  zeros: Uint8Array;
   screen: IncompressibleScreen;
 }
 
 export function zBuffers(params: ZParams): ZBuffers {
-  const blksz = 1 << params.blkszbits;
   return {
     queue: new Uint8Array(2 * WINDOW),
-    raw: new Uint8Array(blksz),
-    pcluster: new Uint8Array(params.maxPclusterBytes),
+    zeros: new Uint8Array(params.maxPclusterBytes),
     screen: new IncompressibleScreen(),
   };
 }
@@ -247,10 +245,10 @@ export function zJob(setup: CompressionSetup, g: BlockGeometry, plan: IndexShape
 
 /**
  * Cuts a file into extents: each compressed into one pcluster of at most pclusterBytes
- * (`emit`ted right-aligned, block by block from 0), stored raw where compression saves no
+ * (`emit`ted right-aligned, at byte offsets from the first block), stored raw where compression saves no
  * block, and with tail packing the last one inline. Deterministic for a given file.
  */
-export function compressStream(c: Compressor, p: ZParams, job: ZJob, buffers: ZBuffers, emit: (rel: number, bytes: Uint8Array) => void): ZResult {
+export function compressStream(c: Compressor, p: ZParams, job: ZJob, buffers: ZBuffers, emit: (at: number, bytes: Uint8Array) => void): ZResult {
   const B = 1 << p.blkszbits;
   const size = job.length;
   // Only the file's own end may be tail-packed; a segment's end is an end of input all the same.
@@ -274,7 +272,7 @@ export function compressStream(c: Compressor, p: ZParams, job: ZJob, buffers: ZB
   const extents: Extent[] = [];
   let cursor = 0;
   let inlineData: Uint8Array | null = null;
-  const { raw, pcluster } = buffers;
+  const { zeros } = buffers;
   let q: FileQueue;
   /** Input before this (from q.pos 0) was found compressible: not screened again. */
   let screenedTo = 0;
@@ -282,9 +280,8 @@ export function compressStream(c: Compressor, p: ZParams, job: ZJob, buffers: ZB
   const storeRaw = (bytes: number): void => {
     for (let left = bytes; left > 0; ) {
       const n = Math.min(B, left);
-      raw.fill(0, n, B);
-      raw.set(q.buf.subarray(q.head, q.head + n), 0);
-      emit(cursor, raw.subarray(0, B));
+      emit(cursor * B, q.buf.subarray(q.head, q.head + n));
+      if (n < B) emit(cursor * B + n, zeros.subarray(0, B - n));
       extents.push({ start: job.start + q.pos, length: n, raw: true, pblk: cursor, pblocks: 1 });
       cursor++;
       q.consume(n);
@@ -344,10 +341,9 @@ export function compressStream(c: Compressor, p: ZParams, job: ZJob, buffers: ZB
       }
       // Right-aligned in the pcluster: the leading zeros are padding (ZERO_PADDING).
       const pblocks = alignUp(r.data.length, B) / B;
-      const out = pcluster.subarray(0, pblocks * B);
-      out.fill(0, 0, out.length - r.data.length);
-      out.set(r.data, out.length - r.data.length);
-      emit(cursor, out);
+      const pad = pblocks * B - r.data.length;
+      if (pad > 0) emit(cursor * B, zeros.subarray(0, pad));
+      emit(cursor * B + pad, r.data);
       extents.push({ start: job.start + q.pos, length: r.consumed, raw: false, pblk: cursor, pblocks });
       cursor += pblocks;
       q.consume(r.consumed);
@@ -647,8 +643,8 @@ export async function writeCompressedFiles(
         if (done.data.length > 0) w.writeAt(byteOffset(segStart * g.blksz), done.data);
       } else {
         buffers ??= zBuffers(params);
-        res = compressStream(setup.compressors[item.job.algorithm]!, params, item.segments[k]!, buffers, (rel, bytes) =>
-          w.writeAt(byteOffset((segStart + rel) * g.blksz), bytes),
+        res = compressStream(setup.compressors[item.job.algorithm]!, params, item.segments[k]!, buffers, (at, bytes) =>
+          w.writeAt(byteOffset(segStart * g.blksz + at), bytes),
         );
         await yieldNow();
       }

@@ -17,17 +17,17 @@ const OUT_BYTES = 1 << 20;
 let out = new Uint8Array(OUT_BYTES);
 
 function compressOne(id: number, job: ZJob): ZReply {
-  const blksz = 1 << params.blkszbits;
   try {
     let used = 0;
-    const res = compressStream(compressors[job.algorithm]!, params, job, buffers, (rel, bytes) => {
-      const end = rel * blksz + bytes.length;
+    // Every byte of every block is emitted (padding and raw tails as zeros), in order.
+    const res = compressStream(compressors[job.algorithm]!, params, job, buffers, (at, bytes) => {
+      const end = at + bytes.length;
       if (end > out.length) {
         const grown = new Uint8Array(Math.max(end, out.length * 2));
         grown.set(out.subarray(0, used));
         out = grown;
       }
-      out.set(bytes, rel * blksz);
+      out.set(bytes, at);
       used = end;
     });
     if (used < OUT_BYTES) return { id, res, data: out.slice(0, used) };
