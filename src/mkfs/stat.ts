@@ -29,6 +29,16 @@ const STATX_SIZE = 256;
 
 let statx: StatxFn | null | undefined;
 const buf = Buffer.alloc(STATX_SIZE);
+/**
+ * struct statx as native-order 32-bit words (every field read is 4-byte aligned), so no
+ * BigInt per entry; LO and HI pick a 64-bit field's halves.
+ */
+const u32 = new Uint32Array(buf.buffer, buf.byteOffset, STATX_SIZE / 4);
+const i32 = new Int32Array(buf.buffer, buf.byteOffset, STATX_SIZE / 4);
+const u16 = new Uint16Array(buf.buffer, buf.byteOffset, STATX_SIZE / 2);
+const TWO32 = 2 ** 32;
+const LO = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1 ? 0 : 1;
+const HI = 1 - LO;
 
 function load(): StatxFn | null {
   if (statx !== undefined) return statx;
@@ -73,23 +83,25 @@ export function lstatSource(path: Buffer): SourceStat {
     e.code = ERRNO_CODES[errno] ?? `errno ${errno}`;
     throw e;
   }
-  const nlink = buf.readUInt32LE(16);
+  // Word indexes: byte offsets in struct statx / 4.
+  const nlink = u32[4]!;
   return {
     nlink,
-    uid: buf.readUInt32LE(20),
-    gid: buf.readUInt32LE(24),
-    mode: buf.readUInt16LE(28),
-    size: Number(buf.readBigUInt64LE(40)),
-    mtimeSec: Number(buf.readBigInt64LE(112)),
-    mtimeNsec: buf.readUInt32LE(120),
-    rdevMajor: buf.readUInt32LE(128),
-    rdevMinor: buf.readUInt32LE(132),
+    uid: u32[5]!,
+    gid: u32[6]!,
+    mode: u16[14]!,
+    size: u32[10 + LO]! + u32[10 + HI]! * TWO32,
+    mtimeSec: u32[28 + LO]! + i32[28 + HI]! * TWO32,
+    mtimeNsec: u32[30]!,
+    rdevMajor: u32[32]!,
+    rdevMinor: u32[33]!,
     // Only hard links are looked up: no BigInt and string for every other entry.
-    key: nlink > 1 ? `${buf.readUInt32LE(136)}:${buf.readUInt32LE(140)}:${buf.readBigUInt64LE(32)}` : '',
+    key: nlink > 1 ? `${u32[34]}:${u32[35]}:${u32[8]}:${u32[9]}` : '',
   };
 }
 
 const NUL = Buffer.alloc(1);
+
 
 function fromNode(st: fs.BigIntStats): SourceStat {
   const ns = st.mtimeNs;
