@@ -439,6 +439,22 @@ export function finishCompressedFile(
 export type FlatWriter = (plan: InodePlan) => Promise<Uint8Array | null>;
 
 /**
+ * The whole file a job just compressed, while it is still in the read window: the job is
+ * the whole file and the window took it in one go (FileQueue never shifts it then). Valid
+ * until the next job uses the buffers.
+ */
+function heldInput(buffers: ZBuffers, job: ZJob): Uint8Array | null {
+  return job.start === 0 && job.length === job.size && job.size <= buffers.queue.length ? buffers.queue.subarray(0, job.size) : null;
+}
+
+/** A file whose bytes are in memory, written flat at plan.startBlk as streamFile would; returns its inline tail. */
+function writeHeldFlat(w: ImageWriter, g: BlockGeometry, p: InodePlan, bytes: Uint8Array): Uint8Array | null {
+  const blockBytes = bytes.length - p.inlineTail;
+  if (blockBytes > 0) w.writeAt(byteOffset(p.startBlk * g.blksz), bytes.subarray(0, blockBytes));
+  return p.inlineTail > 0 ? bytes.slice(blockBytes) : null;
+}
+
+/**
  * Files are compressed in segments of this much input, each on its own (extents restart at
  * a segment boundary), so workers share big files; as the reference's multithreaded mode.
  * Every build cuts the same way, so the image does not depend on the number of workers.
@@ -591,7 +607,7 @@ export async function writeCompressedFiles(
   let buffers: ZBuffers | null = null;
 
   /** The file's pclusters are in the image from `cursor` on: index it, or write it flat over them. */
-  const place = async (p: InodePlan, job: ZJob, res: ZResult): Promise<void> => {
+  const place = async (p: InodePlan, job: ZJob, res: ZResult, held: Uint8Array | null): Promise<void> => {
     const z = finishCompressedFile(setup, g, p, res, cursor, job.algorithm);
     if (z) {
       p.datalayout = z.datalayout;
@@ -608,7 +624,7 @@ export async function writeCompressedFiles(
       dirtyEnd = Math.max(dirtyEnd, cursor + res.blocks);
       // Compression lost: the file goes flat, over the blocks written for it.
       p.startBlk = blockAddr(cursor);
-      const tail = await writeFlat(p);
+      const tail = held ? writeHeldFlat(w, g, p, held) : await writeFlat(p);
       const start = p.dataBlocks > 0 ? cursor : p.datalayout === EROFS_INODE_FLAT_INLINE ? EROFS_NULL_ADDR : 0;
       setPrewritten(p, start, spool.append(tail ?? new Uint8Array(0)));
       cursor += p.dataBlocks;
@@ -634,6 +650,7 @@ export async function writeCompressedFiles(
     const extents: Extent[] = [];
     let blocks = 0;
     let inline: Uint8Array | null = null;
+    let held: Uint8Array | null = null;
     for (let k = 0; k < item.segments.length; k++) {
       const segStart = fileStart + blocks;
       let res: ZResult;
@@ -643,16 +660,18 @@ export async function writeCompressedFiles(
         if (done.data.length > 0) w.writeAt(byteOffset(segStart * g.blksz), done.data);
       } else {
         buffers ??= zBuffers(params);
-        res = compressStream(setup.compressors[item.job.algorithm]!, params, item.segments[k]!, buffers, (at, bytes) =>
+        const seg = item.segments[k]!;
+        res = compressStream(setup.compressors[item.job.algorithm]!, params, seg, buffers, (at, bytes) =>
           w.writeAt(byteOffset(segStart * g.blksz + at), bytes),
         );
+        held = heldInput(buffers, seg);
         await yieldNow();
       }
       for (const e of res.extents) extents.push({ ...e, pblk: e.pblk + blocks });
       blocks += res.blocks;
       inline = res.inline;
     }
-    await place(workPlans[i]!, item.job, { extents, blocks, inline });
+    await place(workPlans[i]!, item.job, { extents, blocks, inline }, held);
   }
   // Blocks a fallen-back file left behind past the end are cleared, not leaked into metadata.
   if (dirtyEnd > cursor) w.writeAt(byteOffset(cursor * g.blksz), new Uint8Array((dirtyEnd - cursor) * g.blksz));
