@@ -11,6 +11,8 @@ import { copyDataRanges, copyRange, ShortCopyError } from './copy-range.js';
 
 const COALESCE_BYTES = 4 << 20;
 const SPOOL_READ_AHEAD = 256 << 10;
+/** A spool up to this size is read whole when first read (see Spool.read). */
+const SPOOL_READ_WHOLE = 8 << 20;
 
 /** Temporary files of builds in progress, so a signal handler can remove them. */
 const activeTemps = new Set<string>();
@@ -357,20 +359,25 @@ export class Spool {
     const at = offset - this.windowStart;
     if (at >= 0 && at + length <= this.windowLen) return this.window.subarray(at, at + length);
     this.flush();
-    // Read ahead only for reads in order (right after the window): random ones take what they ask.
+    // The inode writer goes block by block, which jumps all over the spool: a small one is
+    // read whole at the first read, in one call rather than thousands of a few bytes.
+    const whole = this.windowLen === 0 && this.size <= SPOOL_READ_WHOLE;
+    // Else read ahead only for reads in order (right after the window): random ones take what they ask.
     const sequential = offset === this.windowStart + this.windowLen;
-    const want = sequential ? Math.min(Math.max(length, SPOOL_READ_AHEAD), this.size - offset) : length;
+    const start = whole ? 0 : offset;
+    const want = whole ? this.size : sequential ? Math.min(Math.max(length, SPOOL_READ_AHEAD), this.size - offset) : length;
     if (this.window.length < want) this.window = Buffer.allocUnsafe(Math.max(want, SPOOL_READ_AHEAD));
     let done = 0;
     while (done < want) {
-      const n = fs.readSync(this.fd, this.window, done, want - done, offset + done);
-      if (n === 0) throw new Error(`internal: spool ends at ${offset + done}`);
+      const n = fs.readSync(this.fd, this.window, done, want - done, start + done);
+      if (n === 0) throw new Error(`internal: spool ends at ${start + done}`);
       done += n;
     }
-    this.windowStart = offset;
+    this.windowStart = start;
     this.windowLen = want;
-    return this.window.subarray(0, length);
+    return this.window.subarray(offset - start, offset - start + length);
   }
+
 
   dispose(): void {
     try {

@@ -37,6 +37,25 @@ describe('the image writer', () => {
     expect(img.subarray(blocks * blksz).equals(data)).toBe(true);
   });
 
+  it('a spool too big to be read whole reads back what was appended, in order or not', () => {
+    const spool = Spool.inDir(out.dir, 'big');
+    try {
+      const parts: Array<{ at: number; bytes: Buffer }> = [];
+      for (let i = 0; i < 40; i++) {
+        const bytes = Buffer.alloc(300_000 + i, i + 1);
+        parts.push({ at: spool.append(bytes), bytes });
+      }
+      const order = parts.map((_, i) => (i * 17) % parts.length);
+      for (const i of [...order, ...order.reverse()]) expect(spool.read(parts[i]!.at, parts[i]!.bytes.length).equals(parts[i]!.bytes)).toBe(true);
+      // Small reads in order, across the read-ahead window's edge.
+      for (let at = parts[3]!.at - 100; at < parts[3]!.at + 600_000; at += 999) {
+        expect(spool.read(at, 50).equals(Buffer.concat([parts[2]!.bytes, parts[3]!.bytes, parts[4]!.bytes]).subarray(at - parts[2]!.at, at - parts[2]!.at + 50))).toBe(true);
+      }
+    } finally {
+      spool.dispose();
+    }
+  });
+
   it('the spool reads back what was appended, in order or not, also across its read-ahead window', () => {
     const spool = Spool.inDir(out.dir, 'test');
     try {
