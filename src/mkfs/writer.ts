@@ -49,8 +49,12 @@ function dropOldImage(imagePath: string): void {
   }
 }
 
-/** Metadata blocks kept in memory at most: inodes land in a few open blocks at a time. */
-const META_CACHE_BLOCKS = 1024;
+/**
+ * Metadata blocks kept in memory at most: inodes land in a few open blocks at a time, and
+ * the inode writer goes block by block, so one written out is rarely filled further (then
+ * it is read back). Few blocks also means few fresh pages: blocks written out are reused.
+ */
+const META_CACHE_BLOCKS = 64;
 
 /**
  * Positional writes to one descriptor, neighbours merged into large writes, and in-kernel
@@ -142,6 +146,8 @@ export class ImageWriter extends FdWriter {
   private meta = new Map<number, Buffer>();
   /** Metadata blocks already written out once (read back if filled further). */
   private metaEvicted = new Set<number>();
+  /** Buffers of blocks written out, for the next blocks. */
+  private metaFree: Buffer[] = [];
   private metaBlksz = 0;
 
   private constructor(
@@ -205,21 +211,29 @@ export class ImageWriter extends FdWriter {
       this.meta.set(blk, b);
       return b;
     }
-    b = this.metaEvicted.has(blk) ? this.readAt(byteOffsetOf(blk * this.metaBlksz), this.metaBlksz) : Buffer.alloc(this.metaBlksz);
-    this.meta.set(blk, b);
-    if (this.meta.size > META_CACHE_BLOCKS) {
+    if (this.meta.size >= META_CACHE_BLOCKS) {
       const [old, data] = this.meta.entries().next().value as [number, Buffer];
       this.meta.delete(old);
       this.metaEvicted.add(old);
       this.writeAt(byteOffsetOf(old * this.metaBlksz), data);
+      this.metaFree.push(data);
     }
+    b = this.metaEvicted.has(blk) ? this.readAt(byteOffsetOf(blk * this.metaBlksz), this.metaBlksz) : this.zeroBlock();
+    this.meta.set(blk, b);
     return b;
+  }
+
+  /** A zeroed block buffer: a written-out one again where there is one (fresh memory costs a page fault per block). */
+  private zeroBlock(): Buffer {
+    const b = this.metaFree.pop();
+    return b && b.length === this.metaBlksz ? b.fill(0) : Buffer.alloc(this.metaBlksz);
   }
 
   /** Writes every cached metadata block, neighbours merged into one write. */
   flushMeta(): void {
     const blocks = [...this.meta.keys()].sort((a, b) => a - b);
     for (const blk of blocks) this.writeAt(byteOffsetOf(blk * this.metaBlksz), this.meta.get(blk)!);
+    this.metaFree = [];
     this.meta.clear();
     this.metaEvicted.clear();
   }
