@@ -11,6 +11,8 @@ import { copyDataRanges, copyRange, ShortCopyError } from './copy-range.js';
 
 const COALESCE_BYTES = 4 << 20;
 const SPOOL_READ_AHEAD = 256 << 10;
+/** Appends are merged into writes of up to this much. */
+const SPOOL_PENDING_BYTES = 1 << 20;
 /** A spool up to this size is read whole when first read (see Spool.read). */
 const SPOOL_READ_WHOLE = 8 << 20;
 
@@ -294,7 +296,8 @@ export class ImageWriter extends FdWriter {
 export class Spool {
   private readonly fd: number;
   private size = 0;
-  private pending: Buffer[] = [];
+  /** Appended bytes not written yet, copied in (callers reuse their buffers); allocated on first use. */
+  private pending: Buffer | null = null;
   private pendingBytes = 0;
   private flushed = 0;
 
@@ -332,11 +335,16 @@ export class Spool {
     const at = this.size;
     for (const p of parts) {
       if (p.length === 0) continue;
-      this.pending.push(Buffer.from(p));
-      this.pendingBytes += p.length;
+      this.pending ??= Buffer.allocUnsafe(SPOOL_PENDING_BYTES);
+      if (this.pendingBytes + p.length > this.pending.length) this.flush();
+      if (p.length >= this.pending.length) {
+        this.writeOut(p);
+      } else {
+        this.pending.set(p, this.pendingBytes);
+        this.pendingBytes += p.length;
+      }
       this.size += p.length;
     }
-    if (this.pendingBytes >= COALESCE_BYTES) this.flush();
     return at;
   }
 
@@ -351,7 +359,13 @@ export class Spool {
 
   private flush(): void {
     if (this.pendingBytes === 0) return;
-    const buf = Buffer.concat(this.pending, this.pendingBytes);
+    const n = this.pendingBytes;
+    this.pendingBytes = 0;
+    this.writeOut(this.pending!.subarray(0, n));
+  }
+
+  /** Writes bytes at the end of what is on disk (after anything pending is flushed). */
+  private writeOut(buf: Uint8Array): void {
     try {
       let done = 0;
       while (done < buf.length) done += fs.writeSync(this.fd, buf, done, buf.length - done, this.flushed + done);
@@ -359,8 +373,6 @@ export class Spool {
       throw new BuildError(`${this.path}: write failed: ${describeFsError(e)}`);
     }
     this.flushed += buf.length;
-    this.pending = [];
-    this.pendingBytes = 0;
   }
 
   /** Read-ahead window: the inode writer reads the spool mostly in order, a few bytes at a time. */
