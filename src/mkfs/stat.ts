@@ -108,7 +108,6 @@ export function lstatSource(path: Buffer): SourceStat {
 
 const NUL = Buffer.alloc(1);
 
-
 function fromNode(st: fs.BigIntStats): SourceStat {
   const ns = st.mtimeNs;
   const sec = ns / 1_000_000_000n - (ns < 0n && ns % 1_000_000_000n !== 0n ? 1n : 0n);

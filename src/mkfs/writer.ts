@@ -375,7 +375,7 @@ export class Spool {
     this.flushed += buf.length;
   }
 
-  /** Read-ahead window: the inode writer reads the spool mostly in order, a few bytes at a time. */
+  /** What was last read from the spool: all of a small one, or a read-ahead window. */
   private window = Buffer.alloc(0);
   private windowStart = 0;
   private windowLen = 0;
