@@ -3,7 +3,7 @@
 // mkfs.erofs (MKFS_EROFS_REF, or mkfs.erofs on PATH) for each algorithm, as a tar, against
 // mksquashfs (MKSQUASHFS, or on PATH), and synthetic trees of 10k to 1M files (BENCH_SCALE=0
 // skips those); prints wall time, image size and peak RSS with the ratios ours / other.
-// Medians of BENCH_RUNS runs.
+// Medians of BENCH_RUNS runs, each tool's runs taking turns with the other's.
 
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
@@ -52,19 +52,31 @@ delete childEnv.NODE_EXTRA_CA_CERTS;
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
-function bench(argv, image) {
-  const results = [];
-  for (let i = 0; i < runs; i++) {
-    const m = measure(argv, image);
-    if (!m) return null;
-    results.push(m);
-  }
-  return {
+const summary = (results) =>
+  results && {
     wall: median(results.map((r) => r.wall)),
     cpu: median(results.map((r) => r.cpu)),
     rss: median(results.map((r) => r.rss)),
     size: results[0].size,
   };
+
+/**
+ * Medians of `runs` builds with each tool, their runs taking turns (ours, other, ours, ...):
+ * a virtual machine's speed drifts over minutes, and runs in a row would each see a
+ * different part of it. `other` may be null; a tool that fails once gets null.
+ */
+function bench(ourArgv, ourImage, otherArgv = null, otherImage = null) {
+  let a = [];
+  let b = otherArgv ? [] : null;
+  for (let i = 0; i < runs; i++) {
+    const m = a && measure(ourArgv, ourImage);
+    a = m ? [...a, m] : null;
+    if (b) {
+      const n = measure(otherArgv, otherImage);
+      b = n ? [...b, n] : null;
+    }
+  }
+  return [summary(a), summary(b)];
 }
 
 const tree = pickTree();
@@ -73,6 +85,8 @@ const scratch = mkdtempSync(path.join(os.tmpdir(), 'erofs-bench-'));
 const cases = [
   ['none', []],
   ['lz4', ['-zlz4']],
+  // One compressing thread each: ours uses one for lz4 by default, the reference as many as cores.
+  ['lz4 --workers=1', ['-zlz4', '--workers=1']],
   ['lz4hc', ['-zlz4hc']],
   ['lz4hc,12 -C65536 -Eztailpacking', ['-zlz4hc,12', '-C65536', '-Eztailpacking']],
   ['lzma', ['-zlzma']],
@@ -108,16 +122,24 @@ console.log(RULE);
 try {
   for (const [name, args] of cases) {
     const common = ['-T0', '-U', '11111111-2222-3333-4444-555555555555', ...args];
-    const a = bench([process.execPath, ours, '--quiet', ...common, `${scratch}/ours.erofs`, tree], `${scratch}/ours.erofs`);
-    const b = ref ? bench([ref, ...common, `${scratch}/ref.erofs`, tree], `${scratch}/ref.erofs`) : null;
+    const [a, b] = bench(
+      [process.execPath, ours, '--quiet', ...common, `${scratch}/ours.erofs`, tree],
+      `${scratch}/ours.erofs`,
+      ref ? [ref, ...common, `${scratch}/ref.erofs`, tree] : null,
+      `${scratch}/ref.erofs`,
+    );
     row(name, a, b);
   }
   for (const [name, args, pipe] of tarCases) {
     const common = ['-T0', '-U', '11111111-2222-3333-4444-555555555555', ...args];
     const wrap = (argv) => (pipe ? fromPipe(argv) : [...argv, tarFile]);
-    const a = bench(wrap([process.execPath, ours, '--quiet', ...common, `${scratch}/ours.erofs`]), `${scratch}/ours.erofs`);
     // Releases before 1.6 have no --tar: their row shows n/a.
-    const b = ref ? bench(wrap([ref, '--quiet', ...common, `${scratch}/ref.erofs`]), `${scratch}/ref.erofs`) : null;
+    const [a, b] = bench(
+      wrap([process.execPath, ours, '--quiet', ...common, `${scratch}/ours.erofs`]),
+      `${scratch}/ours.erofs`,
+      ref ? wrap([ref, '--quiet', ...common, `${scratch}/ref.erofs`]) : null,
+      `${scratch}/ref.erofs`,
+    );
     row(name, a, b);
   }
   squashfsTable();
@@ -146,8 +168,12 @@ function squashfsTable() {
   console.log(`| compression ${HEAD.replaceAll('ref', 'squashfs')}`);
   console.log(RULE);
   for (const [name, ourArgs, sqArgs] of pairs) {
-    const a = bench([process.execPath, ours, '--quiet', '-T0', ...ourArgs, `${scratch}/ours.erofs`, tree], `${scratch}/ours.erofs`);
-    const b = bench([sq, tree, `${scratch}/out.sqfs`, '-noappend', '-quiet', '-no-progress', '-processors', threads, '-mkfs-time', '0', '-all-time', '0', ...sqArgs], `${scratch}/out.sqfs`);
+    const [a, b] = bench(
+      [process.execPath, ours, '--quiet', '-T0', ...ourArgs, `${scratch}/ours.erofs`, tree],
+      `${scratch}/ours.erofs`,
+      [sq, tree, `${scratch}/out.sqfs`, '-noappend', '-quiet', '-no-progress', '-processors', threads, '-mkfs-time', '0', '-all-time', '0', ...sqArgs],
+      `${scratch}/out.sqfs`,
+    );
     row(name, a, b);
   }
 }
@@ -161,8 +187,12 @@ function growthTable() {
     const dir = `${scratch}/files-${n}`;
     const script = `const fs=require('fs');for(let d=0;d<${n / 1000};d++){const p='${dir}/d'+d;fs.mkdirSync(p,{recursive:true});for(let f=0;f<1000;f++)fs.writeFileSync(p+'/file-'+f,String(f));}`;
     execFileSync(process.execPath, ['-e', script]);
-    const a = bench([process.execPath, ours, '--quiet', '-T0', `${scratch}/ours.erofs`, dir], `${scratch}/ours.erofs`);
-    const b = ref ? bench([ref, '-T0', `${scratch}/ref.erofs`, dir], `${scratch}/ref.erofs`) : null;
+    const [a, b] = bench(
+      [process.execPath, ours, '--quiet', '-T0', `${scratch}/ours.erofs`, dir],
+      `${scratch}/ours.erofs`,
+      ref ? [ref, '-T0', `${scratch}/ref.erofs`, dir] : null,
+      `${scratch}/ref.erofs`,
+    );
     row(n.toLocaleString('en-US'), a, b);
     rmSync(dir, { recursive: true, force: true });
   }
