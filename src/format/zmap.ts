@@ -246,6 +246,7 @@ function encodePack(out: DataView, at: number, recs: readonly LclusterRecord[], 
   return base;
 }
 
+/** Map header + compact indexes (COMPRESSED_COMPACT); records from buildLclusterRecords. */
 export function encodeCompactIndexes(header: MapHeader, records: readonly LclusterRecord[], mpos: number, big: boolean): Uint8Array {
   const use2b = (header.advise & Z_EROFS_ADVISE_COMPACTED_2B) !== 0;
   const out = new Uint8Array(compactIndexSize(records.length, mpos, use2b));
