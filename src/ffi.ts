@@ -9,6 +9,16 @@ export type Koffi = typeof import('koffi');
 
 let cached: Koffi | Error | undefined;
 
+/**
+ * The bytes as the C library wants a name: with a NUL after them. Bytes that end with one
+ * already are passed as they are (no path or xattr name has a NUL inside), saving a copy.
+ */
+export function cString(bytes: Buffer): Buffer {
+  return bytes.length > 0 && bytes[bytes.length - 1] === 0 ? bytes : Buffer.concat([bytes, NUL]);
+}
+
+const NUL = Buffer.alloc(1);
+
 /** The koffi module; throws where it cannot be loaded. */
 export function loadKoffi(): Koffi {
   if (cached === undefined) {

@@ -3,7 +3,7 @@
 // fs.lstatSync where statx is missing.
 
 import * as fs from 'node:fs';
-import { loadKoffi } from '../ffi.js';
+import { cString, loadKoffi } from '../ffi.js';
 
 export interface SourceStat {
   mode: number;
@@ -79,10 +79,8 @@ const ERRNO_CODES: Record<number, string> = {
  */
 export function lstatSource(path: Buffer): SourceStat {
   const sx = load();
-  const terminated = path.length > 0 && path[path.length - 1] === 0;
-  if (!sx) return fromNode(fs.lstatSync(terminated ? path.subarray(0, -1) : path, { bigint: true }));
-  // statx wants a NUL-terminated name.
-  const cpath = terminated ? path : Buffer.concat([path, NUL]);
+  const cpath = cString(path);
+  if (!sx) return fromNode(fs.lstatSync(cpath.subarray(0, -1), { bigint: true }));
   if (sx(AT_FDCWD, cpath, AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, buf) !== 0) {
     const errno = loadKoffi().errno();
     const e = new Error(`statx failed: errno ${errno}`) as NodeJS.ErrnoException;
@@ -105,8 +103,6 @@ export function lstatSource(path: Buffer): SourceStat {
     key: nlink > 1 ? `${u32[34]}:${u32[35]}:${u32[8]}:${u32[9]}` : '',
   };
 }
-
-const NUL = Buffer.alloc(1);
 
 function fromNode(st: fs.BigIntStats): SourceStat {
   const ns = st.mtimeNs;

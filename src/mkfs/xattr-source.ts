@@ -1,7 +1,7 @@
 // Reads extended attributes of source files through libc (llistxattr/lgetxattr):
 // Node has no xattr API, and koffi ships prebuilt, so nothing is compiled at install.
 
-import { loadKoffi } from '../ffi.js';
+import { cString, loadKoffi } from '../ffi.js';
 import type { Xattr } from '../format/xattr.js';
 
 type ListFn = (path: Buffer, list: Buffer | null, size: number) => number;
@@ -50,9 +50,6 @@ function errnoText(errno: number): string {
   return known[errno] ?? `errno ${errno}`;
 }
 
-/** The bytes with a NUL after them, as the C library wants names; as they are if they have one. */
-const cstr = (p: Buffer): Buffer => (p.length > 0 && p[p.length - 1] === 0 ? p : Buffer.concat([p, Buffer.from([0])]));
-
 /**
  * All xattrs of `path` (not following symlinks), unsorted. Empty where the fs has none.
  * The path may end with a NUL already (no name has one inside).
@@ -60,7 +57,7 @@ const cstr = (p: Buffer): Buffer => (p.length > 0 && p[p.length - 1] === 0 ? p :
 export function readXattrs(path: Buffer): Xattr[] {
   const c = loadLibc();
   if (!c) return [];
-  const p = cstr(path);
+  const p = cString(path);
   let list: Buffer;
   for (;;) {
     const need = c.llistxattr(p, null, 0);
@@ -86,7 +83,7 @@ export function readXattrs(path: Buffer): Xattr[] {
     if (end < 0) end = list.length;
     const name = list.subarray(start, end);
     // The list's own NUL ends the name for lgetxattr (the last one may lack it).
-    const cname = end < list.length ? list.subarray(start, end + 1) : cstr(name);
+    const cname = end < list.length ? list.subarray(start, end + 1) : cString(name);
     start = end + 1;
     if (name.length === 0) continue;
     const value = getOne(c, p, cname);

@@ -3,7 +3,7 @@
 // lazily through koffi so that merely reading images never loads native code.
 
 import { constants as osConstants } from 'node:os';
-import { loadKoffi } from '../ffi.js';
+import { cString, loadKoffi } from '../ffi.js';
 
 type Fn = (...args: unknown[]) => unknown;
 interface Libc {
@@ -48,10 +48,8 @@ function fail(syscall: string): never {
   throw new SyscallError(syscall, errnoNames.get(n) ?? `errno ${n}`);
 }
 
-const cstr = (b: Buffer): Buffer => Buffer.concat([b, Buffer.alloc(1)]);
-
 export function lsetxattr(path: Buffer, name: Buffer, value: Buffer): void {
-  if (Number(load().lsetxattr(cstr(path), cstr(name), value, value.length, 0)) < 0) fail('lsetxattr');
+  if (Number(load().lsetxattr(cString(path), cString(name), value, value.length, 0)) < 0) fail('lsetxattr');
 }
 
 /** glibc makedev(). */
@@ -62,7 +60,7 @@ export function makedev(major: number, minor: number): bigint {
 }
 
 export function mknod(path: Buffer, mode: number, dev: bigint): void {
-  if (Number(load().mknod(cstr(path), mode, dev)) < 0) fail('mknod');
+  if (Number(load().mknod(cString(path), mode, dev)) < 0) fail('mknod');
 }
 
 const AT_FDCWD = -100;
@@ -71,5 +69,5 @@ const AT_SYMLINK_NOFOLLOW = 0x100;
 /** Sets atime and mtime (both to the given time) without following symlinks. */
 export function setTimes(path: Buffer, sec: bigint, nsec: number): void {
   const t = { atime_sec: sec, atime_nsec: nsec, mtime_sec: sec, mtime_nsec: nsec };
-  if (Number(load().utimensat(AT_FDCWD, cstr(path), t, AT_SYMLINK_NOFOLLOW)) < 0) fail('utimensat');
+  if (Number(load().utimensat(AT_FDCWD, cString(path), t, AT_SYMLINK_NOFOLLOW)) < 0) fail('utimensat');
 }

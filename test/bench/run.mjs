@@ -66,17 +66,19 @@ const summary = (results) =>
  * different part of it. `other` may be null; a tool that fails once gets null.
  */
 function bench(ourArgv, ourImage, otherArgv = null, otherImage = null) {
-  let a = [];
-  let b = otherArgv ? [] : null;
+  const tools = [
+    { argv: ourArgv, image: ourImage, results: [] },
+    { argv: otherArgv, image: otherImage, results: otherArgv ? [] : null },
+  ];
   for (let i = 0; i < runs; i++) {
-    const m = a && measure(ourArgv, ourImage);
-    a = m ? [...a, m] : null;
-    if (b) {
-      const n = measure(otherArgv, otherImage);
-      b = n ? [...b, n] : null;
+    for (const t of tools) {
+      if (!t.results) continue;
+      const m = measure(t.argv, t.image);
+      if (m) t.results.push(m);
+      else t.results = null;
     }
   }
-  return [summary(a), summary(b)];
+  return tools.map((t) => summary(t.results));
 }
 
 const tree = pickTree();
