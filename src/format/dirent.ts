@@ -32,10 +32,19 @@ export function dirSize(nameLengths: Iterable<number>, blksz: number): number {
   return full * blksz + used;
 }
 
+/**
+ * A dirent to encode. The name is bytes, or a latin1 string with one char per byte (as the
+ * tree walkers keep names, so no buffer is made per name).
+ */
+export interface DirEntryIn {
+  name: Uint8Array | string;
+  nid: Nid;
+  fileType: number;
+}
+
 /** Encodes sorted entries into the directory's data (size = dirSize of their names). */
-export function encodeDirectory(entries: readonly DirEntry[], blksz: number): Uint8Array {
-  const size = dirSize(entries.map((e) => e.name.length), blksz);
-  const out = new Uint8Array(size);
+export function encodeDirectory(entries: readonly DirEntryIn[], blksz: number): Uint8Array {
+  const out = new Uint8Array(dirSize(entries.map((e) => e.name.length), blksz));
   const v = new DataView(out.buffer);
   let i = 0;
   for (let blockStart = 0; i < entries.length; blockStart += blksz) {
@@ -50,11 +59,16 @@ export function encodeDirectory(entries: readonly DirEntry[], blksz: number): Ui
     for (let k = i; k < end; k++) {
       const e = entries[k]!;
       const d = blockStart + (k - i) * EROFS_DIRENT_SIZE;
-      v.setBigUint64(d, BigInt(e.nid), true);
+      // nid: a u64, as two u32 halves (a nid stays below 2^53).
+      v.setUint32(d, e.nid % 0x100000000, true);
+      v.setUint32(d + 4, Math.floor(e.nid / 0x100000000), true);
       v.setUint16(d + 8, nameoff, true);
       v.setUint8(d + 10, e.fileType);
-      out.set(e.name, blockStart + nameoff);
-      nameoff += e.name.length;
+      const name = e.name;
+      const at = blockStart + nameoff;
+      if (typeof name === 'string') for (let j = 0; j < name.length; j++) out[at + j] = name.charCodeAt(j);
+      else out.set(name, at);
+      nameoff += name.length;
     }
     i = end;
   }

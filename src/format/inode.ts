@@ -52,7 +52,13 @@ export const inodeSize = (extended: boolean): number =>
 
 export function encodeInode(ino: DiskInode): Uint8Array {
   const b = new Uint8Array(inodeSize(ino.extended));
-  const v = new DataView(b.buffer);
+  writeInode(b, 0, ino);
+  return b;
+}
+
+/** Encodes an inode into `out` at `at` (the inode writer fills its metadata blocks so, without a copy). */
+export function writeInode(out: Uint8Array, at: number, ino: DiskInode): void {
+  const v = new DataView(out.buffer, out.byteOffset + at, inodeSize(ino.extended));
   const format =
     ((ino.extended ? EROFS_INODE_LAYOUT_EXTENDED : EROFS_INODE_LAYOUT_COMPACT) << EROFS_I_VERSION_BIT) |
     (ino.datalayout << EROFS_I_DATALAYOUT_BIT) |
@@ -78,7 +84,6 @@ export function encodeInode(ino: DiskInode): Uint8Array {
     v.setUint16(24, ino.uid, true);
     v.setUint16(26, ino.gid, true);
   }
-  return b;
 }
 
 /** Decodes an inode; `bytes` must hold at least 64 bytes, or 32 for a compact one. */

@@ -26,7 +26,7 @@ import {
   S_IFSOCK,
 } from '../format/constants.js';
 import { encodeDirectory } from '../format/dirent.js';
-import { encodeInode, fileTypeOf, xattrIcount } from '../format/inode.js';
+import { fileTypeOf, inodeSize, writeInode, xattrIcount } from '../format/inode.js';
 import {
   encodeComprCfgs,
   encodeSuperblock,
@@ -515,7 +515,13 @@ function writeInodeUnit(
   const inode = p.inode;
   const type = inode.mode & S_IFMT;
   const u = type === S_IFCHR || type === S_IFBLK ? inode.rdev : planU(p);
-  const disk = encodeInode({
+  const isize = inodeSize(p.extended);
+  const length = isize + p.xattrSize + p.inlineTail;
+  const blksz = 1 << cfg.blkszbits;
+  // Most units lie within one block: filled where the block is cached, no unit buffer.
+  const cached = w.metaRange(p.metaOffset, length, blksz);
+  const unit = cached ?? Buffer.alloc(length);
+  writeInode(unit, 0, {
     extended: p.extended,
     datalayout: p.datalayout,
     formatFlags: 0,
@@ -530,11 +536,9 @@ function writeInodeUnit(
     mtime: p.extended ? BigInt.asUintN(64, BigInt(inode.mtime)) : BigInt(inode.mtime - cfg.buildTime),
     mtimeNsec: inode.mtimeNsec,
   });
-  const unit = Buffer.allocUnsafe(disk.length + p.xattrSize + p.inlineTail);
-  unit.set(disk, 0);
-  if (ibody) unit.set(ibody, disk.length);
-  if (p.inlineTail > 0) unit.set(tail!.subarray(0, p.inlineTail), disk.length + p.xattrSize);
-  w.writeMeta(p.metaOffset, unit, 1 << cfg.blkszbits);
+  if (ibody) unit.set(ibody, isize);
+  if (p.inlineTail > 0) unit.set(tail!.subarray(0, p.inlineTail), isize + p.xattrSize);
+  if (!cached) w.writeMeta(p.metaOffset, unit, blksz);
 }
 
 /** Lets signal handlers and AbortSignals run during long synchronous stretches. */
@@ -568,7 +572,7 @@ async function writeData(
   if (isDir(inode)) {
     content = encodeDirectory(
       direntsOf(inode).map((e) => ({
-        name: Buffer.from(e.name, 'latin1'),
+        name: e.name,
         nid: planNid(layout.plans[e.inode.ino - 1]!),
         fileType: fileTypeOf(e.inode.mode),
       })),

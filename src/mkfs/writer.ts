@@ -205,6 +205,18 @@ export class ImageWriter extends FdWriter {
     }
   }
 
+  /**
+   * The cached bytes [off, off + length) of the metadata, to be filled in place; null when
+   * they run into the next block (then writeMeta them).
+   */
+  metaRange(off: ByteOffset, length: number, blksz: number): Buffer | null {
+    const blk = Math.floor(off / blksz);
+    const inBlock = off - blk * blksz;
+    if (inBlock + length > blksz) return null;
+    this.metaBlksz = blksz;
+    return this.metaBlock(blk).subarray(inBlock, inBlock + length);
+  }
+
   private metaBlock(blk: number): Buffer {
     let b = this.meta.get(blk);
     if (b) {
