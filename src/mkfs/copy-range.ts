@@ -7,8 +7,9 @@ import { loadKoffi } from '../ffi.js';
 
 type CopyFn = (fdIn: number, offIn: [bigint], fdOut: number, offOut: [bigint], len: number, flags: number) => number;
 type SeekFn = (fd: number, offset: number, whence: number) => number;
+type SpliceFn = (fdIn: number, offIn: null, fdOut: number, offOut: [bigint], len: number, flags: number) => number;
 
-let libc: { copyFileRange: CopyFn; lseek: SeekFn } | null | undefined;
+let libc: { copyFileRange: CopyFn; lseek: SeekFn; splice: SpliceFn } | null | undefined;
 
 function load(): typeof libc {
   if (libc !== undefined) return libc;
@@ -21,6 +22,9 @@ function load(): typeof libc {
           'intptr_t copy_file_range(int fd_in, _Inout_ int64_t *off_in, int fd_out, _Inout_ int64_t *off_out, size_t len, unsigned int flags)',
         ) as CopyFn,
         lseek: lib.func('int64_t lseek(int fd, int64_t offset, int whence)') as SeekFn,
+        splice: lib.func(
+          'intptr_t splice(int fd_in, int64_t *off_in, int fd_out, _Inout_ int64_t *off_out, size_t len, unsigned int flags)',
+        ) as SpliceFn,
       };
     } catch {
       libc = null;
@@ -56,6 +60,22 @@ export function copyDataRanges(fdIn: number, fdOut: number, offOut: number, len:
 }
 
 const ENXIO = 6;
+const EAGAIN = 11;
+const SPLICE_F_MOVE = 1;
+const SPLICE_F_NONBLOCK = 2;
+
+/**
+ * Moves up to `len` bytes from a pipe to `offOut` in a file, in the kernel (splice(2)),
+ * without waiting for the pipe: the bytes moved (0 at the pipe's end), 'empty' when it has
+ * none yet, or null where the call is missing or refused (then read and write instead).
+ */
+export function spliceFromPipe(pipeFd: number, fdOut: number, offOut: number, len: number): number | 'empty' | null {
+  const c = load();
+  if (!c) return null;
+  const n = c.splice(pipeFd, null, fdOut, [BigInt(offOut)], Math.min(len, MAX_CALL), SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+  if (n >= 0) return n;
+  return loadKoffi().errno() === EAGAIN ? 'empty' : null;
+}
 
 /** The source ended early, at `at`. */
 export class ShortCopyError extends Error {

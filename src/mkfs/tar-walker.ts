@@ -262,24 +262,32 @@ async function writeDirect(
   const base = startBlk * blksz;
   let pos = 0;
   inode.dataOffset = inline ? direct.tails.length : -1;
+  // The image file is new: runs of zeros are left as holes, never written. The rest of a
+  // file's last block is its own padding, so the next file's write can merge across it.
+  const toBlocks = (piece: Buffer): void => {
+    if (!isZero(piece)) direct.writer.writeAt(byteOffset(base + pos), piece, blksz);
+    pos += piece.length;
+  };
   if (file && blockBytes >= KERNEL_COPY_MIN) {
     // A plain tar file: big files are copied in the kernel and never read here.
     direct.writer.copyFrom(file.fd, entry.dataOffset, byteOffset(base), blockBytes);
     await reader.skipData(blockBytes);
     pos = blockBytes;
+  } else if (reader.streamFd !== null && blockBytes >= KERNEL_COPY_MIN) {
+    // A plain tar on a pipe: what of a big file is not read yet moves to its blocks in the
+    // kernel (splice), saving a copy through this process's memory.
+    await reader.moveData(blockBytes, toBlocks, (pipeFd, length) => {
+      const moved = direct.writer.spliceFrom(pipeFd, byteOffset(base + pos), length);
+      if (typeof moved === 'number') pos += moved;
+      return moved;
+    });
   }
   await reader.readData((piece) => {
-    let rest = piece;
-    if (pos < blockBytes) {
-      const n = Math.min(rest.length, blockBytes - pos);
-      // The image file is new: runs of zeros are left as holes, never written.
-      if (!isZero(rest.subarray(0, n))) direct.writer.writeAt(byteOffset(base + pos), rest.subarray(0, n));
-      pos += n;
-      rest = rest.subarray(n);
-    }
-    if (rest.length > 0) {
-      direct.tails.append(rest);
-      pos += rest.length;
+    const n = Math.max(0, Math.min(piece.length, blockBytes - pos));
+    if (n > 0) toBlocks(piece.subarray(0, n));
+    if (n < piece.length) {
+      direct.tails.append(piece.subarray(n));
+      pos += piece.length - n;
     }
   });
   direct.nextBlk += Math.ceil(blockBytes / blksz);

@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { type ByteOffset, byteOffset as byteOffsetOf } from '../format/types.js';
 import { BuildError, describeFsError } from './errors.js';
-import { copyDataRanges, copyRange, ShortCopyError } from './copy-range.js';
+import { copyDataRanges, copyRange, ShortCopyError, spliceFromPipe } from './copy-range.js';
 
 const COALESCE_BYTES = 4 << 20;
 const SPOOL_READ_AHEAD = 256 << 10;
@@ -66,6 +66,12 @@ export class FdWriter {
   private readonly pending: Buffer;
   private pendingStart = 0;
   private pendingLen = 0;
+  /**
+   * Nonzero when the last write ends inside a block of this size that nothing else writes
+   * (file data, the rest of its last block padding): the next block's write may then merge,
+   * the padding written as the zeros it reads as.
+   */
+  private ownedBlock = 0;
 
   constructor(
     protected readonly fd: number,
@@ -96,8 +102,19 @@ export class FdWriter {
     this.pendingLen = 0;
   }
 
-  /** Writes bytes at an absolute offset; consecutive writes are merged into large ones. */
-  writeAt(off: ByteOffset, bytes: Uint8Array): void {
+  /**
+   * Writes bytes at an absolute offset; consecutive writes are merged into large ones. With
+   * `ownedBlock` (the block size), the rest of the block the bytes end in is theirs alone (a
+   * file's last block): a write starting at the next block merges across it.
+   */
+  writeAt(off: ByteOffset, bytes: Uint8Array, ownedBlock = 0): void {
+    const end = this.pendingStart + this.pendingLen;
+    const owned = this.ownedBlock;
+    this.ownedBlock = ownedBlock;
+    if (this.pendingLen > 0 && owned > 0 && off > end && off === Math.ceil(end / owned) * owned && off - this.pendingStart + bytes.length <= this.pending.length) {
+      this.pending.fill(0, this.pendingLen, off - this.pendingStart);
+      this.pendingLen = off - this.pendingStart;
+    }
     if (this.pendingLen > 0 && off === this.pendingStart + this.pendingLen && this.pendingLen + bytes.length <= this.pending.length) {
       this.pending.set(bytes, this.pendingLen);
       this.pendingLen += bytes.length;
@@ -124,6 +141,15 @@ export class FdWriter {
     } catch (e) {
       this.fail(e);
     }
+  }
+
+  /**
+   * Moves up to `length` bytes from a pipe to `off` in the kernel (see spliceFromPipe): the
+   * bytes moved, 'empty' while the pipe has none, null where the system refuses.
+   */
+  spliceFrom(pipeFd: number, off: ByteOffset, length: number): number | 'empty' | null {
+    this.flush();
+    return spliceFromPipe(pipeFd, this.fd, off, length);
   }
 
   /**

@@ -165,6 +165,42 @@ export class ByteReader {
     return n - left;
   }
 
+  /** The pipe read directly, when the source is one: its bytes can move on in the kernel. */
+  get streamFd(): number | null {
+    return 'streamFd' in this.source ? this.source.streamFd : null;
+  }
+
+  /**
+   * Like pipe(n, sink), but from a pipe read directly what is not buffered yet goes through
+   * `move` (pipe, bytes still wanted), which returns the bytes it moved on in the kernel,
+   * 'empty' while the pipe has none, or null to go on reading. Returns how many bytes there
+   * were: fewer than n only at the end of the stream.
+   */
+  async pipeMoving(
+    n: number,
+    sink: (piece: Buffer) => void,
+    move: (pipeFd: number, length: number) => number | 'empty' | null,
+  ): Promise<number> {
+    let left = n - (await this.pipe(Math.min(n, this.buffered), sink));
+    const source = this.source;
+    while ('streamFd' in source && left > 0 && !this.ended) {
+      const moved = move(source.streamFd, left);
+      if (moved === null) break;
+      if (moved === 'empty') {
+        await source.readable();
+        continue;
+      }
+      if (moved === 0) {
+        this.ended = true;
+        break;
+      }
+      left -= moved;
+      this.offset += moved;
+    }
+    if (left > 0) left -= await this.pipe(left, sink);
+    return n - left;
+  }
+
   private advance(n: number): void {
     this.head += n;
     this.buffered -= n;

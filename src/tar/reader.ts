@@ -221,6 +221,25 @@ export class TarReader {
     if (got < want) throw this.truncated(e);
   }
 
+  /** The tar comes from a pipe read directly: moveData can splice its data on. */
+  get streamFd(): number | null {
+    return this.r.streamFd;
+  }
+
+  /** The next n bytes of the current entry's data, through ByteReader.pipeMoving. */
+  async moveData(
+    n: number,
+    sink: (piece: Buffer) => void,
+    move: (pipeFd: number, length: number) => number | 'empty' | null,
+  ): Promise<void> {
+    const e = this.current;
+    if (!e || n === 0) return;
+    if (n > this.pending) throw new Error('internal: moving past the entry data');
+    const got = await this.r.pipeMoving(n, sink, move);
+    this.pending -= got;
+    if (got < n) throw this.truncated(e);
+  }
+
   /** Skips the next n bytes of the current entry's data (read nothing, if the source seeks). */
   async skipData(n: number): Promise<void> {
     const e = this.current;

@@ -37,6 +37,26 @@ describe('directory blocks', () => {
     expect(Buffer.from(decodeDirBlock(data, data.length)[0]!.name)).toEqual(odd);
   });
 
+  it('encodes latin1 string names byte for byte, as the same names given as bytes', () => {
+    const odd = Buffer.from([0xff, 0xfe, 0x80, 0x41]);
+    const asBytes = encodeDirectory([entry('.', 36, EROFS_FT_DIR), entry(odd, 50)], 4096);
+    const asStrings = encodeDirectory(
+      [
+        { name: '.', nid: nid(36), fileType: EROFS_FT_DIR },
+        { name: odd.toString('latin1'), nid: nid(50), fileType: EROFS_FT_REG_FILE },
+      ],
+      4096,
+    );
+    expect(asStrings).toEqual(asBytes);
+  });
+
+  it('writes a nid above 2^32 as its full 64 bits', () => {
+    const big = 2 ** 40 + 5;
+    const data = encodeDirectory([entry('a', big)], 4096);
+    expect(new DataView(data.buffer).getBigUint64(0, true)).toBe(BigInt(big));
+    expect(decodeDirBlock(data, data.length)[0]!.nid).toBe(big);
+  });
+
   it('sizes a directory as full blocks plus the used part of the last one', () => {
     // 12 + 255 = 267 bytes per entry: 15 fit in 4096 (4005 bytes), the 16th starts block 2.
     expect(dirSize(Array(16).fill(255), 4096)).toBe(4096 + 267);

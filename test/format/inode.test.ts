@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { EROFS_INODE_FLAT_INLINE } from '../../src/format/constants.js';
-import { decodeDev, decodeInode, encodeDev, encodeInode, type DiskInode } from '../../src/format/inode.js';
+import { decodeDev, decodeInode, encodeDev, encodeInode, writeInode, type DiskInode } from '../../src/format/inode.js';
 
 const base: DiskInode = {
   extended: false, datalayout: EROFS_INODE_FLAT_INLINE, formatFlags: 0, xattrIcount: 0, mode: 0o100644,
@@ -19,6 +19,18 @@ describe('inodes', () => {
     const b = encodeInode(ext);
     expect(b.length).toBe(64);
     expect(decodeInode(b)).toEqual(ext);
+  });
+  it('writes an inode in place at an offset, touching only its own bytes', () => {
+    const ext = { ...base, extended: true, size: 1n << 40n, mtime: 1700000000n, mtimeNsec: 7 };
+    const block = new Uint8Array(4096).fill(0xaa);
+    const region = block.subarray(1024, 1024 + 128);
+    region.fill(0);
+    writeInode(region, 32, ext);
+    expect(region.subarray(32, 96)).toEqual(encodeInode(ext));
+    expect(region.subarray(0, 32).every((b) => b === 0)).toBe(true);
+    expect(region.subarray(96).every((b) => b === 0)).toBe(true);
+    expect(block.subarray(0, 1024).every((b) => b === 0xaa)).toBe(true);
+    expect(block.subarray(1152).every((b) => b === 0xaa)).toBe(true);
   });
   it('encodes device numbers as new_encode_dev', () => {
     expect(encodeDev(8, 1)).toBe(0x801);

@@ -61,6 +61,46 @@ describeIfMount('images from tar streams (--tar)', () => {
     }
   }, 120_000);
 
+  itIfMount('a tar on a slow pipe: big files moved in the kernel, small ones split across reads, with and without inline tails', async () => {
+    // Small files of odd sizes (their data spans the reader's reads), big ones past the
+    // in-kernel threshold (with a zero run and odd tails), in a pipe fed in uneven bursts so
+    // the reader often finds it empty.
+    const tree = await makeTree(
+      wideDir(300, (i) => {
+        const name = `f${String(i).padStart(3, '0')}`;
+        if (i % 50 === 7) return [name, file({ size: (64 << 10) + 1 + i * 4099, pattern: i % 100 === 7 ? 'random' : 'text', seed: i })];
+        if (i === 101) return [name, file({ size: 300_000, pattern: 'zero' })];
+        return [name, file({ size: 1 + ((i * 2731) % 9000), pattern: 'text', seed: i })];
+      }),
+    );
+    try {
+      const tar = `${out.dir}/slow-pipe.tar`;
+      gnuTar(tree.root, tar, 'posix');
+      const feeder = `
+        const data = require('node:fs').readFileSync(process.argv[1]);
+        let at = 0, k = 0;
+        (function burst() {
+          if (at >= data.length) return;
+          const n = [700, 65536, 3000, 200000][k++ % 4];
+          process.stdout.write(data.subarray(at, at + n), () => setTimeout(burst, k % 3));
+          at += n;
+        })();`;
+      for (const extra of [[], ['-Enoinline_data']]) {
+        const common = ['--quiet', '--tar=f', ...extra, '-T0', '--mkfs-time', '-U', '5f8b4e9a-1c2d-4e3f-8a9b-0c1d2e3f4a5b'];
+        const fromFile = img();
+        const fromPipe = img();
+        expect(spawnSync(process.execPath, [CLI, ...common, fromFile, tar]).status).toBe(0);
+        const r = spawnSync('sh', ['-c', 'node="$0"; feed="$1"; tar="$2"; shift 2; "$node" -e "$feed" "$tar" | "$node" "$@"', process.execPath, feeder, tar, CLI, ...common, fromPipe]);
+        expect(r.stderr.toString()).toBe('');
+        expect(r.status).toBe(0);
+        expect(readFileSync(fromPipe).equals(readFileSync(fromFile))).toBe(true);
+        await expectImageMatches(fromPipe, tree.root);
+      }
+    } finally {
+      await tree.cleanup();
+    }
+  }, 120_000);
+
   itIfMount('a GNU-format tar (long names, base-256 ids) mounts with its second-resolution times', async () => {
     const tree = await makeTree(fullFeatureSpec());
     try {

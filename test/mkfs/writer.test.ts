@@ -1,7 +1,7 @@
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { byteOffset } from '../../src/format/types.js';
-import { ImageWriter, Spool } from '../../src/mkfs/writer.js';
+import { FdWriter, ImageWriter, Spool } from '../../src/mkfs/writer.js';
 import { scratchDir } from '../helpers/build.js';
 
 describe('the image writer', () => {
@@ -35,6 +35,28 @@ describe('the image writer', () => {
     const img = readFileSync(`${out.dir}/meta.img`);
     expect(img.subarray(0, blocks * blksz).equals(expected)).toBe(true);
     expect(img.subarray(blocks * blksz).equals(data)).toBe(true);
+  });
+
+  it("file data merges across the rest of its own last block, written as zeros, and only there", () => {
+    const path = `${out.dir}/owned.bin`;
+    // Old bytes everywhere show which ranges a write covered.
+    writeFileSync(path, Buffer.alloc(4 * 4096, 0xff));
+    const fd = openSync(path, 'r+');
+    const w = new FdWriter(fd, path);
+    w.writeAt(byteOffset(0), Buffer.alloc(100, 1), 4096); // owns [100, 4096)
+    w.writeAt(byteOffset(4096), Buffer.alloc(200, 2), 4096); // merges across it
+    w.writeAt(byteOffset(3 * 4096), Buffer.alloc(300, 3)); // a block further on: no fill
+    w.writeAt(byteOffset(4 * 4096 - 10), Buffer.alloc(10, 4)); // after an unowned end: no fill
+    w.flush();
+    closeSync(fd);
+    const got = readFileSync(path);
+    expect(got.subarray(0, 100).every((b) => b === 1)).toBe(true);
+    expect(got.subarray(100, 4096).every((b) => b === 0)).toBe(true);
+    expect(got.subarray(4096, 4296).every((b) => b === 2)).toBe(true);
+    expect(got.subarray(4296, 3 * 4096).every((b) => b === 0xff)).toBe(true);
+    expect(got.subarray(3 * 4096, 3 * 4096 + 300).every((b) => b === 3)).toBe(true);
+    expect(got.subarray(3 * 4096 + 300, 4 * 4096 - 10).every((b) => b === 0xff)).toBe(true);
+    expect(got.subarray(4 * 4096 - 10).every((b) => b === 4)).toBe(true);
   });
 
   it('a spool too big to be read whole reads back what was appended, in order or not', () => {
