@@ -3,7 +3,7 @@
 // or with Node's zlib.deflateRawSync when libdeflate is missing or a window < 32 KiB is asked for
 // (libdeflate always uses the full 32 KiB window).
 
-import { deflateRawSync, inflateRawSync } from 'node:zlib';
+import { zlib } from '../builtins.js';
 import { Z_EROFS_COMPRESSION_DEFLATE } from '../format/constants.js';
 import {
   type Backend,
@@ -96,7 +96,7 @@ export class DeflateCompressor implements Compressor {
       const opts = { level: this.level, windowBits: log2Floor(this.dictSize) };
       let last: Uint8Array = new Uint8Array(0);
       trial = (len) => {
-        last = deflateRawSync(src.subarray(0, len), opts);
+        last = zlib().deflateRawSync(src.subarray(0, len), opts);
         return last.length;
       };
       keep = (size) => this.best.set(last.subarray(0, size));
@@ -143,7 +143,7 @@ export class DeflateDecompressor implements Decompressor {
     let out: Uint8Array;
     try {
       // Node's inflate fails on a truncated stream ("unexpected end of file").
-      out = inflateRawSync(src, { maxOutputLength: Math.max(1, outLen) });
+      out = zlib().inflateRawSync(src, { maxOutputLength: Math.max(1, outLen) });
     } catch (e) {
       throw new DecompressError(`deflate: ${(e as Error).message}`);
     }

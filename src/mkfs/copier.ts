@@ -5,7 +5,8 @@
 // other. Each file gets its blocks when it is found, so the layout does not depend on who
 // copies it or when; inline tails wait in a spool for the inode writer.
 
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { workerThreads } from '../builtins.js';
 import { type BlockGeometry, byteOffset } from '../format/types.js';
 import { BuildError } from './errors.js';
 import { type CopyJob, runCopy } from './file-copy.js';
@@ -101,7 +102,7 @@ export class FileCopier {
       progress: this.done.buffer as SharedArrayBuffer,
     };
     // No execArgv: the host's (say --input-type) may not apply to a worker script.
-    const worker = new Worker(workerScript('copy-worker'), { workerData: data, execArgv: [], resourceLimits: { maxYoungGenerationSizeMb: 2 } });
+    const worker = new (workerThreads().Worker)(workerScript('copy-worker'), { workerData: data, execArgv: [], resourceLimits: { maxYoungGenerationSizeMb: 2 } });
     this.finished = new Promise<void>((resolve, reject) => {
       worker.on('message', (m: CopyReply) => {
         if (m.error !== undefined) this.error ??= m.internal ? new Error(`file-copy thread: ${m.error}`) : new BuildError(m.error);

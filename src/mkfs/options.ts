@@ -1,6 +1,6 @@
 // Build options: the typed form of mkfs.erofs's command line, and their validation.
 
-import { randomBytes } from 'node:crypto';
+import { randomBytes } from '../builtins.js';
 import { availableParallelism } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import type { CompressionSpec } from '../compress/registry.js';

@@ -4,7 +4,7 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { randomBytes } from '../builtins.js';
 import { type ByteOffset, byteOffset as byteOffsetOf } from '../format/types.js';
 import { BuildError, describeFsError } from './errors.js';
 import { copyDataRanges, copyRange, ShortCopyError, spliceFromPipe } from './copy-range.js';

@@ -1,7 +1,8 @@
 // A pool of worker threads that compress whole files (zworker.ts); the main thread
 // places their output in inode order, so the image is the same for any pool size.
 
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { workerThreads } from '../builtins.js';
 import { BuildError } from './errors.js';
 import { workerScript } from './worker-script.js';
 import type { ZJob, ZParams, ZResult } from './zdata.js';
@@ -60,6 +61,7 @@ export class ZPool {
     params: ZParams,
   ) {
     const script = workerScript('zworker');
+    const { Worker } = workerThreads();
     for (let i = 0; i < size; i++) {
       // A small young generation: workers allocate little but their pclusters.
       // No execArgv: the host's (say --input-type) may not apply to a worker script.

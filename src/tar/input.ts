@@ -3,7 +3,8 @@
 
 import * as fs from 'node:fs';
 import { Readable } from 'node:stream';
-import * as zlib from 'node:zlib';
+import type * as Zlib from 'node:zlib';
+import { zlib } from '../builtins.js';
 import { loadKoffi } from '../ffi.js';
 import type { BlockingStream, SeekableFile } from './bytes.js';
 
@@ -39,7 +40,7 @@ async function* prepend(first: Buffer, rest: AsyncIterator<Buffer>): AsyncGenera
   }
 }
 
-function throughZlib(src: AsyncIterable<Buffer>, z: zlib.Gunzip): AsyncIterable<Buffer> {
+function throughZlib(src: AsyncIterable<Buffer>, z: Zlib.Gunzip): AsyncIterable<Buffer> {
   const input = Readable.from(src, { objectMode: false });
   input.on('error', (e) => z.destroy(e));
   z.on('error', () => input.destroy());
@@ -142,7 +143,7 @@ function decoded(bytes: AsyncIterator<Buffer>, kind: Exclude<TarDecompress, 'aut
     case 'none':
       return bytes;
     case 'gzip':
-      return throughZlib({ [Symbol.asyncIterator]: () => bytes }, zlib.createGunzip({ chunkSize: CHUNK }))[Symbol.asyncIterator]();
+      return throughZlib({ [Symbol.asyncIterator]: () => bytes }, zlib().createGunzip({ chunkSize: CHUNK }))[Symbol.asyncIterator]();
     case 'xz':
       return import('./xz.js').then(({ unxz }) => unxz({ [Symbol.asyncIterator]: () => bytes }));
     case 'zstd':
