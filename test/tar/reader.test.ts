@@ -68,6 +68,25 @@ describe('tar headers', () => {
     expect(() => parseTarHeader(tarHeader({ name: 'x', badChecksum: true }))).toThrow(/checksum mismatch/);
   });
 
+  it('sums the checksum the same wherever the header lies in memory, with every byte value', () => {
+    // Bytes up to 0xff in every field around the checksum, at each alignment of the block.
+    const h = tarHeader({ name: Buffer.from('\xff\xfe\x80'.repeat(33), 'latin1'), data: 'x' });
+    h.fill(0xff, 100, 148);
+    h.fill(0xfe, 156, 257);
+    h.fill(0xff, 265, 512);
+    h.fill(0x20, 148, 156);
+    let sum = 0;
+    for (const b of h) sum += b;
+    h.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 'latin1');
+    for (let shift = 0; shift < 4; shift++) {
+      const at = Buffer.alloc(512 + 4);
+      h.copy(at, shift);
+      expect(() => parseTarHeader(at.subarray(shift, shift + 512))).not.toThrow(/checksum/);
+      at[shift + 511] ^= 1;
+      expect(() => parseTarHeader(at.subarray(shift, shift + 512))).toThrow(/checksum mismatch/);
+    }
+  });
+
   it('joins the ustar prefix, but not in GNU headers, whose prefix field holds times', () => {
     const h = tarHeader({ name: 'file' });
     h.write('some/dir', 345, 'latin1');
