@@ -228,14 +228,16 @@ async function buildFromTree(
       superBytes: EROFS_SUPER_BASE_SIZE + (zsetup?.cfgs.length ?? 0) + (device ? EROFS_DEVT_SLOT_SIZE : 0),
       preDataBlocks,
     });
-    if (copier) {
-      progress.file(await copier.finish());
-      await copier.close();
-    }
+    // The file-copy thread may still be copying: the metadata is written meanwhile.
+    copier?.settleTails();
     await writeImage(cfg, layout, writer, direct ? direct.tails : spool, io, zsetup ? { ...zsetup, inlinePclusters } : null, progress, {
       device,
       chunkedFiles,
     });
+    if (copier) {
+      progress.file(await copier.finish());
+      await copier.close();
+    }
     writer.commit();
     options.onProgress?.(progress.snapshot());
     cfg.log('info', `${cfg.image}: ${layout.plans.length} inodes, ${layout.totalBlocks} blocks`);

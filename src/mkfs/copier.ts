@@ -1,15 +1,16 @@
 // Uncompressed builds from a directory: file data goes into the image on a thread of its
 // own while the main thread walks the tree, ahead of the metadata (as compressed builds and
-// --tar=f lay it out). The thread starts once there is enough to copy, and when it has
-// enough queued, the walk copies the next file itself, so neither waits long for the
-// other. Each file gets its blocks when it is found, so the layout does not depend on who
-// copies it or when; inline tails wait in a spool for the inode writer.
+// --tar=f lay it out), and goes on while the main thread writes the metadata. The thread
+// starts once there is enough to copy; when it has a lot queued, the walk copies the next
+// file itself. Each file gets its blocks when it is found, so the layout does not depend on
+// who copies it or when; inline tails wait in a spool for the inode writer, which reads the
+// tails the thread has not reached yet itself (settleTails) rather than wait for it.
 
 import type { Worker } from 'node:worker_threads';
 import { workerThreads } from '../builtins.js';
 import { type BlockGeometry, byteOffset } from '../format/types.js';
 import { BuildError } from './errors.js';
-import { type CopyJob, runCopy } from './file-copy.js';
+import { type CopyJob, readTail, runCopy } from './file-copy.js';
 import type { BuildConfig } from './options.js';
 import { plannedInlineTail, superBlockAddr } from './planner.js';
 import type { TreeInode } from './tree.js';
@@ -23,7 +24,10 @@ export interface CopierData {
   tailsFd: number;
   tailsPath: string;
   bufferBytes: number;
-  /** Int32 [0]: jobs the thread has finished (or dropped); [1]: nonzero once it is to stop. */
+  /**
+   * Int32 [0]: jobs the thread has finished (or dropped); [1]: nonzero once it is to stop;
+   * [2]: jobs whose inline tails are in the spool file (written out after each batch).
+   */
   progress: SharedArrayBuffer;
 }
 
@@ -46,11 +50,11 @@ export interface CopyReply {
 const BATCH_FILES = 32;
 const BATCH_BYTES = 1 << 20;
 /**
- * Files queued for the thread at most: past that the walk copies files itself. Enough to
- * keep the thread busy while the walk does its own work in between, few enough that it
- * has little left when the walk ends.
+ * Files queued for the thread at most: past that the walk copies files itself. The thread
+ * goes on copying while the metadata is written, so it may have a good part of the tree
+ * left when the walk ends; the walk helps only when it is far behind.
  */
-const BACKLOG_FILES = 256;
+const BACKLOG_FILES = 1024;
 /** The thread's read buffer: files smaller than this take a single read. */
 const BUFFER_BYTES = 1 << 20;
 /**
@@ -79,6 +83,9 @@ export class FileCopier {
   /** The walk's own copies: inline tails go to their place in the spool through this. */
   private readonly ownTails: FdWriter;
   private buf: Buffer | null = null;
+  /** Jobs handed to the thread with an inline tail it may not have written yet, and their numbers. */
+  private unsettled: Array<{ n: number; job: CopyJob }> = [];
+  private unsettledHead = 0;
 
   constructor(
     private readonly cfg: BuildConfig,
@@ -88,7 +95,7 @@ export class FileCopier {
   ) {
     this.firstBlk = superBlockAddr(g) + 1;
     this.nextBlk = this.firstBlk;
-    this.done = new Int32Array(new SharedArrayBuffer(8));
+    this.done = new Int32Array(new SharedArrayBuffer(12));
     this.ownTails = new FdWriter(tails.readableFd(), tails.path, 64 << 10);
   }
 
@@ -106,7 +113,12 @@ export class FileCopier {
     this.finished = new Promise<void>((resolve, reject) => {
       worker.on('message', (m: CopyReply) => {
         if (m.error !== undefined) this.error ??= m.internal ? new Error(`file-copy thread: ${m.error}`) : new BuildError(m.error);
-        if (m.done) (this.error ? reject(this.error) : resolve());
+        if (!m.done) return;
+        if (this.error) reject(this.error);
+        else resolve();
+        // Its work is done: the thread (and its heap) goes now, while the metadata is written.
+        const stop: CopyMessage = { stop: true };
+        worker.postMessage(stop);
       });
       worker.on('error', (e) => reject(new Error(`file-copy thread failed: ${e.message}`)));
       worker.on('exit', () => reject(this.error ?? new Error('file-copy thread stopped early')));
@@ -139,7 +151,9 @@ export class FileCopier {
       return;
     }
     this.batch.push(job);
+    if (job.inlineTail > 0) this.unsettled.push({ n: this.queued, job });
     this.queued++;
+    this.dropSettled();
     this.batchBytes += inode.size;
     if (this.batch.length >= BATCH_FILES || this.batchBytes >= BATCH_BYTES) this.post();
   }
@@ -148,6 +162,35 @@ export class FileCopier {
     this.buf ??= Buffer.allocUnsafe(BUFFER_BYTES);
     const tail = runCopy(job, this.writer, this.buf);
     if (tail) this.ownTails.writeAt(byteOffset(job.tailAt), tail);
+  }
+
+  /** Forgets the tails the thread has written out (the list stays as short as its backlog). */
+  private dropSettled(): void {
+    const onDisk = Atomics.load(this.done, 2);
+    while (this.unsettledHead < this.unsettled.length && this.unsettled[this.unsettledHead]!.n < onDisk) this.unsettledHead++;
+    if (this.unsettledHead > 1024 && this.unsettledHead * 2 > this.unsettled.length) {
+      this.unsettled = this.unsettled.slice(this.unsettledHead);
+      this.unsettledHead = 0;
+    }
+  }
+
+  /**
+   * Every inline tail in the spool, while the thread may still be copying blocks: those of
+   * files it has not reached are read here (it writes the same bytes there when it does).
+   * No more files may be added.
+   */
+  settleTails(): void {
+    this.endJobs();
+    this.buf ??= Buffer.allocUnsafe(BUFFER_BYTES);
+    // From the last: the thread works from the first, and what it has done needs nothing.
+    for (let i = this.unsettled.length - 1; i >= this.unsettledHead; i--) {
+      const { n, job } = this.unsettled[i]!;
+      if (n < Atomics.load(this.done, 2)) break;
+      this.ownTails.writeAt(byteOffset(job.tailAt), readTail(job, this.buf));
+    }
+    this.unsettled = [];
+    this.unsettledHead = 0;
+    this.ownTails.flush();
   }
 
   /** Blocks given out so far, right after the superblock's block. */
@@ -162,13 +205,17 @@ export class FileCopier {
     this.batchBytes = 0;
   }
 
+  /** No more files: the thread gets its last batch. */
+  private endJobs(): void {
+    if (this.ended) return;
+    this.ended = true;
+    if (this.worker) this.post(true);
+    this.ownTails.flush();
+  }
+
   /** Waits until every file is in the image and every tail in the spool; returns the file bytes copied. */
   async finish(): Promise<number> {
-    if (!this.ended) {
-      this.ended = true;
-      if (this.worker) this.post(true);
-      this.ownTails.flush();
-    }
+    this.endJobs();
     await this.finished;
     return this.bytes;
   }

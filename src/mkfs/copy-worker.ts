@@ -40,6 +40,15 @@ parentPort!.on('message', (m: CopyMessage) => {
     // Dropped jobs count too: the walk must not wait for a thread that has stopped copying.
     Atomics.add(done, 0, 1);
   }
+  // The batch's tails on disk: the inode writer reads them from the spool from now on.
+  if (!failed) {
+    try {
+      tails.flush();
+      Atomics.store(done, 2, Atomics.load(done, 0));
+    } catch (e) {
+      fail(e);
+    }
+  }
   if (m.end) {
     try {
       if (!failed) {

@@ -49,6 +49,33 @@ export function runCopy(job: CopyJob, image: DataSink, buf: Buffer): Buffer | nu
   return step.value;
 }
 
+/** A job's inline tail, read on its own: the last `inlineTail` bytes of the file. */
+export function readTail(job: CopyJob, buf: Buffer): Buffer {
+  const path = Buffer.from(job.path.buffer, job.path.byteOffset, job.path.byteLength);
+  const shown = path.toString();
+  const at = job.size - job.inlineTail;
+  let fd: number;
+  try {
+    fd = fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+  } catch (e) {
+    throw new BuildError(`${shown}: cannot open: ${describeFsError(e)}`);
+  }
+  try {
+    const tail = buf.subarray(0, job.inlineTail);
+    for (let got = 0; got < tail.length; ) {
+      const n = fs.readSync(fd, tail, got, tail.length - got, at + got);
+      if (n === 0) throw fileShrank(shown, job.size, at + got);
+      got += n;
+    }
+    return tail;
+  } catch (e) {
+    if (e instanceof BuildError) throw e;
+    throw new BuildError(`${shown}: read failed: ${describeFsError(e)}`);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 /** Below this, one read and one write cost less than asking the kernel for data ranges. */
 const KERNEL_COPY_MIN = 64 << 10;
 

@@ -109,6 +109,22 @@ describeIfMount('an image of a directory tree', () => {
     }
   });
 
+  itIfMount('the inode writer reads the tails of files the copy thread has not reached yet from the files', async () => {
+    // 60 MB of big files walked first keep the thread busy well past the walk; the small
+    // files after them (all tail) are still queued when the metadata is written.
+    const big = Object.fromEntries(Array.from({ length: 30 }, (_, i) => [`big${i}`, file({ size: (2 << 20) + i, pattern: 'random', seed: i })]));
+    const small = Object.fromEntries(Array.from({ length: 1500 }, (_, i) => [`s${i}`, file(`${i}:`.repeat(1 + (i % 900)))]));
+    const t = await makeTree(dir({ a: dir(big), b: dir(small) }));
+    try {
+      await build(t.root, `${out.dir}/behind1.erofs`, { timestamp: 0 });
+      await build(t.root, `${out.dir}/behind2.erofs`, { timestamp: 0, workers: 1 });
+      expect(readFileSync(`${out.dir}/behind1.erofs`).equals(readFileSync(`${out.dir}/behind2.erofs`))).toBe(true);
+      await expectImageMatches(`${out.dir}/behind1.erofs`, t.root, { expectMtime: () => 0n });
+    } finally {
+      await t.cleanup();
+    }
+  });
+
   itIfMount('matches its source without the superblock checksum or the xattr name filter', async () => {
     const image = `${out.dir}/plain.erofs`;
     await build(tree.root, image, { sbChecksum: false, xattrNameFilter: false });
