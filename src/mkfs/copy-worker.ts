@@ -40,8 +40,9 @@ parentPort!.on('message', (m: CopyMessage) => {
     // Dropped jobs count too: the walk must not wait for a thread that has stopped copying.
     Atomics.add(done, 0, 1);
   }
-  // The batch's tails on disk: the inode writer reads them from the spool from now on.
-  if (!failed) {
+  // The batch's tails on disk: the inode writer reads them from the spool from now on
+  // (jobs dropped on a stop have none, but nothing reads tails after a stop).
+  if (!failed && Atomics.load(done, 1) === 0) {
     try {
       tails.flush();
       Atomics.store(done, 2, Atomics.load(done, 0));
