@@ -11,6 +11,10 @@ export const zlib = (): typeof import('node:zlib') => require('node:zlib') as ty
 export const workerThreads = (): typeof import('node:worker_threads') =>
   require('node:worker_threads') as typeof import('node:worker_threads');
 
+/** The real node:child_process (the command bundles resolve the name to lazy-child-process.ts). */
+export const childProcess = (): typeof import('node:child_process') =>
+  require('node:child_process') as typeof import('node:child_process');
+
 /** n random bytes (image UUIDs, scratch file names): from /dev/urandom, else node:crypto. */
 export function randomBytes(n: number): Buffer {
   const out = Buffer.alloc(n);

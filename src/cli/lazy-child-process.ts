@@ -3,8 +3,6 @@
 // to this module instead (package.json, "bundle"), which loads the real one only when called.
 
 import type * as ChildProcess from 'node:child_process';
-import { createRequire } from 'node:module';
+import { childProcess } from '../builtins.js';
 
-const real = (): typeof ChildProcess => createRequire(import.meta.url)('node:child_process') as typeof ChildProcess;
-
-export const spawn = ((...args: Parameters<typeof ChildProcess.spawn>) => real().spawn(...args)) as typeof ChildProcess.spawn;
+export const spawn = ((...args: Parameters<typeof ChildProcess.spawn>) => childProcess().spawn(...args)) as typeof ChildProcess.spawn;

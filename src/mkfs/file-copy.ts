@@ -39,11 +39,12 @@ export interface CopyJob {
   tailAt: number;
 }
 
+/** A job's path as a Buffer: posted to a worker, a Buffer arrives as a plain Uint8Array. */
+const jobPath = (job: CopyJob): Buffer => Buffer.from(job.path.buffer, job.path.byteOffset, job.path.byteLength);
+
 /** Copies a job's file into a fresh image and returns its inline tail. */
 export function runCopy(job: CopyJob, image: DataSink, buf: Buffer): Buffer | null {
-  // Posted to a worker, a Buffer arrives as a plain Uint8Array.
-  const path = Buffer.from(job.path.buffer, job.path.byteOffset, job.path.byteLength);
-  const steps = copyFileData({ path, size: job.size, inlineTail: job.inlineTail, dst: byteOffset(job.dst), spool: null, untouched: true }, image, buf);
+  const steps = copyFileData({ path: jobPath(job), size: job.size, inlineTail: job.inlineTail, dst: byteOffset(job.dst), spool: null, untouched: true }, image, buf);
   let step = steps.next();
   while (!step.done) step = steps.next();
   return step.value;
@@ -51,28 +52,36 @@ export function runCopy(job: CopyJob, image: DataSink, buf: Buffer): Buffer | nu
 
 /** A job's inline tail, read on its own: the last `inlineTail` bytes of the file. */
 export function readTail(job: CopyJob, buf: Buffer): Buffer {
-  const path = Buffer.from(job.path.buffer, job.path.byteOffset, job.path.byteLength);
+  const path = jobPath(job);
   const shown = path.toString();
-  const at = job.size - job.inlineTail;
-  let fd: number;
-  try {
-    fd = fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
-  } catch (e) {
-    throw new BuildError(`${shown}: cannot open: ${describeFsError(e)}`);
-  }
+  const fd = openSource(path, shown);
   try {
     const tail = buf.subarray(0, job.inlineTail);
-    for (let got = 0; got < tail.length; ) {
-      const n = fs.readSync(fd, tail, got, tail.length - got, at + got);
-      if (n === 0) throw fileShrank(shown, job.size, at + got);
-      got += n;
-    }
+    readTailAt(fd, shown, tail, job.size);
     return tail;
   } catch (e) {
     if (e instanceof BuildError) throw e;
     throw new BuildError(`${shown}: read failed: ${describeFsError(e)}`);
   } finally {
     fs.closeSync(fd);
+  }
+}
+
+function openSource(path: Buffer, shown: string): number {
+  try {
+    return fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+  } catch (e) {
+    throw new BuildError(`${shown}: cannot open: ${describeFsError(e)}`);
+  }
+}
+
+/** Fills `tail` with the last tail.length bytes of a file of `size` bytes, by position. */
+function readTailAt(fd: number, shown: string, tail: Buffer, size: number): void {
+  const at = size - tail.length;
+  for (let got = 0; got < tail.length; ) {
+    const n = fs.readSync(fd, tail, got, tail.length - got, at + got);
+    if (n === 0) throw fileShrank(shown, size, at + got);
+    got += n;
   }
 }
 
@@ -86,12 +95,7 @@ const KERNEL_COPY_MIN = 64 << 10;
  */
 export function* copyFileData(f: FileData, sink: DataSink, buf: Buffer): Generator<number, Buffer | null, void> {
   const shown = f.path.toString();
-  let fd: number;
-  try {
-    fd = f.spool ? f.spool.fd : fs.openSync(f.path, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
-  } catch (e) {
-    throw new BuildError(`${shown}: cannot open: ${describeFsError(e)}`);
-  }
+  const fd = f.spool ? f.spool.fd : openSource(f.path, shown);
   try {
     const blockBytes = f.size - f.inlineTail;
     if (!f.spool && f.untouched && blockBytes >= KERNEL_COPY_MIN) {
@@ -198,12 +202,7 @@ function copyInKernel(fd: number, shown: string, f: FileData, sink: DataSink): B
   try {
     if (f.inlineTail > 0) {
       tail = Buffer.alloc(f.inlineTail);
-      let got = 0;
-      while (got < tail.length) {
-        const n = fs.readSync(fd, tail, got, tail.length - got, blockBytes + got);
-        if (n === 0) throw fileShrank(shown, f.size, blockBytes + got);
-        got += n;
-      }
+      readTailAt(fd, shown, tail, f.size);
     }
     const now = fs.fstatSync(fd).size;
     if (now < f.size) throw fileShrank(shown, f.size, now);
