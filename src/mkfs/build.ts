@@ -155,10 +155,11 @@ async function buildFromTree(
     const feed = zsetup ? new ZFeed(pool, zsetup.setup, g) : null;
     if (cfg.tar) ({ root, tarBytes } = await walkTar(cfg, tarData, direct));
     else {
-      // While the walk goes on, file data is copied on a thread of its own: all of it, or
-      // with -z the small files compression leaves as they are; the others are compressed.
+      // While the walk goes on, file data is copied on a thread of its own; with -z the
+      // walk reads the small files compression leaves as they are, and the others are
+      // compressed.
       spool = Spool.beside(writer);
-      copier = new FileCopier(cfg, g, writer, spool);
+      copier = new FileCopier(cfg, g, writer, spool, !zsetup);
       const c = copier;
       const onFile =
         zsetup && feed

@@ -92,6 +92,12 @@ export class FileCopier {
     private readonly g: BlockGeometry,
     private readonly writer: ImageWriter,
     private readonly tails: Spool,
+    /**
+     * Whether a thread may copy: not in compressed builds, whose files here are the few
+     * smaller than a block, where the main thread reads them for less than the thread's start
+     * costs (and its 10 MB, beside the compression workers).
+     */
+    private readonly threaded = true,
   ) {
     this.firstBlk = superBlockAddr(g) + 1;
     this.nextBlk = this.firstBlk;
@@ -145,7 +151,7 @@ export class FileCopier {
     this.nextBlk += Math.ceil((inode.size - inlineTail) / blksz);
     this.bytes += inode.size;
     this.files++;
-    if (!this.worker && (this.files >= START_FILES || this.bytes >= START_BYTES)) this.start();
+    if (!this.worker && this.threaded && (this.files >= START_FILES || this.bytes >= START_BYTES)) this.start();
     if (!this.worker || this.queued - Atomics.load(this.done, 0) >= BACKLOG_FILES) {
       this.copyHere(job);
       return;

@@ -468,7 +468,7 @@ export function segmentsOf(job: ZJob): ZJob[] {
   return out;
 }
 
-type ZOutcome = { res: ZResult; data: Uint8Array };
+type ZOutcome = { res: ZResult; data: Uint8Array[] };
 
 /** A file to compress: its segments, and what the pool was asked for them so far. */
 export interface ZWork {
@@ -657,7 +657,12 @@ export async function writeCompressedFiles(
       if (feed.pool) {
         const done = await feed.result(item, k);
         res = done.res;
-        if (done.data.length > 0) w.writeAt(byteOffset(segStart * g.blksz), done.data);
+        let at = segStart * g.blksz;
+        for (const piece of done.data) {
+          w.writeAt(byteOffset(at), piece);
+          feed.pool.written(piece);
+          at += piece.length;
+        }
       } else {
         buffers ??= zBuffers(params);
         const seg = item.segments[k]!;

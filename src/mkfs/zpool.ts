@@ -10,7 +10,8 @@ import type { ZJob, ZParams, ZResult } from './zdata.js';
 export interface ZReply {
   id: number;
   res?: ZResult;
-  data?: Uint8Array;
+  /** The output, in order: views of the worker's chunks, each to go back once written. */
+  data?: Uint8Array[];
   error?: string;
   internal?: boolean;
 }
@@ -22,8 +23,16 @@ export interface ZWorkerData {
   stop: SharedArrayBuffer;
 }
 
-/** Messages to a compression worker: a batch of jobs, or the request to end. */
-export type ZMessage = Array<{ id: number; job: ZJob }> | { stop: true };
+/**
+ * Messages to a compression worker: a batch of jobs, with output chunks it sent before and
+ * the main thread has written (to fill again), or the request to end.
+ */
+export type ZMessage = { jobs: Array<{ id: number; job: ZJob }>; spare: ArrayBuffer[] } | { stop: true };
+
+/** The output chunk a worker fills (see zworker.ts). */
+export const CHUNK_BYTES = 256 << 10;
+/** Written chunks kept to go back to the workers, at most (more are left to the collector). */
+const SPARE_CHUNKS_PER_WORKER = 8;
 
 /**
  * Input bytes queued on each worker's port: enough that it keeps working while the main
@@ -49,12 +58,15 @@ export class ZPool {
   /** Each posted batch's input bytes, in the order the worker answers them. */
   private readonly posted = new Map<Worker, number[]>();
   private readonly queue: Array<{ id: number; job: ZJob }> = [];
-  private readonly waiting = new Map<number, { resolve: (v: { res: ZResult; data: Uint8Array }) => void; reject: (e: Error) => void }>();
+  private readonly waiting = new Map<number, { resolve: (v: { res: ZResult; data: Uint8Array[] }) => void; reject: (e: Error) => void }>();
   private nextId = 0;
   private failure: Error | null = null;
   /** Input bytes in `queue`. */
   private queuedBytes = 0;
   private holding = false;
+  /** Results not written yet, per output chunk. */
+  private readonly unwritten = new Map<ArrayBuffer, number>();
+  private readonly spare: ArrayBuffer[] = [];
 
   constructor(
     readonly size: number,
@@ -63,10 +75,11 @@ export class ZPool {
     const script = workerScript('zworker');
     const { Worker } = workerThreads();
     for (let i = 0; i < size; i++) {
-      // A small young generation: workers allocate little but their pclusters.
+      // A small young generation: workers allocate little but their pclusters, and every
+      // megabyte of it is a megabyte of peak RSS per worker.
       // No execArgv: the host's (say --input-type) may not apply to a worker script.
       const data: ZWorkerData = { params, stop: this.stop.buffer as SharedArrayBuffer };
-      const worker = new Worker(script, { workerData: data, execArgv: [], resourceLimits: { maxYoungGenerationSizeMb: 8 } });
+      const worker = new Worker(script, { workerData: data, execArgv: [], resourceLimits: { maxYoungGenerationSizeMb: 2 } });
       worker.on('message', (replies: ZReply[]) => this.settle(worker, replies));
       worker.on('error', (e) => this.fail(new Error(`compression worker failed: ${e.message}`)));
       this.exited.push(new Promise((resolve) => worker.once('exit', () => resolve())));
@@ -76,10 +89,10 @@ export class ZPool {
     }
   }
 
-  compress(job: ZJob): Promise<{ res: ZResult; data: Uint8Array }> {
+  compress(job: ZJob): Promise<{ res: ZResult; data: Uint8Array[] }> {
     if (this.failure) return Promise.reject(this.failure);
     const id = this.nextId++;
-    const p = new Promise<{ res: ZResult; data: Uint8Array }>((resolve, reject) => this.waiting.set(id, { resolve, reject }));
+    const p = new Promise<{ res: ZResult; data: Uint8Array[] }>((resolve, reject) => this.waiting.set(id, { resolve, reject }));
     // Callers await results in order; a rejection is observed there, never left unhandled.
     p.catch(() => {});
     this.queue.push({ id, job });
@@ -120,8 +133,10 @@ export class ZPool {
       this.queuedBytes -= bytes;
       this.outstanding.set(best, this.outstanding.get(best)! + bytes);
       this.posted.get(best)!.push(bytes);
-      const m: ZMessage = batch;
-      best.postMessage(m);
+      // About the chunks the batch's output takes (it is seldom larger than the input).
+      const spare = this.spare.splice(0, Math.ceil(bytes / CHUNK_BYTES) + 1);
+      const m: ZMessage = { jobs: batch, spare };
+      best.postMessage(m, spare);
     }
   }
 
@@ -132,9 +147,25 @@ export class ZPool {
       this.waiting.delete(m.id);
       if (!w) continue;
       if (m.error !== undefined) w.reject(m.internal ? new Error(m.error) : new BuildError(m.error));
-      else w.resolve({ res: m.res!, data: m.data! });
+      else {
+        for (const piece of m.data!) this.unwritten.set(piece.buffer as ArrayBuffer, (this.unwritten.get(piece.buffer as ArrayBuffer) ?? 0) + 1);
+        w.resolve({ res: m.res!, data: m.data! });
+      }
     }
     this.pump();
+  }
+
+  /** A piece of a result's output is in the image: its chunk goes back to a worker once all of it is. */
+  written(piece: Uint8Array): void {
+    const chunk = piece.buffer as ArrayBuffer;
+    const left = this.unwritten.get(chunk);
+    if (left === undefined) return;
+    if (left > 1) {
+      this.unwritten.set(chunk, left - 1);
+      return;
+    }
+    this.unwritten.delete(chunk);
+    if (this.spare.length < SPARE_CHUNKS_PER_WORKER * this.size) this.spare.push(chunk);
   }
 
   private fail(e: Error): void {

@@ -83,6 +83,40 @@ describe('the compression worker pool', () => {
       terminate.mockRestore();
     }
   });
+
+  it('hands back every output byte in order, across chunks, and the same again when it reuses the chunks it was given back', async () => {
+    const { Worker } = await import('node:worker_threads');
+    const { ZPool } = await import('../../src/mkfs/zpool.js');
+    const lz4: ZParams = { specs: [{ name: 'lz4' }], maxPclusterBytes: 4096, ztailpacking: false, maxExtentBytes: 1 << 30, blkszbits: 12 };
+    // Output of several chunks (random data stays raw), of part of one, and none.
+    const files = [randomBytes(700 << 10, 3), textBytes(90_000, 4), textBytes(5000, 5), Buffer.alloc(20_000)].map((data, i) => {
+      const path = join(dir, `pooled-${i}`);
+      writeFileSync(path, data);
+      return jobFor(path, data.length);
+    });
+    const expected = files.map((job) => {
+      const image: number[] = [];
+      compressStream(createCompressor('lz4', {}), lz4, job, zBuffers(lz4), (at, bytes) => {
+        while (image.length < at) image.push(0);
+        image.push(...bytes);
+      });
+      return Buffer.from(image);
+    });
+    const posted = vi.spyOn(Worker.prototype, 'postMessage');
+    const pool = new ZPool(1, lz4);
+    try {
+      for (let round = 0; round < 2; round++) {
+        const outcomes = await Promise.all(files.map((job) => pool.compress(job)));
+        outcomes.forEach(({ data }, i) => expect(Buffer.concat(data).equals(expected[i]!)).toBe(true));
+        for (const { data } of outcomes) for (const piece of data) pool.written(piece);
+      }
+      const sentBack = posted.mock.calls.flatMap(([m]) => ('jobs' in (m as object) ? (m as { spare: ArrayBuffer[] }).spare : []));
+      expect(sentBack.length).toBeGreaterThan(1);
+    } finally {
+      posted.mockRestore();
+      await pool.close();
+    }
+  });
 });
 
 describe('compressStream reading a source file', () => {
