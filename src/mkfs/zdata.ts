@@ -672,7 +672,7 @@ export async function writeCompressedFiles(
         held = heldInput(buffers, seg);
         await yieldNow();
       }
-      for (const e of res.extents) extents.push({ ...e, pblk: e.pblk + blocks });
+      for (const e of res.extents) extents.push(blocks === 0 ? e : { ...e, pblk: e.pblk + blocks });
       blocks += res.blocks;
       inline = res.inline;
     }

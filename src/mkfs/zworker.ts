@@ -25,38 +25,58 @@ let chunk = new Uint8Array(0);
 let chunkUsed = 0;
 /** Chunks filled for the batch in progress: they go with its replies. */
 let sent: ArrayBuffer[] = [];
-const zeros = new Uint8Array(64 << 10);
+/** The job in progress: its output so far, and where its bytes in `chunk` start. */
+let pieces: Uint8Array[] = [];
+let pieceStart = 0;
 
-/** Appends bytes to the batch's chunks; `pieces` gets views of where they went. */
-function append(pieces: Uint8Array[], bytes: Uint8Array): void {
+function closePiece(): void {
+  if (chunkUsed > pieceStart) pieces.push(chunk.subarray(pieceStart, chunkUsed));
+  pieceStart = chunkUsed;
+}
+
+/** Room in `chunk` for at least one byte; returns how much. */
+function room(): number {
+  if (chunkUsed === chunk.length) {
+    closePiece();
+    chunk = new Uint8Array(spare.pop() ?? new ArrayBuffer(CHUNK_BYTES));
+    chunkUsed = 0;
+    pieceStart = 0;
+    sent.push(chunk.buffer as ArrayBuffer);
+  }
+  return chunk.length - chunkUsed;
+}
+
+function put(bytes: Uint8Array): void {
   for (let done = 0; done < bytes.length; ) {
-    if (chunkUsed === chunk.length) {
-      chunk = new Uint8Array(spare.pop() ?? new ArrayBuffer(CHUNK_BYTES));
-      chunkUsed = 0;
-      sent.push(chunk.buffer as ArrayBuffer);
-    }
-    const n = Math.min(bytes.length - done, chunk.length - chunkUsed);
+    const n = Math.min(bytes.length - done, room());
     chunk.set(n === bytes.length ? bytes : bytes.subarray(done, done + n), chunkUsed);
-    const last = pieces[pieces.length - 1];
-    // Contiguous in the same chunk: one piece.
-    if (last && last.buffer === chunk.buffer && last.byteOffset + last.length === chunkUsed) pieces[pieces.length - 1] = chunk.subarray(last.byteOffset, chunkUsed + n);
-    else pieces.push(chunk.subarray(chunkUsed, chunkUsed + n));
+    chunkUsed += n;
+    done += n;
+  }
+}
+
+/** Zeros, written: a reused chunk holds old bytes. */
+function putZeros(count: number): void {
+  for (let done = 0; done < count; ) {
+    const n = Math.min(count - done, room());
+    chunk.fill(0, chunkUsed, chunkUsed + n);
     chunkUsed += n;
     done += n;
   }
 }
 
 function compressOne(id: number, job: ZJob): ZReply {
+  pieces = [];
+  pieceStart = chunkUsed;
   try {
-    const pieces: Uint8Array[] = [];
     let used = 0;
-    // Every byte of every block is emitted (padding and raw tails as zeros), in order; a
-    // reused chunk holds old bytes, so any gap is written as zeros too.
+    // Every byte of every block is emitted, in order; a gap (padding) is zeros.
     const res = compressStream(compressors[job.algorithm]!, params, job, buffers, (at, bytes) => {
-      for (; used < at; used += Math.min(zeros.length, at - used)) append(pieces, zeros.subarray(0, Math.min(zeros.length, at - used)));
-      append(pieces, bytes);
-      used += bytes.length;
+      if (at > used) putZeros(at - used);
+      put(bytes);
+      used = at + bytes.length;
     });
+    closePiece();
     return { id, res, data: pieces };
   } catch (e) {
     return { id, error: (e as Error).message, internal: !(e instanceof BuildError) };
