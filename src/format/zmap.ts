@@ -65,8 +65,9 @@ const lclusterRecord = (type: number, clusterofs: number, blkaddr: number, delta
  * Records for extents that tile [0, size) in order. lcluster size = block size.
  * With big pclusters the first NONHEAD after a head carries the pcluster's block count,
  * which is why a multi-block pcluster must decompress to more than its own size.
+ * The extents' pblk count from `firstBlk` (their pclusters as compressed, before placing).
  */
-export function buildLclusterRecords(extents: readonly Extent[], blkszbits: number, bigPcluster: boolean): LclusterRecord[] {
+export function buildLclusterRecords(extents: readonly Extent[], blkszbits: number, bigPcluster: boolean, firstBlk = 0): LclusterRecord[] {
   const blksz = 1 << blkszbits;
   const out: LclusterRecord[] = [];
   let clusterofs = 0;
@@ -78,13 +79,13 @@ export function buildLclusterRecords(extents: readonly Extent[], blkszbits: numb
     const headType = e.raw ? Z_EROFS_LCLUSTER_TYPE_PLAIN : Z_EROFS_LCLUSTER_TYPE_HEAD1;
     if (d1 === 0) {
       // The extent ends inside the lcluster it starts in: only the EOF extent can.
-      out.push(lclusterRecord(headType, c, e.pblk, 0, 0));
+      out.push(lclusterRecord(headType, c, firstBlk + e.pblk, 0, 0));
       clusterofs = 0;
       continue;
     }
     do {
       if (d0 === 0) {
-        out.push(lclusterRecord(headType, c, e.pblk, 0, 0));
+        out.push(lclusterRecord(headType, c, firstBlk + e.pblk, 0, 0));
       } else {
         const delta0 =
           d0 === 1 && bigPcluster ? Z_EROFS_LI_D0_CBLKCNT | e.pblocks : Math.min(d0, Z_EROFS_LI_D0_CBLKCNT - 1);

@@ -401,8 +401,7 @@ export function finishCompressedFile(
   algorithm: number,
 ): CompressedData | null {
   const ig = indexGeometry(setup, g, plan);
-  const extents = res.extents.map((e) => ({ ...e, pblk: e.pblk + start }));
-  const records = buildLclusterRecords(extents, g.blkszbits, setup.bigPcluster);
+  const records = buildLclusterRecords(res.extents, g.blkszbits, setup.bigPcluster, start);
   if (records.length !== ig.lclusters) throw new Error(`internal: ${records.length} index records for ${ig.lclusters} lclusters`);
   const inlineLen = res.inline?.length ?? 0;
   // As the reference: compressed only if data, inline tail and full-size index beat i_size.

@@ -45,6 +45,16 @@ describe('lcluster records', () => {
     expect(r[2]!.delta0).toBe(2);
   });
 
+  it('address pclusters from the block the file\'s data was placed at', () => {
+    const ext: Extent[] = [
+      { start: 0, length: 5000, raw: false, pblk: 0, pblocks: 1 },
+      { start: 5000, length: 3000, raw: true, pblk: 1, pblocks: 1 },
+    ];
+    const placed = buildLclusterRecords(ext, 12, false, 100);
+    expect(placed).toEqual(buildLclusterRecords(ext.map((e) => ({ ...e, pblk: e.pblk + 100 })), 12, false));
+    expect(placed.filter((r) => r.type !== NONHEAD).map((r) => r.blkaddr)).toEqual([100, 101]);
+  });
+
   it('add no EOF record when the last extent ends on an lcluster boundary', () => {
     const r = buildLclusterRecords([{ start: 0, length: 8192, raw: true, pblk: 1, pblocks: 1 }], 12, false);
     expect(r.map((x) => x.type)).toEqual([PLAIN, NONHEAD]);
