@@ -477,6 +477,8 @@ export interface ZWork {
   results: Array<Promise<ZOutcome> | undefined>;
   /** Segments handed to the pool. */
   submitted: number;
+  /** Of those, the first ones went ahead of their turn (see ZFeed). */
+  ahead: number;
 }
 
 const sameJob = (a: ZJob, b: ZJob): boolean =>
@@ -492,6 +494,10 @@ const sameJob = (a: ZJob, b: ZJob): boolean =>
  * of input ahead of placement: enough to keep every worker busy on a big file's segments,
  * never a whole big file's output in memory. Files can be offered during the directory
  * walk, before any plan exists, so compression overlaps the walk.
+ *
+ * Files of a segment or more also go ahead of their turn, first in the pool's queue, a
+ * worker's worth each: a segment is the longest job there is (seconds, at the slow levels),
+ * and one left for the end keeps one worker busy while the others have nothing left to do.
  */
 export class ZFeed {
   private work: ZWork[] = [];
@@ -500,6 +506,11 @@ export class ZFeed {
   private next = 0;
   private inFlight = 0;
   private readonly limit: number;
+  /** Big files, to send ahead of their turn: big[0, nextBig) are wholly submitted. */
+  private big: ZWork[] = [];
+  private nextBig = 0;
+  private aheadInFlight = 0;
+  private readonly aheadLimit: number;
 
   constructor(
     readonly pool: ZPool | null,
@@ -507,6 +518,7 @@ export class ZFeed {
     private readonly g: BlockGeometry,
   ) {
     this.limit = pool ? (pool.size + 1) * SEGMENT_BYTES : 0;
+    this.aheadLimit = pool ? (pool.size + 1) * SEGMENT_BYTES : 0;
   }
 
   /**
@@ -520,6 +532,7 @@ export class ZFeed {
     const item = newWork(inode, job);
     this.early.set(inode, item);
     this.work.push(item);
+    if (isBig(item)) this.big.push(item);
     this.submitAhead();
   }
 
@@ -536,11 +549,13 @@ export class ZFeed {
   /** From now on, `work` is the placement order; offers not adopted are dropped. */
   start(work: ZWork[]): void {
     for (const orphan of this.early.values()) {
-      for (let k = 0; k < orphan.submitted; k++) this.inFlight -= orphan.segments[k]!.length;
+      for (let k = 0; k < orphan.submitted; k++) this.settled(orphan, k);
     }
     this.early.clear();
     this.work = work;
     this.next = 0;
+    this.big = work.filter(isBig);
+    this.nextBig = 0;
     this.submitAhead();
   }
 
@@ -552,14 +567,32 @@ export class ZFeed {
     while (item.submitted <= k) this.submit(item);
     const done = await item.results[k]!;
     item.results[k] = undefined;
-    this.inFlight -= item.segments[k]!.length;
+    this.settled(item, k);
     this.submitAhead();
     return done;
+  }
+
+  /** Segment k is no longer in flight (placed, or dropped). */
+  private settled(item: ZWork, k: number): void {
+    if (k < item.ahead) this.aheadInFlight -= item.segments[k]!.length;
+    else this.inFlight -= item.segments[k]!.length;
   }
 
   private submitAhead(): void {
     const pool = this.pool;
     if (!pool) return;
+    while (this.nextBig < this.big.length && this.aheadInFlight < this.aheadLimit) {
+      const item = this.big[this.nextBig]!;
+      // Sent ahead only from its first segment on, and only while nothing went in its turn.
+      if (item.submitted !== item.ahead || item.submitted === item.segments.length) {
+        this.nextBig++;
+        continue;
+      }
+      const seg = item.segments[item.submitted]!;
+      item.results[item.submitted++] = pool.compress(seg, true);
+      item.ahead++;
+      this.aheadInFlight += seg.length;
+    }
     while (this.next < this.work.length && (this.inFlight < this.limit || this.inFlight === 0)) {
       const item = this.work[this.next]!;
       if (item.submitted === item.segments.length) {
@@ -578,8 +611,10 @@ export class ZFeed {
 }
 
 function newWork(inode: TreeInode, job: ZJob): ZWork {
-  return { inode, job, segments: segmentsOf(job), results: [], submitted: 0 };
+  return { inode, job, segments: segmentsOf(job), results: [], submitted: 0, ahead: 0 };
 }
+
+const isBig = (item: ZWork): boolean => item.job.size >= SEGMENT_BYTES;
 
 /**
  * Writes every regular file worth compressing, right after the superblock's block, and

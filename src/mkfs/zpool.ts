@@ -89,13 +89,15 @@ export class ZPool {
     }
   }
 
-  compress(job: ZJob): Promise<{ res: ZResult; data: Uint8Array[] }> {
+  /** Queues a job, at the end, or `first` to go before every job queued. */
+  compress(job: ZJob, first = false): Promise<{ res: ZResult; data: Uint8Array[] }> {
     if (this.failure) return Promise.reject(this.failure);
     const id = this.nextId++;
     const p = new Promise<{ res: ZResult; data: Uint8Array[] }>((resolve, reject) => this.waiting.set(id, { resolve, reject }));
     // Callers await results in order; a rejection is observed there, never left unhandled.
     p.catch(() => {});
-    this.queue.push({ id, job });
+    if (first) this.queue.unshift({ id, job });
+    else this.queue.push({ id, job });
     this.queuedBytes += job.length;
     this.pump();
     return p;

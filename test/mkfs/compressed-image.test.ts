@@ -283,6 +283,26 @@ describeIfMount('big files beside worker threads', () => {
     }
   }, 300_000);
 
+  itIfMount('a big file placed last goes to the workers before the small files placed ahead of it, and the image is the same', async () => {
+    const compress = vi.spyOn(ZPool.prototype, 'compress');
+    const small = Object.fromEntries(Array.from({ length: 60 }, (_, i) => [`s${String(i).padStart(2, '0')}`, file({ size: 20_000 + i * 100, pattern: 'text', seed: i })]));
+    // Two full segments and a short one, placed after every small file.
+    const bigSize = (32 << 20) + 100;
+    const tree = await makeTree(dir({ a: dir(small), zz: file({ size: bigSize, pattern: 'text', seed: 'zz' }) }));
+    try {
+      const image = await buildWithAndWithoutWorkers(tree.root, `${out.dir}/last`, { compression: [{ name: 'lz4' }], timestamp: 0 });
+      const calls = compress.mock.calls.map(([job, first]) => ({ big: job.size === bigSize, start: job.start, first: first === true }));
+      const bigCalls = calls.filter((c) => c.big);
+      expect(bigCalls).toEqual([0, 16 << 20, 32 << 20].map((start) => ({ big: true, start, first: true })));
+      // Asked for before any small file: each went to the head of the queue.
+      expect(calls.findIndex((c) => c.big)).toBeLessThan(calls.findLastIndex((c) => !c.big));
+      await expectImageMatches(image, tree.root, { expectMtime: () => 0n });
+    } finally {
+      compress.mockRestore();
+      await tree.cleanup();
+    }
+  }, 300_000);
+
   itIfMount('a hard-linked file placed ahead of more segments than the workers may hold in flight is compressed, not refused', async () => {
     // The walk offers b/big's four segments (more than the in-flight budget of two workers)
     // before planning reaches a1, which it could not offer.
