@@ -495,9 +495,10 @@ const sameJob = (a: ZJob, b: ZJob): boolean =>
  * never a whole big file's output in memory. Files can be offered during the directory
  * walk, before any plan exists, so compression overlaps the walk.
  *
- * Files of a segment or more also go ahead of their turn, first in the pool's queue, a
- * worker's worth each: a segment is the longest job there is (seconds, at the slow levels),
- * and one left for the end keeps one worker busy while the others have nothing left to do.
+ * Files of a segment or more also go ahead of their turn, first in the pool's queue, with
+ * a budget of their own as large: a segment is the longest job there is (seconds, at the
+ * slow levels), and one left for the end keeps one worker busy while the others have
+ * nothing left to do. Their output waits for its turn to be placed, held in memory.
  */
 export class ZFeed {
   private work: ZWork[] = [];
@@ -509,8 +510,8 @@ export class ZFeed {
   /** Big files, to send ahead of their turn: big[0, nextBig) are wholly submitted. */
   private big: ZWork[] = [];
   private nextBig = 0;
+  /** Input sent ahead and not placed yet: it has a budget of its own, `limit` as well. */
   private aheadInFlight = 0;
-  private readonly aheadLimit: number;
 
   constructor(
     readonly pool: ZPool | null,
@@ -518,7 +519,6 @@ export class ZFeed {
     private readonly g: BlockGeometry,
   ) {
     this.limit = pool ? (pool.size + 1) * SEGMENT_BYTES : 0;
-    this.aheadLimit = pool ? (pool.size + 1) * SEGMENT_BYTES : 0;
   }
 
   /**
@@ -581,7 +581,7 @@ export class ZFeed {
   private submitAhead(): void {
     const pool = this.pool;
     if (!pool) return;
-    while (this.nextBig < this.big.length && this.aheadInFlight < this.aheadLimit) {
+    while (this.nextBig < this.big.length && this.aheadInFlight < this.limit) {
       const item = this.big[this.nextBig]!;
       // Sent ahead only from its first segment on, and only while nothing went in its turn.
       if (item.submitted !== item.ahead || item.submitted === item.segments.length) {
