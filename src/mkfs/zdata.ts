@@ -495,10 +495,11 @@ const sameJob = (a: ZJob, b: ZJob): boolean =>
  * never a whole big file's output in memory. Files can be offered during the directory
  * walk, before any plan exists, so compression overlaps the walk.
  *
- * Files of a segment or more also go ahead of their turn, first in the pool's queue, with
- * a budget of their own as large: a segment is the longest job there is (seconds, at the
- * slow levels), and one left for the end keeps one worker busy while the others have
- * nothing left to do. Their output waits for its turn to be placed, held in memory.
+ * Where a segment takes the workers seconds (lzma, lz4hc's optimal parser), files of a
+ * segment or more also go ahead of their turn, first in the pool's queue, with a budget of
+ * their own as large: one left for the end keeps one worker busy for seconds while the
+ * others have nothing left to do. Their output waits for its turn to be placed, held in
+ * memory, which faster algorithms do not need to pay for.
  */
 export class ZFeed {
   private work: ZWork[] = [];
@@ -581,7 +582,7 @@ export class ZFeed {
   private submitAhead(): void {
     const pool = this.pool;
     if (!pool) return;
-    while (this.nextBig < this.big.length && this.aheadInFlight < this.limit) {
+    while (this.nextBig < this.big.length && this.aheadInFlight < this.limit && slowSegments(pool)) {
       const item = this.big[this.nextBig]!;
       // Sent ahead only from its first segment on, and only while nothing went in its turn.
       if (item.submitted !== item.ahead || item.submitted === item.segments.length) {
@@ -615,6 +616,14 @@ function newWork(inode: TreeInode, job: ZJob): ZWork {
 }
 
 const isBig = (item: ZWork): boolean => item.job.size >= SEGMENT_BYTES;
+
+/** A segment that takes a worker longer than this is worth sending ahead (see ZFeed). */
+const SLOW_SEGMENT_SECONDS = 1;
+
+function slowSegments(pool: ZPool): boolean {
+  const rate = pool.rate();
+  return rate > 0 && SEGMENT_BYTES / rate > SLOW_SEGMENT_SECONDS;
+}
 
 /**
  * Writes every regular file worth compressing, right after the superblock's block, and

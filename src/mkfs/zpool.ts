@@ -16,6 +16,12 @@ export interface ZReply {
   internal?: boolean;
 }
 
+/** A worker's answer to a batch: a reply per job, and how long the batch took it. */
+export interface ZAnswer {
+  replies: ZReply[];
+  busyMs: number;
+}
+
 /** What a compression worker starts with. */
 export interface ZWorkerData {
   params: ZParams;
@@ -64,6 +70,9 @@ export class ZPool {
   /** Input bytes in `queue`. */
   private queuedBytes = 0;
   private holding = false;
+  /** Input of the batches answered, and the time the workers spent on them. */
+  private answeredBytes = 0;
+  private busyMs = 0;
   /** Results not written yet, per output chunk. */
   private readonly unwritten = new Map<ArrayBuffer, number>();
   private readonly spare: ArrayBuffer[] = [];
@@ -80,7 +89,7 @@ export class ZPool {
       // No execArgv: the host's (say --input-type) may not apply to a worker script.
       const data: ZWorkerData = { params, stop: this.stop.buffer as SharedArrayBuffer };
       const worker = new Worker(script, { workerData: data, execArgv: [], resourceLimits: { maxYoungGenerationSizeMb: 2 } });
-      worker.on('message', (replies: ZReply[]) => this.settle(worker, replies));
+      worker.on('message', (answer: ZAnswer) => this.settle(worker, answer));
       worker.on('error', (e) => this.fail(new Error(`compression worker failed: ${e.message}`)));
       this.exited.push(new Promise((resolve) => worker.once('exit', () => resolve())));
       this.workers.push(worker);
@@ -142,8 +151,11 @@ export class ZPool {
     }
   }
 
-  private settle(worker: Worker, replies: ZReply[]): void {
-    this.outstanding.set(worker, this.outstanding.get(worker)! - this.posted.get(worker)!.shift()!);
+  private settle(worker: Worker, { replies, busyMs }: ZAnswer): void {
+    const bytes = this.posted.get(worker)!.shift()!;
+    this.outstanding.set(worker, this.outstanding.get(worker)! - bytes);
+    this.answeredBytes += bytes;
+    this.busyMs += busyMs;
     for (const m of replies) {
       const w = this.waiting.get(m.id);
       this.waiting.delete(m.id);
@@ -155,6 +167,11 @@ export class ZPool {
       }
     }
     this.pump();
+  }
+
+  /** Input bytes a worker compresses per second of its time, so far; 0 until an answer is in. */
+  rate(): number {
+    return this.answeredBytes > 0 && this.busyMs > 0 ? (this.answeredBytes / this.busyMs) * 1000 : 0;
   }
 
   /** A piece of a result's output is in the image: its chunk goes back to a worker once all of it is. */

@@ -5,7 +5,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { createCompressor } from '../compress/index.js';
 import { BuildError } from './errors.js';
 import { compressStream, type ZJob, zBuffers } from './zdata.js';
-import { CHUNK_BYTES, type ZMessage, type ZReply, type ZWorkerData } from './zpool.js';
+import { CHUNK_BYTES, type ZAnswer, type ZMessage, type ZReply, type ZWorkerData } from './zpool.js';
 
 const { params, stop: stopBuffer } = workerData as ZWorkerData;
 const stop = new Int32Array(stopBuffer);
@@ -92,13 +92,15 @@ parentPort!.on('message', (m: ZMessage) => {
   }
   // A few kept; more would sit idle here (the main thread sends about what a batch takes).
   for (const c of m.spare) if (spare.length < MAX_SPARE) spare.push(c);
+  const began = performance.now();
   const replies: ZReply[] = [];
   for (const { id, job } of m.jobs) {
     if (Atomics.load(stop, 0) !== 0) return;
     replies.push(compressOne(id, job));
   }
   // The chunk in progress goes too: the next batch starts a fresh one.
-  parentPort!.postMessage(replies, sent);
+  const answer: ZAnswer = { replies, busyMs: performance.now() - began };
+  parentPort!.postMessage(answer, sent);
   sent = [];
   chunk = new Uint8Array(0);
   chunkUsed = 0;

@@ -105,6 +105,7 @@ describe('the compression worker pool', () => {
     const posted = vi.spyOn(Worker.prototype, 'postMessage');
     const pool = new ZPool(1, lz4);
     try {
+      expect(pool.rate()).toBe(0);
       for (let round = 0; round < 2; round++) {
         const outcomes = await Promise.all(files.map((job) => pool.compress(job)));
         outcomes.forEach(({ data }, i) => expect(Buffer.concat(data).equals(expected[i]!)).toBe(true));
@@ -112,6 +113,8 @@ describe('the compression worker pool', () => {
       }
       const sentBack = posted.mock.calls.flatMap(([m]) => ('jobs' in (m as object) ? (m as { spare: ArrayBuffer[] }).spare : []));
       expect(sentBack.length).toBeGreaterThan(1);
+      // What a worker took per second of its time, for ZFeed to tell slow segments.
+      expect(pool.rate()).toBeGreaterThan(0);
     } finally {
       posted.mockRestore();
       await pool.close();
