@@ -589,10 +589,7 @@ export class ZFeed {
         this.nextBig++;
         continue;
       }
-      const seg = item.segments[item.submitted]!;
-      item.results[item.submitted++] = pool.compress(seg, true);
-      item.ahead++;
-      this.aheadInFlight += seg.length;
+      this.submit(item, true);
     }
     while (this.next < this.work.length && (this.inFlight < this.limit || this.inFlight === 0)) {
       const item = this.work[this.next]!;
@@ -604,10 +601,14 @@ export class ZFeed {
     }
   }
 
-  private submit(item: ZWork): void {
+  /** The item's next segment to the pool: in its turn, or ahead of it to the head of the queue. */
+  private submit(item: ZWork, ahead = false): void {
     const seg = item.segments[item.submitted]!;
-    item.results[item.submitted++] = this.pool!.compress(seg);
-    this.inFlight += seg.length;
+    item.results[item.submitted++] = this.pool!.compress(seg, ahead);
+    if (ahead) {
+      item.ahead++;
+      this.aheadInFlight += seg.length;
+    } else this.inFlight += seg.length;
   }
 }
 

@@ -162,7 +162,10 @@ export class ZPool {
       if (!w) continue;
       if (m.error !== undefined) w.reject(m.internal ? new Error(m.error) : new BuildError(m.error));
       else {
-        for (const piece of m.data!) this.unwritten.set(piece.buffer as ArrayBuffer, (this.unwritten.get(piece.buffer as ArrayBuffer) ?? 0) + 1);
+        for (const piece of m.data!) {
+          const chunk = piece.buffer as ArrayBuffer;
+          this.unwritten.set(chunk, (this.unwritten.get(chunk) ?? 0) + 1);
+        }
         w.resolve({ res: m.res!, data: m.data! });
       }
     }
