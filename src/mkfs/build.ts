@@ -146,7 +146,8 @@ async function buildFromTree(
   try {
     const zsetup = cfg.compression ? compressionSetup(cfg, cfg.compression, g) : null;
     // Workers start (threads, modules, libraries) while the tree is walked.
-    if (zsetup && cfg.workers > 1) pool = new ZPool(cfg.workers, zParams(zsetup.setup, g));
+    // The main thread is one of the compressing threads.
+    if (zsetup && cfg.workers > 1) pool = new ZPool(cfg.workers - 1, zParams(zsetup.setup, g), zsetup.setup.compressors);
     // Uncompressed --tar=f: file blocks go straight to the image, ahead of the metadata.
     const direct: DirectData | null =
       tarData && !cfg.compression ? { writer, g, nextBlk: superBlockAddr(g) + 1, tails: tarData } : null;

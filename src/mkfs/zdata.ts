@@ -34,7 +34,7 @@ import { BuildError, describeFsError, fileGrew, fileShrank } from './errors.js';
 import { type InodePlan, setPrewritten } from './planner.js';
 import { isReg, sourcePath, type TreeInode } from './tree.js';
 import type { ImageWriter, Spool } from './writer.js';
-import type { ZPool } from './zpool.js';
+import type { ZOutcome, ZPool } from './zpool.js';
 import type { ProgressCounter } from './progress.js';
 
 /** Where a read past a file's expected end lands: it should find nothing. */
@@ -467,8 +467,6 @@ export function segmentsOf(job: ZJob): ZJob[] {
   return out;
 }
 
-type ZOutcome = { res: ZResult; data: Uint8Array[] };
-
 /** A file to compress: its segments, and what the pool was asked for them so far. */
 export interface ZWork {
   inode: TreeInode;
@@ -519,7 +517,7 @@ export class ZFeed {
     private readonly setup: CompressionSetup,
     private readonly g: BlockGeometry,
   ) {
-    this.limit = pool ? (pool.size + 1) * SEGMENT_BYTES : 0;
+    this.limit = pool ? (pool.threads + 1) * SEGMENT_BYTES : 0;
   }
 
   /**
@@ -566,7 +564,14 @@ export class ZFeed {
     // Files offered during the walk can be ahead of this one (not offered: it has xattrs or
     // hard links) and hold the whole in-flight budget; it goes out regardless.
     while (item.submitted <= k) this.submit(item);
-    const done = await item.results[k]!;
+    const pending = item.results[k]!;
+    // Rather than wait, the main thread compresses what is queued, the workers' answers
+    // let in between batches.
+    while (!this.pool!.isDelivered(pending) && this.pool!.runQueued()) {
+      this.submitAhead();
+      await nextTurn();
+    }
+    const done = await pending;
     item.results[k] = undefined;
     this.settled(item, k);
     this.submitAhead();
@@ -611,6 +616,9 @@ export class ZFeed {
     } else this.inFlight += seg.length;
   }
 }
+
+/** After the events already in (a worker's answer): setImmediate runs after the poll phase. */
+const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 function newWork(inode: TreeInode, job: ZJob): ZWork {
   return { inode, job, segments: segmentsOf(job), results: [], submitted: 0, ahead: 0 };

@@ -1,20 +1,14 @@
-// A pool of worker threads that compress whole files (zworker.ts); the main thread
-// places their output in inode order, so the image is the same for any pool size.
+// A pool of worker threads that compress whole files (zworker.ts), with the main thread
+// compressing queued jobs too while it waits for a result; the main thread places the
+// output in inode order, so the image is the same for any number of threads.
 
 import type { Worker } from 'node:worker_threads';
+import type { Compressor } from '../compress/compressor.js';
 import { workerThreads } from '../builtins.js';
 import { BuildError } from './errors.js';
 import { workerScript } from './worker-script.js';
-import type { ZJob, ZParams, ZResult } from './zdata.js';
-
-export interface ZReply {
-  id: number;
-  res?: ZResult;
-  /** The output, in order: views of the worker's chunks, each to go back once written. */
-  data?: Uint8Array[];
-  error?: string;
-  internal?: boolean;
-}
+import { ChunkedCompressor, CHUNK_BYTES, type ZReply } from './zchunks.js';
+import { zBuffers, type ZJob, type ZParams, type ZResult } from './zdata.js';
 
 /** A worker's answer to a batch: a reply per job, and how long the batch took it. */
 export interface ZAnswer {
@@ -35,10 +29,8 @@ export interface ZWorkerData {
  */
 export type ZMessage = { jobs: Array<{ id: number; job: ZJob }>; spare: ArrayBuffer[] } | { stop: true };
 
-/** The output chunk a worker fills (see zworker.ts). */
-export const CHUNK_BYTES = 256 << 10;
-/** Written chunks kept to go back to the workers, at most (more are left to the collector). */
-const SPARE_CHUNKS_PER_WORKER = 8;
+/** Written chunks kept to fill again, at most, per thread (more are left to the collector). */
+const SPARE_CHUNKS_PER_THREAD = 8;
 
 /**
  * Input bytes queued on each worker's port: enough that it keeps working while the main
@@ -54,6 +46,9 @@ const HOLDING_PER_WORKER_BYTES = 16 << 20;
 const BATCH_FILES = 32;
 const BATCH_BYTES = 512 << 10;
 
+/** A compressed job: its extents, and its output as pieces of chunks. */
+export type ZOutcome = { res: ZResult; data: Uint8Array[] };
+
 export class ZPool {
   private readonly workers: Worker[] = [];
   /** Resolve when each worker has ended. */
@@ -64,23 +59,33 @@ export class ZPool {
   /** Each posted batch's input bytes, in the order the worker answers them. */
   private readonly posted = new Map<Worker, number[]>();
   private readonly queue: Array<{ id: number; job: ZJob }> = [];
-  private readonly waiting = new Map<number, { resolve: (v: { res: ZResult; data: Uint8Array[] }) => void; reject: (e: Error) => void }>();
+  private readonly waiting = new Map<number, { resolve: (v: ZOutcome) => void; reject: (e: Error) => void; result: Promise<ZOutcome> }>();
+  /** Results delivered (resolved or rejected). */
+  private readonly delivered = new WeakSet<Promise<ZOutcome>>();
   private nextId = 0;
   private failure: Error | null = null;
   /** Input bytes in `queue`. */
   private queuedBytes = 0;
   private holding = false;
-  /** Input of the batches answered, and the time the workers spent on them. */
+  /** Input of the batches answered, and the time the threads spent on them. */
   private answeredBytes = 0;
   private busyMs = 0;
   /** Results not written yet, per output chunk. */
   private readonly unwritten = new Map<ArrayBuffer, number>();
   private readonly spare: ArrayBuffer[] = [];
+  /** The main thread's own compression (runQueued), made on first use. */
+  private here: ChunkedCompressor | null = null;
+  /** Compressing threads: the workers, and the main thread if it takes part. */
+  readonly threads: number;
 
   constructor(
+    /** Worker threads. */
     readonly size: number,
-    params: ZParams,
+    private readonly params: ZParams,
+    /** The main thread's compressors, one per -z algorithm: with them it compresses queued jobs too. */
+    private readonly local: readonly Compressor[] | null = null,
   ) {
+    this.threads = size + (local ? 1 : 0);
     const script = workerScript('zworker');
     const { Worker } = workerThreads();
     for (let i = 0; i < size; i++) {
@@ -99,17 +104,24 @@ export class ZPool {
   }
 
   /** Queues a job, at the end, or `first` to go before every job queued. */
-  compress(job: ZJob, first = false): Promise<{ res: ZResult; data: Uint8Array[] }> {
+  compress(job: ZJob, first = false): Promise<ZOutcome> {
     if (this.failure) return Promise.reject(this.failure);
     const id = this.nextId++;
-    const p = new Promise<{ res: ZResult; data: Uint8Array[] }>((resolve, reject) => this.waiting.set(id, { resolve, reject }));
+    let settle!: { resolve: (v: ZOutcome) => void; reject: (e: Error) => void };
+    const result = new Promise<ZOutcome>((resolve, reject) => (settle = { resolve, reject }));
+    this.waiting.set(id, { ...settle, result });
     // Callers await results in order; a rejection is observed there, never left unhandled.
-    p.catch(() => {});
+    result.catch(() => {});
     if (first) this.queue.unshift({ id, job });
     else this.queue.push({ id, job });
     this.queuedBytes += job.length;
     this.pump();
-    return p;
+    return result;
+  }
+
+  /** Whether a result compress() returned is in (awaiting it takes no wait). */
+  isDelivered(result: Promise<ZOutcome>): boolean {
+    return this.delivered.has(result);
   }
 
   /** The main thread is about to be busy for a while (see HOLDING_PER_WORKER_BYTES). */
@@ -123,25 +135,47 @@ export class ZPool {
   }
 
   /**
+   * Compresses the next batch queued on the main thread, which would otherwise wait for a
+   * worker's result; false when it does not take part or nothing is queued. Each worker
+   * first gets as much input queued as the batch, so it does not run dry meanwhile.
+   */
+  runQueued(): boolean {
+    if (!this.local || this.queue.length === 0 || this.failure) return false;
+    const { batch, bytes } = this.takeBatch();
+    this.pump(Math.max(PER_WORKER_BYTES, bytes));
+    this.here ??= new ChunkedCompressor(this.local, this.params, zBuffers(this.params), () => this.spare.pop());
+    const began = performance.now();
+    const replies = batch.map(({ id, job }) => this.here!.run(id, job));
+    this.here.takeChunks();
+    this.deliver(replies, bytes, performance.now() - began);
+    return true;
+  }
+
+  /** The next batch from the head of the queue. */
+  private takeBatch(): { batch: Array<{ id: number; job: ZJob }>; bytes: number } {
+    const batch: Array<{ id: number; job: ZJob }> = [];
+    let bytes = 0;
+    while (this.queue.length > 0 && batch.length < BATCH_FILES && bytes < BATCH_BYTES) {
+      const item = this.queue.shift()!;
+      batch.push(item);
+      bytes += item.job.length;
+    }
+    this.queuedBytes -= bytes;
+    return { batch, bytes };
+  }
+
+  /**
    * Each worker gets a few batches queued on its port, so it keeps working while the main
    * thread is busy (compressing a big file) and cannot hand out more; the next batch goes
    * to the worker with the least input waiting.
    */
-  private pump(): void {
-    const perWorker = this.holding ? HOLDING_PER_WORKER_BYTES : PER_WORKER_BYTES;
+  private pump(perWorker = this.holding ? HOLDING_PER_WORKER_BYTES : PER_WORKER_BYTES): void {
     while (this.queue.length > 0) {
       if (this.holding && this.queue.length < BATCH_FILES && this.queuedBytes < BATCH_BYTES) return;
       let best: Worker | null = null;
       for (const w of this.workers) if (!best || this.outstanding.get(w)! < this.outstanding.get(best)!) best = w;
       if (!best || this.outstanding.get(best)! >= perWorker) return;
-      const batch: Array<{ id: number; job: ZJob }> = [];
-      let bytes = 0;
-      while (this.queue.length > 0 && batch.length < BATCH_FILES && bytes < BATCH_BYTES) {
-        const item = this.queue.shift()!;
-        batch.push(item);
-        bytes += item.job.length;
-      }
-      this.queuedBytes -= bytes;
+      const { batch, bytes } = this.takeBatch();
       this.outstanding.set(best, this.outstanding.get(best)! + bytes);
       this.posted.get(best)!.push(bytes);
       // About the chunks the batch's output takes (it is seldom larger than the input).
@@ -154,12 +188,19 @@ export class ZPool {
   private settle(worker: Worker, { replies, busyMs }: ZAnswer): void {
     const bytes = this.posted.get(worker)!.shift()!;
     this.outstanding.set(worker, this.outstanding.get(worker)! - bytes);
+    this.deliver(replies, bytes, busyMs);
+    this.pump();
+  }
+
+  /** A batch's results, which took a thread `busyMs`. */
+  private deliver(replies: ZReply[], bytes: number, busyMs: number): void {
     this.answeredBytes += bytes;
     this.busyMs += busyMs;
     for (const m of replies) {
       const w = this.waiting.get(m.id);
       this.waiting.delete(m.id);
       if (!w) continue;
+      this.delivered.add(w.result);
       if (m.error !== undefined) w.reject(m.internal ? new Error(m.error) : new BuildError(m.error));
       else {
         for (const piece of m.data!) {
@@ -169,15 +210,14 @@ export class ZPool {
         w.resolve({ res: m.res!, data: m.data! });
       }
     }
-    this.pump();
   }
 
-  /** Input bytes a worker compresses per second of its time, so far; 0 until an answer is in. */
+  /** Input bytes a thread compresses per second of its time, so far; 0 until an answer is in. */
   rate(): number {
     return this.answeredBytes > 0 && this.busyMs > 0 ? (this.answeredBytes / this.busyMs) * 1000 : 0;
   }
 
-  /** A piece of a result's output is in the image: its chunk goes back to a worker once all of it is. */
+  /** A piece of a result's output is in the image: its chunk is filled again once all of it is. */
   written(piece: Uint8Array): void {
     const chunk = piece.buffer as ArrayBuffer;
     const left = this.unwritten.get(chunk);
@@ -187,12 +227,15 @@ export class ZPool {
       return;
     }
     this.unwritten.delete(chunk);
-    if (this.spare.length < SPARE_CHUNKS_PER_WORKER * this.size) this.spare.push(chunk);
+    if (this.spare.length < SPARE_CHUNKS_PER_THREAD * this.threads) this.spare.push(chunk);
   }
 
   private fail(e: Error): void {
     this.failure = e;
-    for (const w of this.waiting.values()) w.reject(e);
+    for (const w of this.waiting.values()) {
+      this.delivered.add(w.result);
+      w.reject(e);
+    }
     this.waiting.clear();
   }
 

@@ -122,6 +122,66 @@ describe('the compression worker pool', () => {
   });
 });
 
+describe('the main thread in the compression pool', () => {
+  const lz4: ZParams = { specs: [{ name: 'lz4' }], maxPclusterBytes: 4096, ztailpacking: false, maxExtentBytes: 1 << 30, blkszbits: 12 };
+
+  function jobs(): { jobs: ZJob[]; expected: Buffer[] } {
+    const data = [textBytes(300_000, 41), randomBytes(50_000, 42), textBytes(9000, 43)];
+    const list = data.map((bytes, i) => {
+      const path = join(dir, `here-${i}`);
+      writeFileSync(path, bytes);
+      return jobFor(path, bytes.length);
+    });
+    const expected = list.map((job) => {
+      const image: number[] = [];
+      compressStream(createCompressor('lz4', {}), lz4, job, zBuffers(lz4), (at, bytes) => {
+        while (image.length < at) image.push(0);
+        image.push(...bytes);
+      });
+      return Buffer.from(image);
+    });
+    return { jobs: list, expected };
+  }
+
+  it('compresses the jobs queued on the calling thread, with the same output a worker gives, while the workers are busy', async () => {
+    const { ZPool } = await import('../../src/mkfs/zpool.js');
+    const { jobs: list, expected } = jobs();
+    const pool = new ZPool(1, lz4, [createCompressor('lz4', {})]);
+    try {
+      expect(pool.threads).toBe(2);
+      // More input than the worker is given at once: the jobs after it stay queued.
+      const big = join(dir, 'here-big');
+      writeFileSync(big, textBytes(3 << 20, 44));
+      const filler = pool.compress(jobFor(big, 3 << 20));
+      const results = list.map((job) => pool.compress(job));
+      let here = 0;
+      while (pool.runQueued()) here++;
+      expect(here).toBeGreaterThan(0);
+      expect(results.some((r) => pool.isDelivered(r))).toBe(true);
+      const outcomes = await Promise.all(results);
+      outcomes.forEach(({ data }, i) => expect(Buffer.concat(data).equals(expected[i]!)).toBe(true));
+      await filler;
+    } finally {
+      await pool.close();
+    }
+  });
+
+  it('takes no part without compressors of its own', async () => {
+    const { ZPool } = await import('../../src/mkfs/zpool.js');
+    const { jobs: list } = jobs();
+    const pool = new ZPool(1, lz4);
+    try {
+      expect(pool.threads).toBe(1);
+      const results = list.map((job) => pool.compress(job));
+      expect(pool.runQueued()).toBe(false);
+      await Promise.all(results);
+      expect(results.every((r) => pool.isDelivered(r))).toBe(true);
+    } finally {
+      await pool.close();
+    }
+  });
+});
+
 describe('compressStream reading a source file', () => {
   const lz4Params: ZParams = { specs: [{ name: 'lz4' }], maxPclusterBytes: 4096, ztailpacking: false, maxExtentBytes: 1 << 30, blkszbits: 12 };
 
