@@ -223,6 +223,9 @@ async function buildFromTree(
       preDataBlocks = z.preDataBlocks;
       inlinePclusters = z.stats.inlinePclusters;
       zstats = z.stats;
+      // Compression is over: the workers' memory goes before the metadata is written.
+      await pool?.close();
+      pool = null;
       progress.phase = 'writing';
       dataMs = lap();
     }
