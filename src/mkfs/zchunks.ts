@@ -6,7 +6,7 @@
 
 import type { Compressor } from '../compress/compressor.js';
 import { BuildError } from './errors.js';
-import { compressStream, type ZBuffers, type ZJob, type ZParams, type ZResult } from './zdata.js';
+import { compressSteps, drain, type ZBuffers, type ZJob, type ZParams, type ZResult } from './zdata.js';
 
 /** The output chunk a compressing thread fills. */
 export const CHUNK_BYTES = 256 << 10;
@@ -38,12 +38,17 @@ export class ChunkedCompressor {
   ) {}
 
   run(id: number, job: ZJob): ZReply {
+    return drain(this.steps(id, job));
+  }
+
+  /** run() an extent at a time (see compressSteps). */
+  *steps(id: number, job: ZJob): Generator<void, ZReply, void> {
     this.pieces = [];
     this.pieceStart = this.used;
     try {
       let end = 0;
       // Every byte of every block is emitted, in order; a gap (padding) is zeros.
-      const res = compressStream(this.compressors[job.algorithm]!, this.params, job, this.buffers, (at, bytes) => {
+      const res = yield* compressSteps(this.compressors[job.algorithm]!, this.params, job, this.buffers, (at, bytes) => {
         if (at > end) this.putZeros(at - end);
         this.put(bytes);
         end = at + bytes.length;

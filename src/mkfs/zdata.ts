@@ -249,6 +249,53 @@ export function zJob(setup: CompressionSetup, g: BlockGeometry, plan: IndexShape
  * block, and with tail packing the last one inline. Deterministic for a given file.
  */
 export function compressStream(c: Compressor, p: ZParams, job: ZJob, buffers: ZBuffers, emit: (at: number, bytes: Uint8Array) => void): ZResult {
+  return drain(compressSteps(c, p, job, buffers, emit));
+}
+
+/** Runs steps to the end at once. */
+export function drain<T>(steps: Generator<void, T, void>): T {
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+  }
+}
+
+/** How long the main thread steps through compression before its event loop gets a turn. */
+const SLICE_MS = 50;
+
+/**
+ * Runs steps to the end on the main thread, giving its event loop a turn (yieldNow) every
+ * SLICE_MS: a Ctrl-C, an abort or a progress update need not wait for a whole segment
+ * (seconds with lzma). If yieldNow throws, the steps are ended first (a file is closed).
+ */
+export async function runSliced<T>(steps: Generator<void, T, void>, yieldNow: () => Promise<void>): Promise<T> {
+  let until = performance.now() + SLICE_MS;
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+    if (performance.now() < until) continue;
+    try {
+      await yieldNow();
+    } catch (e) {
+      steps.return(undefined as T);
+      throw e;
+    }
+    until = performance.now() + SLICE_MS;
+  }
+}
+
+/**
+ * compressStream one extent at a time: it pauses before each, so that a thread with an event
+ * loop to keep turning (the main thread: signals, progress) can step through a big segment.
+ * Ended early (return()), it closes the file.
+ */
+export function* compressSteps(
+  c: Compressor,
+  p: ZParams,
+  job: ZJob,
+  buffers: ZBuffers,
+  emit: (at: number, bytes: Uint8Array) => void,
+): Generator<void, ZResult, void> {
   const B = 1 << p.blkszbits;
   const size = job.length;
   // Only the file's own end may be tail-packed; a segment's end is an end of input all the same.
@@ -292,6 +339,7 @@ export function compressStream(c: Compressor, p: ZParams, job: ZJob, buffers: ZB
     const endCheck = lastSegment && job.fd === null;
     q = new FileQueue(buffers.queue, fd, (job.fd === null ? 0 : job.offset) + job.start, size, shown, job.start, job.size, endCheck);
     while (q.pos < size) {
+      yield;
       q.fill();
       const len = q.tail - q.head;
       const final = q.pos + len === size;
@@ -558,8 +606,11 @@ export class ZFeed {
     this.submitAhead();
   }
 
-  /** Segment k's outcome, once the pool has it; the next inputs go out meanwhile. */
-  async result(item: ZWork, k: number): Promise<ZOutcome> {
+  /**
+   * Segment k's outcome, once the pool has it; the next inputs go out meanwhile, and the
+   * main thread compresses queued ones (yieldNow gives its event loop a turn).
+   */
+  async result(item: ZWork, k: number, yieldNow: () => Promise<void>): Promise<ZOutcome> {
     this.submitAhead();
     // Files offered during the walk can be ahead of this one (not offered: it has xattrs or
     // hard links) and hold the whole in-flight budget; it goes out regardless.
@@ -567,9 +618,9 @@ export class ZFeed {
     const pending = item.results[k]!;
     // Rather than wait, the main thread compresses what is queued, the workers' answers
     // let in between batches.
-    while (!this.pool!.isDelivered(pending) && this.pool!.runQueued()) {
+    while (!this.pool!.isDelivered(pending) && (await this.pool!.runQueued(yieldNow))) {
       this.submitAhead();
-      await nextTurn();
+      await yieldNow();
     }
     const done = await pending;
     item.results[k] = undefined;
@@ -616,9 +667,6 @@ export class ZFeed {
     } else this.inFlight += seg.length;
   }
 }
-
-/** After the events already in (a worker's answer): setImmediate runs after the poll phase. */
-const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 function newWork(inode: TreeInode, job: ZJob): ZWork {
   return { inode, job, segments: segmentsOf(job), results: [], submitted: 0, ahead: 0 };
@@ -707,7 +755,7 @@ export async function writeCompressedFiles(
       const segStart = fileStart + blocks;
       let res: ZResult;
       if (feed.pool) {
-        const done = await feed.result(item, k);
+        const done = await feed.result(item, k, yieldNow);
         res = done.res;
         let at = segStart * g.blksz;
         for (const piece of done.data) {
@@ -718,8 +766,11 @@ export async function writeCompressedFiles(
       } else {
         buffers ??= zBuffers(params);
         const seg = item.segments[k]!;
-        res = compressStream(setup.compressors[item.job.algorithm]!, params, seg, buffers, (at, bytes) =>
-          w.writeAt(byteOffset(segStart * g.blksz + at), bytes),
+        res = await runSliced(
+          compressSteps(setup.compressors[item.job.algorithm]!, params, seg, buffers, (at, bytes) =>
+            w.writeAt(byteOffset(segStart * g.blksz + at), bytes),
+          ),
+          yieldNow,
         );
         held = heldInput(buffers, seg);
         await yieldNow();

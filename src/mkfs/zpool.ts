@@ -8,7 +8,7 @@ import { workerThreads } from '../builtins.js';
 import { BuildError } from './errors.js';
 import { workerScript } from './worker-script.js';
 import { ChunkedCompressor, CHUNK_BYTES, type ZReply } from './zchunks.js';
-import { zBuffers, type ZJob, type ZParams, type ZResult } from './zdata.js';
+import { runSliced, zBuffers, type ZJob, type ZParams, type ZResult } from './zdata.js';
 
 /** A worker's answer to a batch: a reply per job, and how long the batch took it. */
 export interface ZAnswer {
@@ -139,13 +139,16 @@ export class ZPool {
    * worker's result; false when it does not take part or nothing is queued. Each worker
    * first gets as much input queued as the batch, so it does not run dry meanwhile.
    */
-  runQueued(): boolean {
+  async runQueued(yieldNow: () => Promise<void>): Promise<boolean> {
     if (!this.local || this.queue.length === 0 || this.failure) return false;
     const { batch, bytes } = this.takeBatch();
     this.pump(Math.max(PER_WORKER_BYTES, bytes));
     this.here ??= new ChunkedCompressor(this.local, this.params, zBuffers(this.params), () => this.spare.pop());
     const began = performance.now();
-    const replies = batch.map(({ id, job }) => this.here!.run(id, job));
+    const replies: ZReply[] = [];
+    // A segment can take seconds: the event loop (signals, progress, the workers' answers)
+    // gets its turns meanwhile.
+    for (const { id, job } of batch) replies.push(await runSliced(this.here.steps(id, job), yieldNow));
     this.here.takeChunks();
     this.deliver(replies, bytes, performance.now() - began);
     return true;

@@ -87,8 +87,10 @@ const scratch = mkdtempSync(path.join(os.tmpdir(), 'erofs-bench-'));
 const cases = [
   ['none', []],
   ['lz4', ['-zlz4']],
-  // One compressing thread each: ours uses one for lz4 by default, the reference as many as cores.
+  // The same number of compressing threads each: ours uses one for lz4 by default, the
+  // reference as many as cores.
   ['lz4 --workers=1', ['-zlz4', '--workers=1']],
+  ['lz4 --workers=2', ['-zlz4', '--workers=2']],
   ['lz4hc', ['-zlz4hc']],
   ['lz4hc,12 -C65536 -Eztailpacking', ['-zlz4hc,12', '-C65536', '-Eztailpacking']],
   ['lzma', ['-zlzma']],

@@ -226,4 +226,24 @@ describe.skipIf(skipUnless(isRoot, 'root (bind mounts, tmpfs, other users)'))('f
       }
     });
   }
+
+  it('SIGINT stops a build at once while the main thread is compressing a segment that takes it seconds', async () => {
+    // Three 16 MiB segments of text: lzma takes seconds over each, the main thread one of them.
+    const t = await makeTree(dir({ big: file({ size: 48 << 20, pattern: 'text', seed: 7 }) }));
+    try {
+      const p = spawn(process.execPath, [CLI, '-zlzma', '--workers=2', image(), t.root], { stdio: ['ignore', 'pipe', 'pipe'] });
+      for (let i = 0; i < 200 && !readdirSync(out.dir).some((n) => n.endsWith('.tmp')); i++) {
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      await new Promise((r) => setTimeout(r, 1500));
+      const sent = performance.now();
+      p.kill('SIGINT');
+      const code = await new Promise<number | null>((r) => p.on('close', r));
+      expect(code).toBe(130);
+      expect(performance.now() - sent).toBeLessThan(1000);
+      expect(readdirSync(out.dir).filter((n) => n.endsWith('.tmp'))).toEqual([]);
+    } finally {
+      await t.cleanup();
+    }
+  });
 });

@@ -1,9 +1,9 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { createCompressor } from '../../src/compress/index.js';
-import { compressStream, type ZJob, type ZParams, zBuffers } from '../../src/mkfs/zdata.js';
+import { compressSteps, compressStream, runSliced, type ZJob, type ZParams, zBuffers } from '../../src/mkfs/zdata.js';
 import { HAVE, randomBytes, textBytes } from '../compress/helpers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'zdata-'));
@@ -122,6 +122,8 @@ describe('the compression worker pool', () => {
   });
 });
 
+const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
 describe('the main thread in the compression pool', () => {
   const lz4: ZParams = { specs: [{ name: 'lz4' }], maxPclusterBytes: 4096, ztailpacking: false, maxExtentBytes: 1 << 30, blkszbits: 12 };
 
@@ -155,7 +157,7 @@ describe('the main thread in the compression pool', () => {
       const filler = pool.compress(jobFor(big, 3 << 20));
       const results = list.map((job) => pool.compress(job));
       let here = 0;
-      while (pool.runQueued()) here++;
+      while (await pool.runQueued(nextTurn)) here++;
       expect(here).toBeGreaterThan(0);
       expect(results.some((r) => pool.isDelivered(r))).toBe(true);
       const outcomes = await Promise.all(results);
@@ -173,12 +175,64 @@ describe('the main thread in the compression pool', () => {
     try {
       expect(pool.threads).toBe(1);
       const results = list.map((job) => pool.compress(job));
-      expect(pool.runQueued()).toBe(false);
+      expect(await pool.runQueued(nextTurn)).toBe(false);
       await Promise.all(results);
       expect(results.every((r) => pool.isDelivered(r))).toBe(true);
     } finally {
       await pool.close();
     }
+  });
+});
+
+describe('compression on the main thread, a slice at a time', () => {
+  /** Steps that each keep the thread busy for `ms`; `ended` tells whether the finally ran. */
+  function* busySteps(count: number, ms: number, state: { ended: boolean }): Generator<void, string, void> {
+    try {
+      for (let i = 0; i < count; i++) {
+        const until = performance.now() + ms;
+        while (performance.now() < until);
+        yield;
+      }
+      return 'done';
+    } finally {
+      state.ended = true;
+    }
+  }
+
+  it('gives the event loop a turn every 50 ms, not after every step, and returns what the steps return', async () => {
+    let turns = 0;
+    const state = { ended: false };
+    const began = performance.now();
+    const value = await runSliced(busySteps(24, 10, state), async () => {
+      turns++;
+    });
+    const elapsed = performance.now() - began;
+    expect(value).toBe('done');
+    expect(turns).toBeGreaterThanOrEqual(2);
+    expect(turns).toBeLessThanOrEqual(Math.floor(elapsed / 50));
+  });
+
+  it('ends the steps when a turn throws (an abort), and passes the error on', async () => {
+    const state = { ended: false };
+    const aborted = runSliced(busySteps(10, 30, state), async () => {
+      throw new Error('aborted');
+    });
+    await expect(aborted).rejects.toThrow('aborted');
+    expect(state.ended).toBe(true);
+  });
+
+  it('closes the source file when a compression is ended part way', () => {
+    const lz4: ZParams = { specs: [{ name: 'lz4' }], maxPclusterBytes: 4096, ztailpacking: false, maxExtentBytes: 1 << 30, blkszbits: 12 };
+    const path = join(dir, 'ended');
+    writeFileSync(path, textBytes(200_000, 51));
+    const open = () => readdirSync('/proc/self/fd').length;
+    const before = open();
+    const steps = compressSteps(createCompressor('lz4', {}), lz4, jobFor(path, 200_000), zBuffers(lz4), () => {});
+    steps.next();
+    steps.next();
+    expect(open()).toBe(before + 1);
+    steps.return({ extents: [], blocks: 0, inline: null });
+    expect(open()).toBe(before);
   });
 });
 
