@@ -348,8 +348,9 @@ export class Spool {
     activeTemps.add(path);
   }
 
-  static beside(w: ImageWriter): Spool {
-    return new Spool(`${w.tempPath}.spool`);
+  /** A scratch file beside the image's temporary file, named after it and `what`. */
+  static beside(w: ImageWriter, what = 'spool'): Spool {
+    return new Spool(`${w.tempPath}.${what}`);
   }
 
   /** A uniquely named scratch file in `dir`. */

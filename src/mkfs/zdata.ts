@@ -758,6 +758,10 @@ export async function writeCompressedFiles(
         const done = await feed.result(item, k, yieldNow);
         res = done.res;
         let at = segStart * g.blksz;
+        if (done.spilled >= 0) {
+          const length = res.blocks * g.blksz;
+          if (w.copyFrom(feed.pool.spillFd(), done.spilled, byteOffset(at), length) !== length) throw new Error('internal: spilled output cut short');
+        }
         for (const piece of done.data) {
           w.writeAt(byteOffset(at), piece);
           feed.pool.written(piece);

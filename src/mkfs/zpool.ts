@@ -46,8 +46,27 @@ const HOLDING_PER_WORKER_BYTES = 16 << 20;
 const BATCH_FILES = 32;
 const BATCH_BYTES = 512 << 10;
 
-/** A compressed job: its extents, and its output as pieces of chunks. */
-export type ZOutcome = { res: ZResult; data: Uint8Array[] };
+/**
+ * A compressed job: its extents, and its output (res.blocks whole blocks) as pieces of
+ * chunks, or, spilled, at an offset in the spill file (data is then empty; else -1).
+ */
+export type ZOutcome = { res: ZResult; data: Uint8Array[]; spilled: number };
+
+/** Where output waits on disk rather than in memory (a Spool). */
+export interface ZSpill {
+  /** Appends the bytes; returns the offset of the first. */
+  append(...parts: Uint8Array[]): number;
+  /** The descriptor to read them from, with everything appended on disk. */
+  readableFd(): number;
+}
+
+/**
+ * Output waiting for its turn to be placed takes this many chunks per thread at most; the
+ * results of batches that arrive past that wait in the spill file. A thread done with the
+ * files after a big one (a segment can take seconds) holds all their output otherwise:
+ * 30-50 MB on the Debian root with lz4hc, where the page cache costs no RSS.
+ */
+const HELD_CHUNKS_PER_THREAD = 16;
 
 export class ZPool {
   private readonly workers: Worker[] = [];
@@ -77,6 +96,8 @@ export class ZPool {
   private here: ChunkedCompressor | null = null;
   /** Compressing threads: the workers, and the main thread if it takes part. */
   readonly threads: number;
+  /** Chunks of output held in memory at most, before batches go to the spill file. */
+  private readonly heldChunks: number;
 
   constructor(
     /** Worker threads. */
@@ -84,8 +105,11 @@ export class ZPool {
     private readonly params: ZParams,
     /** The main thread's compressors, one per -z algorithm: with them it compresses queued jobs too. */
     private readonly local: readonly Compressor[] | null = null,
+    /** Where output past HELD_CHUNKS_PER_THREAD waits (none: in memory). */
+    private readonly spill: ZSpill | null = null,
   ) {
     this.threads = size + (local ? 1 : 0);
+    this.heldChunks = HELD_CHUNKS_PER_THREAD * this.threads;
     const script = workerScript('zworker');
     const { Worker } = workerThreads();
     for (let i = 0; i < size; i++) {
@@ -195,24 +219,42 @@ export class ZPool {
     this.pump();
   }
 
-  /** A batch's results, which took a thread `busyMs`. */
+  /**
+   * A batch's results, which took a thread `busyMs`. Past the output the pool holds in
+   * memory, the whole batch goes to the spill file: its chunks (no other batch's results
+   * are in them) are free at once.
+   */
   private deliver(replies: ZReply[], bytes: number, busyMs: number): void {
     this.answeredBytes += bytes;
     this.busyMs += busyMs;
+    const spill = this.spill && this.unwritten.size >= this.heldChunks ? this.spill : null;
     for (const m of replies) {
       const w = this.waiting.get(m.id);
       this.waiting.delete(m.id);
       if (!w) continue;
       this.delivered.add(w.result);
       if (m.error !== undefined) w.reject(m.internal ? new Error(m.error) : new BuildError(m.error));
-      else {
+      else if (spill) {
+        const at = m.data!.length > 0 ? spill.append(...m.data!) : -1;
+        w.resolve({ res: m.res!, data: [], spilled: at });
+      } else {
         for (const piece of m.data!) {
           const chunk = piece.buffer as ArrayBuffer;
           this.unwritten.set(chunk, (this.unwritten.get(chunk) ?? 0) + 1);
         }
-        w.resolve({ res: m.res!, data: m.data! });
+        w.resolve({ res: m.res!, data: m.data!, spilled: -1 });
       }
     }
+    if (!spill) return;
+    const chunks = new Set<ArrayBuffer>();
+    for (const m of replies) for (const piece of m.data ?? []) chunks.add(piece.buffer as ArrayBuffer);
+    for (const chunk of chunks) this.recycle(chunk);
+  }
+
+  /** The descriptor spilled output is read from (see ZOutcome). */
+  spillFd(): number {
+    if (!this.spill) throw new Error('internal: the pool has no spill file');
+    return this.spill.readableFd();
   }
 
   /** Input bytes a thread compresses per second of its time, so far; 0 until an answer is in. */
@@ -230,6 +272,10 @@ export class ZPool {
       return;
     }
     this.unwritten.delete(chunk);
+    this.recycle(chunk);
+  }
+
+  private recycle(chunk: ArrayBuffer): void {
     if (this.spare.length < SPARE_CHUNKS_PER_THREAD * this.threads) this.spare.push(chunk);
   }
 

@@ -168,6 +168,55 @@ describe('the main thread in the compression pool', () => {
     }
   });
 
+  it('sends the output of batches past what it holds in memory to the spill file, the same bytes, and fills their chunks again', async () => {
+    const { ZPool } = await import('../../src/mkfs/zpool.js');
+    const list = Array.from({ length: 120 }, (_, i) => {
+      const path = join(dir, `spilled-${i}`);
+      writeFileSync(path, textBytes(100_000, 60 + i));
+      return jobFor(path, 100_000);
+    });
+    const expected = list.map((job) => {
+      const image = Buffer.alloc(job.size);
+      let end = 0;
+      compressStream(createCompressor('lz4', {}), lz4, job, zBuffers(lz4), (at, bytes) => {
+        image.set(bytes, at);
+        end = at + bytes.length;
+      });
+      return image.subarray(0, end);
+    });
+    const spilled: Buffer[] = [];
+    let spillBytes = 0;
+    const spill = {
+      append: (...parts: Uint8Array[]) => {
+        const at = spillBytes;
+        for (const p of parts) {
+          spilled.push(Buffer.from(p));
+          spillBytes += p.length;
+        }
+        return at;
+      },
+      readableFd: () => -1,
+    };
+    const pool = new ZPool(1, lz4, null, spill);
+    try {
+      // Nothing is written: every result held in memory keeps its chunk.
+      const outcomes = await Promise.all(list.map((job) => pool.compress(job)));
+      const file = Buffer.concat(spilled);
+      const inMemory = outcomes.filter((o) => o.spilled < 0);
+      expect(inMemory.length).toBeGreaterThan(0);
+      expect(inMemory.length).toBeLessThan(outcomes.length);
+      outcomes.forEach((o, i) => {
+        const bytes = o.spilled < 0 ? Buffer.concat(o.data) : file.subarray(o.spilled, o.spilled + o.res.blocks * 4096);
+        expect(o.spilled < 0 || o.data.length === 0).toBe(true);
+        expect(bytes.equals(expected[i]!)).toBe(true);
+      });
+      // In memory: 16 chunks' worth (a thread's share), and the batch that crossed it.
+      expect(new Set(inMemory.flatMap((o) => o.data.map((d) => d.buffer))).size).toBeLessThanOrEqual(16 + 3);
+    } finally {
+      await pool.close();
+    }
+  });
+
   it('takes no part without compressors of its own', async () => {
     const { ZPool } = await import('../../src/mkfs/zpool.js');
     const { jobs: list } = jobs();
