@@ -141,20 +141,16 @@ async function buildFromTree(
 ): Promise<BuildResult> {
   const writer = ImageWriter.create(cfg.image);
   let spool: Spool | null = null;
-  const spill: { file: Spool | null } = { file: null };
   let pool: ZPool | null = null;
   let copier: FileCopier | null = null;
   try {
     const zsetup = cfg.compression ? compressionSetup(cfg, cfg.compression, g) : null;
     // Workers start (threads, modules, libraries) while the tree is walked.
     // The main thread is one of the compressing threads; output that cannot be placed yet
-    // waits in a scratch file past a few megabytes (made when first needed).
+    // waits in scratch files beside the image past a few megabytes.
     if (zsetup && cfg.workers > 1) {
       const w = writer;
-      pool = new ZPool(cfg.workers - 1, zParams(zsetup.setup, g), zsetup.setup.compressors, {
-        append: (...parts) => (spill.file ??= Spool.beside(w, 'spill')).append(...parts),
-        readableFd: () => spill.file!.readableFd(),
-      });
+      pool = new ZPool(cfg.workers - 1, zParams(zsetup.setup, g), zsetup.setup.compressors, (what) => Spool.beside(w, what));
     }
     // Uncompressed --tar=f: file blocks go straight to the image, ahead of the metadata.
     const direct: DirectData | null =
@@ -234,8 +230,6 @@ async function buildFromTree(
       // Compression is over: the workers' memory goes before the metadata is written.
       await pool?.close();
       pool = null;
-      spill.file?.dispose();
-      spill.file = null;
       progress.phase = 'writing';
       dataMs = lap();
     }
@@ -277,7 +271,6 @@ async function buildFromTree(
   } finally {
     spool?.dispose();
     await pool?.close();
-    spill.file?.dispose();
   }
 }
 

@@ -331,6 +331,56 @@ export class ImageWriter extends FdWriter {
  * Append-only scratch file beside the image for what must wait until the metadata is
  * laid out (compressed indexes, inline tails), so memory does not grow with file data.
  */
+/**
+ * Appends to a scratch file by its descriptor (which another thread may have opened),
+ * buffered: where one compressing thread puts the output of a job too big to hold.
+ */
+export class FdAppender {
+  private written = 0;
+  private buf: Buffer | null = null;
+  private pending = 0;
+
+  constructor(
+    readonly fd: number,
+    /** The file named in errors. */
+    private readonly shownPath: string,
+    private readonly bufferBytes = 256 << 10,
+  ) {}
+
+  /** Bytes appended so far: the offset the next append starts at. */
+  get length(): number {
+    return this.written + this.pending;
+  }
+
+  append(bytes: Uint8Array): void {
+    this.buf ??= Buffer.allocUnsafe(this.bufferBytes);
+    if (this.pending + bytes.length > this.buf.length) this.flush();
+    if (bytes.length >= this.buf.length) {
+      this.writeOut(bytes);
+      return;
+    }
+    this.buf.set(bytes, this.pending);
+    this.pending += bytes.length;
+  }
+
+  /** Puts everything appended on disk, for other threads to read. */
+  flush(): void {
+    if (this.pending === 0) return;
+    const n = this.pending;
+    this.pending = 0;
+    this.writeOut(this.buf!.subarray(0, n));
+  }
+
+  private writeOut(bytes: Uint8Array): void {
+    try {
+      for (let done = 0; done < bytes.length; ) done += fs.writeSync(this.fd, bytes, done, bytes.length - done, this.written + done);
+    } catch (e) {
+      throw new BuildError(`${this.shownPath}: write failed: ${describeFsError(e)}`);
+    }
+    this.written += bytes.length;
+  }
+}
+
 export class Spool {
   private readonly fd: number;
   private size = 0;

@@ -6,6 +6,7 @@
 
 import type { Compressor } from '../compress/compressor.js';
 import { BuildError } from './errors.js';
+import type { FdAppender } from './writer.js';
 import { compressSteps, drain, type ZBuffers, type ZJob, type ZParams, type ZResult } from './zdata.js';
 
 /** The output chunk a compressing thread fills. */
@@ -16,9 +17,17 @@ export interface ZReply {
   res?: ZResult;
   /** The output, in order: views of the thread's chunks, each to be recycled once written. */
   data?: Uint8Array[];
+  /** Instead (data is empty): where the output starts in the thread's spill file. */
+  spilled?: number;
   error?: string;
   internal?: boolean;
 }
+
+/**
+ * A job whose output passes this many chunks (a big file's segment) goes on in the thread's
+ * spill file, if it has one: the thread holds a megabyte of it, not up to a segment's worth.
+ */
+const SPILL_AFTER_CHUNKS = 4;
 
 export class ChunkedCompressor {
   private chunk = new Uint8Array(0);
@@ -35,7 +44,12 @@ export class ChunkedCompressor {
     private readonly buffers: ZBuffers,
     /** A recycled chunk to fill, if there is one. */
     private readonly recycled: () => ArrayBuffer | undefined,
+    /** This thread's spill file, only it appends to (see SPILL_AFTER_CHUNKS). */
+    private readonly spill: FdAppender | null = null,
   ) {}
+
+  /** Where the job in progress starts in the spill file, once it went there; else -1. */
+  private spillAt = -1;
 
   run(id: number, job: ZJob): ZReply {
     return drain(this.steps(id, job));
@@ -45,6 +59,7 @@ export class ChunkedCompressor {
   *steps(id: number, job: ZJob): Generator<void, ZReply, void> {
     this.pieces = [];
     this.pieceStart = this.used;
+    this.spillAt = -1;
     try {
       let end = 0;
       // Every byte of every block is emitted, in order; a gap (padding) is zeros.
@@ -54,6 +69,10 @@ export class ChunkedCompressor {
         end = at + bytes.length;
       });
       this.closePiece();
+      if (this.spillAt >= 0) {
+        this.spill!.flush();
+        return { id, res, data: [], spilled: this.spillAt };
+      }
       return { id, res, data: this.pieces };
     } catch (e) {
       return { id, error: (e as Error).message, internal: !(e instanceof BuildError) };
@@ -77,10 +96,19 @@ export class ChunkedCompressor {
     this.pieceStart = this.used;
   }
 
-  /** Room in `chunk` for at least one byte; returns how much. */
+  /**
+   * Room in `chunk` for at least one byte; returns how much. 0: the job has just gone to the
+   * spill file, with what it had in chunks so far.
+   */
   private room(): number {
     if (this.used === this.chunk.length) {
       this.closePiece();
+      if (this.spill && this.pieces.length >= SPILL_AFTER_CHUNKS) {
+        this.spillAt = this.spill.length;
+        for (const piece of this.pieces) this.spill.append(piece);
+        this.pieces = [];
+        return 0;
+      }
       this.chunk = new Uint8Array(this.recycled() ?? new ArrayBuffer(CHUNK_BYTES));
       this.used = 0;
       this.pieceStart = 0;
@@ -91,6 +119,10 @@ export class ChunkedCompressor {
 
   private put(bytes: Uint8Array): void {
     for (let done = 0; done < bytes.length; ) {
+      if (this.spillAt >= 0) {
+        this.spill!.append(done === 0 ? bytes : bytes.subarray(done));
+        return;
+      }
       const n = Math.min(bytes.length - done, this.room());
       this.chunk.set(n === bytes.length ? bytes : bytes.subarray(done, done + n), this.used);
       this.used += n;
@@ -101,6 +133,12 @@ export class ChunkedCompressor {
   /** Zeros, written: a recycled chunk holds old bytes. */
   private putZeros(count: number): void {
     for (let done = 0; done < count; ) {
+      if (this.spillAt >= 0) {
+        const n = Math.min(count - done, this.buffers.zeros.length);
+        this.spill!.append(this.buffers.zeros.subarray(0, n));
+        done += n;
+        continue;
+      }
       const n = Math.min(count - done, this.room());
       this.chunk.fill(0, this.used, this.used + n);
       this.used += n;

@@ -758,9 +758,9 @@ export async function writeCompressedFiles(
         const done = await feed.result(item, k, yieldNow);
         res = done.res;
         let at = segStart * g.blksz;
-        if (done.spilled >= 0) {
+        if (done.spilled) {
           const length = res.blocks * g.blksz;
-          if (w.copyFrom(feed.pool.spillFd(), done.spilled, byteOffset(at), length) !== length) throw new Error('internal: spilled output cut short');
+          if (w.copyFrom(done.spilled.fd, done.spilled.offset, byteOffset(at), length) !== length) throw new Error('internal: spilled output cut short');
         }
         for (const piece of done.data) {
           w.writeAt(byteOffset(at), piece);

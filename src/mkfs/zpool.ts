@@ -9,6 +9,7 @@ import { BuildError } from './errors.js';
 import { workerScript } from './worker-script.js';
 import { ChunkedCompressor, CHUNK_BYTES, type ZReply } from './zchunks.js';
 import { runSliced, zBuffers, type ZJob, type ZParams, type ZResult } from './zdata.js';
+import { FdAppender, type Spool } from './writer.js';
 
 /** A worker's answer to a batch: a reply per job, and how long the batch took it. */
 export interface ZAnswer {
@@ -19,6 +20,8 @@ export interface ZAnswer {
 /** What a compression worker starts with. */
 export interface ZWorkerData {
   params: ZParams;
+  /** Its spill file (see ChunkedCompressor), opened by the main thread. */
+  spill: { fd: number; path: string } | null;
   /** Int32 [0]: nonzero once the pool is closing; jobs still queued are dropped. */
   stop: SharedArrayBuffer;
 }
@@ -48,17 +51,12 @@ const BATCH_BYTES = 512 << 10;
 
 /**
  * A compressed job: its extents, and its output (res.blocks whole blocks) as pieces of
- * chunks, or, spilled, at an offset in the spill file (data is then empty; else -1).
+ * chunks, or, spilled, on disk in a scratch file (data is then empty).
  */
-export type ZOutcome = { res: ZResult; data: Uint8Array[]; spilled: number };
+export type ZOutcome = { res: ZResult; data: Uint8Array[]; spilled: { fd: number; offset: number } | null };
 
-/** Where output waits on disk rather than in memory (a Spool). */
-export interface ZSpill {
-  /** Appends the bytes; returns the offset of the first. */
-  append(...parts: Uint8Array[]): number;
-  /** The descriptor to read them from, with everything appended on disk. */
-  readableFd(): number;
-}
+/** Makes a scratch file beside the image (a Spool), named after `what`. */
+export type ScratchMaker = (what: string) => Spool;
 
 /**
  * Output waiting for its turn to be placed takes this many chunks per thread at most; the
@@ -98,6 +96,12 @@ export class ZPool {
   readonly threads: number;
   /** Chunks of output held in memory at most, before batches go to the spill file. */
   private readonly heldChunks: number;
+  /** Each worker's spill file (made by the pool, appended to by the worker), and the main thread's. */
+  private readonly threadSpills: Spool[] = [];
+  private readonly spillOf = new Map<Worker, number>();
+  private hereSpill: FdAppender | null = null;
+  /** Where whole batches go past heldChunks (made when first needed). */
+  private batchSpill: Spool | null = null;
 
   constructor(
     /** Worker threads. */
@@ -105,18 +109,24 @@ export class ZPool {
     private readonly params: ZParams,
     /** The main thread's compressors, one per -z algorithm: with them it compresses queued jobs too. */
     private readonly local: readonly Compressor[] | null = null,
-    /** Where output past HELD_CHUNKS_PER_THREAD waits (none: in memory). */
-    private readonly spill: ZSpill | null = null,
+    /** Makes the files output waits in rather than in memory (none: it all waits in memory). */
+    private readonly scratch: ScratchMaker | null = null,
   ) {
     this.threads = size + (local ? 1 : 0);
     this.heldChunks = HELD_CHUNKS_PER_THREAD * this.threads;
     const script = workerScript('zworker');
     const { Worker } = workerThreads();
     for (let i = 0; i < size; i++) {
+      const file = scratch?.(`spill${i}`) ?? null;
+      if (file) this.threadSpills.push(file);
       // A small young generation: workers allocate little but their pclusters, and every
       // megabyte of it is a megabyte of peak RSS per worker.
       // No execArgv: the host's (say --input-type) may not apply to a worker script.
-      const data: ZWorkerData = { params, stop: this.stop.buffer as SharedArrayBuffer };
+      const data: ZWorkerData = {
+        params,
+        spill: file ? { fd: file.readableFd(), path: file.path } : null,
+        stop: this.stop.buffer as SharedArrayBuffer,
+      };
       const worker = new Worker(script, { workerData: data, execArgv: [], resourceLimits: { maxYoungGenerationSizeMb: 2 } });
       worker.on('message', (answer: ZAnswer) => this.settle(worker, answer));
       worker.on('error', (e) => this.fail(new Error(`compression worker failed: ${e.message}`)));
@@ -124,6 +134,12 @@ export class ZPool {
       this.workers.push(worker);
       this.outstanding.set(worker, 0);
       this.posted.set(worker, []);
+      if (file) this.spillOf.set(worker, file.readableFd());
+    }
+    if (scratch && local) {
+      const file = scratch('spill-main');
+      this.threadSpills.push(file);
+      this.hereSpill = new FdAppender(file.readableFd(), file.path);
     }
   }
 
@@ -167,14 +183,14 @@ export class ZPool {
     if (!this.local || this.queue.length === 0 || this.failure) return false;
     const { batch, bytes } = this.takeBatch();
     this.pump(Math.max(PER_WORKER_BYTES, bytes));
-    this.here ??= new ChunkedCompressor(this.local, this.params, zBuffers(this.params), () => this.spare.pop());
+    this.here ??= new ChunkedCompressor(this.local, this.params, zBuffers(this.params), () => this.spare.pop(), this.hereSpill);
     const began = performance.now();
     const replies: ZReply[] = [];
     // A segment can take seconds: the event loop (signals, progress, the workers' answers)
     // gets its turns meanwhile.
     for (const { id, job } of batch) replies.push(await runSliced(this.here.steps(id, job), yieldNow));
     this.here.takeChunks();
-    this.deliver(replies, bytes, performance.now() - began);
+    this.deliver(replies, bytes, performance.now() - began, this.hereSpill?.fd ?? -1);
     return true;
   }
 
@@ -215,7 +231,7 @@ export class ZPool {
   private settle(worker: Worker, { replies, busyMs }: ZAnswer): void {
     const bytes = this.posted.get(worker)!.shift()!;
     this.outstanding.set(worker, this.outstanding.get(worker)! - bytes);
-    this.deliver(replies, bytes, busyMs);
+    this.deliver(replies, bytes, busyMs, this.spillOf.get(worker) ?? -1);
     this.pump();
   }
 
@@ -224,37 +240,32 @@ export class ZPool {
    * memory, the whole batch goes to the spill file: its chunks (no other batch's results
    * are in them) are free at once.
    */
-  private deliver(replies: ZReply[], bytes: number, busyMs: number): void {
+  private deliver(replies: ZReply[], bytes: number, busyMs: number, threadSpillFd: number): void {
     this.answeredBytes += bytes;
     this.busyMs += busyMs;
-    const spill = this.spill && this.unwritten.size >= this.heldChunks ? this.spill : null;
+    const spill = this.scratch && this.unwritten.size >= this.heldChunks ? (this.batchSpill ??= this.scratch('spill')) : null;
     for (const m of replies) {
       const w = this.waiting.get(m.id);
       this.waiting.delete(m.id);
       if (!w) continue;
       this.delivered.add(w.result);
       if (m.error !== undefined) w.reject(m.internal ? new Error(m.error) : new BuildError(m.error));
+      else if (m.spilled !== undefined) w.resolve({ res: m.res!, data: [], spilled: { fd: threadSpillFd, offset: m.spilled } });
       else if (spill) {
-        const at = m.data!.length > 0 ? spill.append(...m.data!) : -1;
-        w.resolve({ res: m.res!, data: [], spilled: at });
+        const offset = spill.append(...m.data!);
+        w.resolve({ res: m.res!, data: [], spilled: { fd: spill.readableFd(), offset } });
       } else {
         for (const piece of m.data!) {
           const chunk = piece.buffer as ArrayBuffer;
           this.unwritten.set(chunk, (this.unwritten.get(chunk) ?? 0) + 1);
         }
-        w.resolve({ res: m.res!, data: m.data!, spilled: -1 });
+        w.resolve({ res: m.res!, data: m.data!, spilled: null });
       }
     }
     if (!spill) return;
     const chunks = new Set<ArrayBuffer>();
     for (const m of replies) for (const piece of m.data ?? []) chunks.add(piece.buffer as ArrayBuffer);
     for (const chunk of chunks) this.recycle(chunk);
-  }
-
-  /** The descriptor spilled output is read from (see ZOutcome). */
-  spillFd(): number {
-    if (!this.spill) throw new Error('internal: the pool has no spill file');
-    return this.spill.readableFd();
   }
 
   /** Input bytes a thread compresses per second of its time, so far; 0 until an answer is in. */
@@ -298,5 +309,8 @@ export class ZPool {
     const m: ZMessage = { stop: true };
     for (const w of this.workers) w.postMessage(m);
     await Promise.all(this.exited);
+    // The workers wrote through these descriptors: they go once the threads have ended.
+    for (const file of this.threadSpills) file.dispose();
+    this.batchSpill?.dispose();
   }
 }

@@ -5,9 +5,10 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { createCompressor } from '../compress/index.js';
 import { zBuffers } from './zdata.js';
 import { ChunkedCompressor, type ZReply } from './zchunks.js';
+import { FdAppender } from './writer.js';
 import type { ZAnswer, ZMessage, ZWorkerData } from './zpool.js';
 
-const { params, stop: stopBuffer } = workerData as ZWorkerData;
+const { params, spill, stop: stopBuffer } = workerData as ZWorkerData;
 const stop = new Int32Array(stopBuffer);
 const compressors = params.specs.map((s) =>
   createCompressor(s.name, { level: s.level, dictSize: s.dictSize, maxPclusterBytes: params.maxPclusterBytes }),
@@ -16,7 +17,13 @@ const compressors = params.specs.map((s) =>
 /** Chunks back from the main thread, to fill again. */
 const spare: ArrayBuffer[] = [];
 const MAX_SPARE = 4;
-const chunked = new ChunkedCompressor(compressors, params, zBuffers(params), () => spare.pop());
+const chunked = new ChunkedCompressor(
+  compressors,
+  params,
+  zBuffers(params),
+  () => spare.pop(),
+  spill ? new FdAppender(spill.fd, spill.path) : null,
+);
 
 // Small files come in batches: one message each way for many files. A closing pool wants
 // no more results: the thread ends once it has no call in progress.

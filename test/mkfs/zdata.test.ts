@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
@@ -127,6 +127,17 @@ const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(reso
 describe('the main thread in the compression pool', () => {
   const lz4: ZParams = { specs: [{ name: 'lz4' }], maxPclusterBytes: 4096, ztailpacking: false, maxExtentBytes: 1 << 30, blkszbits: 12 };
 
+  /** The bytes compressStream gives for a job, padding and all. */
+  function expectedOutput(job: ZJob): Buffer {
+    const image = Buffer.alloc(job.size + 4096);
+    let end = 0;
+    compressStream(createCompressor('lz4', {}), lz4, job, zBuffers(lz4), (at, bytes) => {
+      image.set(bytes, at);
+      end = at + bytes.length;
+    });
+    return image.subarray(0, end);
+  }
+
   function jobs(): { jobs: ZJob[]; expected: Buffer[] } {
     const data = [textBytes(300_000, 41), randomBytes(50_000, 42), textBytes(9000, 43)];
     const list = data.map((bytes, i) => {
@@ -168,50 +179,66 @@ describe('the main thread in the compression pool', () => {
     }
   });
 
-  it('sends the output of batches past what it holds in memory to the spill file, the same bytes, and fills their chunks again', async () => {
+  /** A pool whose scratch files go to the test directory; they are read back with readSpilled. */
+  async function spillingPool(workers: number, local: boolean) {
     const { ZPool } = await import('../../src/mkfs/zpool.js');
+    const { Spool } = await import('../../src/mkfs/writer.js');
+    const made: string[] = [];
+    const pool = new ZPool(workers, lz4, local ? [createCompressor('lz4', {})] : null, (what) => {
+      const file = new Spool(join(dir, `scratch-${made.length}-${what}`));
+      made.push(file.path);
+      return file;
+    });
+    return { pool, made };
+  }
+
+  function outputOf(o: { res: { blocks: number }; data: Uint8Array[]; spilled: { fd: number; offset: number } | null }): Buffer {
+    if (!o.spilled) return Buffer.concat(o.data);
+    expect(o.data).toEqual([]);
+    const out = Buffer.alloc(o.res.blocks * 4096);
+    expect(readSync(o.spilled.fd, out, 0, out.length, o.spilled.offset)).toBe(out.length);
+    return out;
+  }
+
+  it('sends the output of batches past what it holds in memory to a spill file, the same bytes', async () => {
     const list = Array.from({ length: 120 }, (_, i) => {
       const path = join(dir, `spilled-${i}`);
       writeFileSync(path, textBytes(100_000, 60 + i));
       return jobFor(path, 100_000);
     });
-    const expected = list.map((job) => {
-      const image = Buffer.alloc(job.size);
-      let end = 0;
-      compressStream(createCompressor('lz4', {}), lz4, job, zBuffers(lz4), (at, bytes) => {
-        image.set(bytes, at);
-        end = at + bytes.length;
-      });
-      return image.subarray(0, end);
-    });
-    const spilled: Buffer[] = [];
-    let spillBytes = 0;
-    const spill = {
-      append: (...parts: Uint8Array[]) => {
-        const at = spillBytes;
-        for (const p of parts) {
-          spilled.push(Buffer.from(p));
-          spillBytes += p.length;
-        }
-        return at;
-      },
-      readableFd: () => -1,
-    };
-    const pool = new ZPool(1, lz4, null, spill);
+    const expected = list.map(expectedOutput);
+    const { pool, made } = await spillingPool(1, false);
     try {
       // Nothing is written: every result held in memory keeps its chunk.
       const outcomes = await Promise.all(list.map((job) => pool.compress(job)));
-      const file = Buffer.concat(spilled);
-      const inMemory = outcomes.filter((o) => o.spilled < 0);
+      const inMemory = outcomes.filter((o) => !o.spilled);
       expect(inMemory.length).toBeGreaterThan(0);
       expect(inMemory.length).toBeLessThan(outcomes.length);
-      outcomes.forEach((o, i) => {
-        const bytes = o.spilled < 0 ? Buffer.concat(o.data) : file.subarray(o.spilled, o.spilled + o.res.blocks * 4096);
-        expect(o.spilled < 0 || o.data.length === 0).toBe(true);
-        expect(bytes.equals(expected[i]!)).toBe(true);
-      });
+      outcomes.forEach((o, i) => expect(outputOf(o).equals(expected[i]!)).toBe(true));
       // In memory: 16 chunks' worth (a thread's share), and the batch that crossed it.
       expect(new Set(inMemory.flatMap((o) => o.data.map((d) => d.buffer))).size).toBeLessThanOrEqual(16 + 3);
+    } finally {
+      await pool.close();
+    }
+    // Closing the pool removes its scratch files.
+    expect(made.filter((f) => existsSync(f))).toEqual([]);
+  });
+
+  it('a job whose output passes a megabyte goes on in its thread\'s spill file, on a worker and on the main thread', async () => {
+    const list = [randomBytes(3 << 20, 71), textBytes(50_000, 72), randomBytes((2 << 20) + 123, 73)].map((bytes, i) => {
+      const path = join(dir, `overflow-${i}`);
+      writeFileSync(path, bytes);
+      return jobFor(path, bytes.length);
+    });
+    const expected = list.map(expectedOutput);
+    const { pool } = await spillingPool(1, true);
+    try {
+      const results = list.map((job) => pool.compress(job));
+      while (await pool.runQueued(nextTurn));
+      const outcomes = await Promise.all(results);
+      outcomes.forEach((o, i) => expect(outputOf(o).equals(expected[i]!)).toBe(true));
+      expect(outcomes.map((o) => o.spilled !== null)).toEqual([true, false, true]);
+      expect(new Set(outcomes.filter((o) => o.spilled).map((o) => o.spilled!.fd)).size).toBe(2);
     } finally {
       await pool.close();
     }
