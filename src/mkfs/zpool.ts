@@ -114,11 +114,19 @@ export class ZPool {
   ) {
     this.threads = size + (local ? 1 : 0);
     this.heldChunks = HELD_CHUNKS_PER_THREAD * this.threads;
+    // Every file before any thread: a thread started would keep the process alive.
+    const names = Array.from({ length: size }, (_, i) => `spill${i}`);
+    if (local) names.push('spill-main');
+    try {
+      if (scratch) for (const what of names) this.threadSpills.push(scratch(what));
+    } catch (e) {
+      for (const file of this.threadSpills) file.dispose();
+      throw e;
+    }
     const script = workerScript('zworker');
     const { Worker } = workerThreads();
     for (let i = 0; i < size; i++) {
-      const file = scratch?.(`spill${i}`) ?? null;
-      if (file) this.threadSpills.push(file);
+      const file = this.threadSpills[i] ?? null;
       // A small young generation: workers allocate little but their pclusters, and every
       // megabyte of it is a megabyte of peak RSS per worker.
       // No execArgv: the host's (say --input-type) may not apply to a worker script.
@@ -136,11 +144,8 @@ export class ZPool {
       this.posted.set(worker, []);
       if (file) this.spillOf.set(worker, file.readableFd());
     }
-    if (scratch && local) {
-      const file = scratch('spill-main');
-      this.threadSpills.push(file);
-      this.hereSpill = new FdAppender(file.readableFd(), file.path);
-    }
+    const mine = scratch && local ? this.threadSpills[size]! : null;
+    if (mine) this.hereSpill = new FdAppender(mine.readableFd(), mine.path);
   }
 
   /** Queues a job, at the end, or `first` to go before every job queued. */
@@ -243,7 +248,16 @@ export class ZPool {
   private deliver(replies: ZReply[], bytes: number, busyMs: number, threadSpillFd: number): void {
     this.answeredBytes += bytes;
     this.busyMs += busyMs;
-    const spill = this.scratch && this.unwritten.size >= this.heldChunks ? (this.batchSpill ??= this.scratch('spill')) : null;
+    let spill: Spool | null = null;
+    if (this.scratch && this.unwritten.size >= this.heldChunks) {
+      try {
+        spill = this.batchSpill ??= this.scratch('spill');
+      } catch (e) {
+        // Called from a worker's message: an error thrown here would end the process.
+        this.fail(e as Error);
+        return;
+      }
+    }
     for (const m of replies) {
       const w = this.waiting.get(m.id);
       this.waiting.delete(m.id);
@@ -252,8 +266,12 @@ export class ZPool {
       if (m.error !== undefined) w.reject(m.internal ? new Error(m.error) : new BuildError(m.error));
       else if (m.spilled !== undefined) w.resolve({ res: m.res!, data: [], spilled: { fd: threadSpillFd, offset: m.spilled } });
       else if (spill) {
-        const offset = spill.append(...m.data!);
-        w.resolve({ res: m.res!, data: [], spilled: { fd: spill.readableFd(), offset } });
+        try {
+          const offset = spill.append(...m.data!);
+          w.resolve({ res: m.res!, data: [], spilled: { fd: spill.readableFd(), offset } });
+        } catch (e) {
+          w.reject(e as Error);
+        }
       } else {
         for (const piece of m.data!) {
           const chunk = piece.buffer as ArrayBuffer;

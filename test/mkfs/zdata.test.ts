@@ -224,6 +224,52 @@ describe('the main thread in the compression pool', () => {
     expect(made.filter((f) => existsSync(f))).toEqual([]);
   });
 
+  it('a spill file that cannot be written fails the jobs that needed it with the file\'s error, not the process', async () => {
+    const { ZPool } = await import('../../src/mkfs/zpool.js');
+    const { Spool } = await import('../../src/mkfs/writer.js');
+    const { BuildError } = await import('../../src/mkfs/errors.js');
+    const list = Array.from({ length: 120 }, (_, i) => {
+      const path = join(dir, `full-${i}`);
+      writeFileSync(path, textBytes(100_000, 160 + i));
+      return jobFor(path, 100_000);
+    });
+    const full = new Spool(join(dir, 'full-spill'));
+    vi.spyOn(full, 'append').mockImplementation(() => {
+      throw new BuildError(`${full.path}: write failed: No space left on device`);
+    });
+    const made: Array<InstanceType<typeof Spool>> = [];
+    const pool = new ZPool(1, lz4, null, (what) => {
+      const file = what === 'spill' ? full : new Spool(join(dir, `full-${made.length}-${what}`));
+      made.push(file);
+      return file;
+    });
+    try {
+      const outcomes = await Promise.allSettled(list.map((job) => pool.compress(job)));
+      const failed = outcomes.filter((o) => o.status === 'rejected');
+      expect(failed.length).toBeGreaterThan(0);
+      for (const f of failed) expect((f as PromiseRejectedResult).reason.message).toMatch(/full-spill: write failed: No space left on device/);
+    } finally {
+      await pool.close();
+    }
+  });
+
+  it('a scratch file that cannot be made fails the pool at once, and the files made before it go', async () => {
+    const { ZPool } = await import('../../src/mkfs/zpool.js');
+    const { Spool } = await import('../../src/mkfs/writer.js');
+    const made: string[] = [];
+    expect(
+      () =>
+        new ZPool(2, lz4, [createCompressor('lz4', {})], (what) => {
+          if (made.length === 2) throw new Error(`${what}: cannot create scratch file: No space left on device`);
+          const file = new Spool(join(dir, `unmade-${what}`));
+          made.push(file.path);
+          return file;
+        }),
+    ).toThrow('spill-main: cannot create scratch file');
+    expect(made).toHaveLength(2);
+    expect(made.filter((f) => existsSync(f))).toEqual([]);
+  });
+
   it('a job whose output passes a megabyte goes on in its thread\'s spill file, on a worker and on the main thread', async () => {
     const list = [randomBytes(3 << 20, 71), textBytes(50_000, 72), randomBytes((2 << 20) + 123, 73)].map((bytes, i) => {
       const path = join(dir, `overflow-${i}`);
