@@ -328,10 +328,6 @@ export class ImageWriter extends FdWriter {
 }
 
 /**
- * Append-only scratch file beside the image for what must wait until the metadata is
- * laid out (compressed indexes, inline tails), so memory does not grow with file data.
- */
-/**
  * Appends to a scratch file by its descriptor (which another thread may have opened),
  * buffered: where one compressing thread puts the output of a job too big to hold.
  */
@@ -381,6 +377,10 @@ export class FdAppender {
   }
 }
 
+/**
+ * Append-only scratch file beside the image for what must wait until the metadata is
+ * laid out (compressed indexes, inline tails), so memory does not grow with file data.
+ */
 export class Spool {
   private readonly fd: number;
   private size = 0;

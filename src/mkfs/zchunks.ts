@@ -37,6 +37,8 @@ export class ChunkedCompressor {
   /** The job in progress: its output so far, and where its bytes in `chunk` start. */
   private pieces: Uint8Array[] = [];
   private pieceStart = 0;
+  /** Where the job in progress starts in the spill file, once it went there; else -1. */
+  private spillAt = -1;
 
   constructor(
     private readonly compressors: readonly Compressor[],
@@ -47,9 +49,6 @@ export class ChunkedCompressor {
     /** This thread's spill file, only it appends to (see SPILL_AFTER_CHUNKS). */
     private readonly spill: FdAppender | null = null,
   ) {}
-
-  /** Where the job in progress starts in the spill file, once it went there; else -1. */
-  private spillAt = -1;
 
   run(id: number, job: ZJob): ZReply {
     return drain(this.steps(id, job));
