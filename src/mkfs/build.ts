@@ -148,10 +148,7 @@ async function buildFromTree(
     // Workers start (threads, modules, libraries) while the tree is walked.
     // The main thread is one of the compressing threads; output that cannot be placed yet
     // waits in scratch files beside the image past a few megabytes.
-    if (zsetup && cfg.workers > 1) {
-      const w = writer;
-      pool = new ZPool(cfg.workers - 1, zParams(zsetup.setup, g), zsetup.setup.compressors, (what) => Spool.beside(w, what));
-    }
+    if (zsetup && cfg.workers > 1) pool = new ZPool(cfg.workers - 1, zParams(zsetup.setup, g), zsetup.setup.compressors, (what) => Spool.beside(writer, what));
     // Uncompressed --tar=f: file blocks go straight to the image, ahead of the metadata.
     const direct: DirectData | null =
       tarData && !cfg.compression ? { writer, g, nextBlk: superBlockAddr(g) + 1, tails: tarData } : null;

@@ -329,7 +329,7 @@ export class ImageWriter extends FdWriter {
 
 /**
  * Appends to a scratch file by its descriptor (which another thread may have opened),
- * buffered: where one compressing thread puts the output of a job too big to hold.
+ * buffered: a Spool's writes, and a compressing thread's output of a job too big to hold.
  */
 export class FdAppender {
   private written = 0;
@@ -349,6 +349,7 @@ export class FdAppender {
   }
 
   append(bytes: Uint8Array): void {
+    if (bytes.length === 0) return;
     this.buf ??= Buffer.allocUnsafe(this.bufferBytes);
     if (this.pending + bytes.length > this.buf.length) this.flush();
     if (bytes.length >= this.buf.length) {
@@ -357,6 +358,14 @@ export class FdAppender {
     }
     this.buf.set(bytes, this.pending);
     this.pending += bytes.length;
+  }
+
+  /** Room for `length` bytes that another thread writes; returns its offset. */
+  reserve(length: number): number {
+    this.flush();
+    const at = this.written;
+    this.written += length;
+    return at;
   }
 
   /** Puts everything appended on disk, for other threads to read. */
@@ -383,11 +392,8 @@ export class FdAppender {
  */
 export class Spool {
   private readonly fd: number;
-  private size = 0;
-  /** Appended bytes not written yet, copied in (callers reuse their buffers); allocated on first use. */
-  private pending: Buffer | null = null;
-  private pendingBytes = 0;
-  private flushed = 0;
+  /** Appended bytes not written yet are copied in (callers reuse their buffers). */
+  private readonly out: FdAppender;
 
   constructor(readonly path: string) {
     try {
@@ -396,6 +402,7 @@ export class Spool {
       throw new BuildError(`${path}: cannot create scratch file: ${describeFsError(e)}`);
     }
     activeTemps.add(path);
+    this.out = new FdAppender(this.fd, path, SPOOL_PENDING_BYTES);
   }
 
   /** A scratch file beside the image's temporary file, named after it and `what`. */
@@ -410,58 +417,25 @@ export class Spool {
 
   /** Bytes appended so far: the offset the next append starts at. */
   get length(): number {
-    return this.size;
+    return this.out.length;
   }
 
   /** The descriptor, with everything appended on disk, for positional reads (any thread). */
   readableFd(): number {
-    this.flush();
+    this.out.flush();
     return this.fd;
   }
 
   /** Appends the parts back to back; returns the offset of the first. */
   append(...parts: Uint8Array[]): number {
-    const at = this.size;
-    for (const p of parts) {
-      if (p.length === 0) continue;
-      this.pending ??= Buffer.allocUnsafe(SPOOL_PENDING_BYTES);
-      if (this.pendingBytes + p.length > this.pending.length) this.flush();
-      if (p.length >= this.pending.length) {
-        this.writeOut(p);
-      } else {
-        this.pending.set(p, this.pendingBytes);
-        this.pendingBytes += p.length;
-      }
-      this.size += p.length;
-    }
+    const at = this.out.length;
+    for (const p of parts) this.out.append(p);
     return at;
   }
 
   /** Room for `length` bytes that another thread writes; returns its offset. */
   reserve(length: number): number {
-    this.flush();
-    const at = this.size;
-    this.size += length;
-    this.flushed += length;
-    return at;
-  }
-
-  private flush(): void {
-    if (this.pendingBytes === 0) return;
-    const n = this.pendingBytes;
-    this.pendingBytes = 0;
-    this.writeOut(this.pending!.subarray(0, n));
-  }
-
-  /** Writes bytes at the end of what is on disk (after anything pending is flushed). */
-  private writeOut(buf: Uint8Array): void {
-    try {
-      let done = 0;
-      while (done < buf.length) done += fs.writeSync(this.fd, buf, done, buf.length - done, this.flushed + done);
-    } catch (e) {
-      throw new BuildError(`${this.path}: write failed: ${describeFsError(e)}`);
-    }
-    this.flushed += buf.length;
+    return this.out.reserve(length);
   }
 
   /** What was last read from the spool: all of a small one, or a read-ahead window. */
@@ -473,14 +447,14 @@ export class Spool {
   read(offset: number, length: number): Buffer {
     const at = offset - this.windowStart;
     if (at >= 0 && at + length <= this.windowLen) return this.window.subarray(at, at + length);
-    this.flush();
+    this.out.flush();
     // The inode writer goes block by block, which jumps all over the spool: a small one is
     // read whole at the first read, in one call rather than thousands of a few bytes.
-    const whole = this.windowLen === 0 && this.size <= SPOOL_READ_WHOLE;
+    const whole = this.windowLen === 0 && this.length <= SPOOL_READ_WHOLE;
     // Else read ahead only for reads in order (right after the window): random ones take what they ask.
     const sequential = offset === this.windowStart + this.windowLen;
     const start = whole ? 0 : offset;
-    const want = whole ? this.size : sequential ? Math.min(Math.max(length, SPOOL_READ_AHEAD), this.size - offset) : length;
+    const want = whole ? this.length : sequential ? Math.min(Math.max(length, SPOOL_READ_AHEAD), this.length - offset) : length;
     if (this.window.length < want) this.window = Buffer.allocUnsafe(Math.max(want, SPOOL_READ_AHEAD));
     let done = 0;
     while (done < want) {

@@ -98,7 +98,6 @@ export class ZPool {
   private readonly heldChunks: number;
   /** Each worker's spill file (made by the pool, appended to by the worker), and the main thread's. */
   private readonly threadSpills: Spool[] = [];
-  private readonly spillOf = new Map<Worker, number>();
   private hereSpill: FdAppender | null = null;
   /** Where whole batches go past heldChunks (made when first needed). */
   private batchSpill: Spool | null = null;
@@ -127,22 +126,22 @@ export class ZPool {
     const { Worker } = workerThreads();
     for (let i = 0; i < size; i++) {
       const file = this.threadSpills[i] ?? null;
+      const spillFd = file?.readableFd() ?? -1;
       // A small young generation: workers allocate little but their pclusters, and every
       // megabyte of it is a megabyte of peak RSS per worker.
       // No execArgv: the host's (say --input-type) may not apply to a worker script.
       const data: ZWorkerData = {
         params,
-        spill: file ? { fd: file.readableFd(), path: file.path } : null,
+        spill: file ? { fd: spillFd, path: file.path } : null,
         stop: this.stop.buffer as SharedArrayBuffer,
       };
       const worker = new Worker(script, { workerData: data, execArgv: [], resourceLimits: { maxYoungGenerationSizeMb: 2 } });
-      worker.on('message', (answer: ZAnswer) => this.settle(worker, answer));
+      worker.on('message', (answer: ZAnswer) => this.settle(worker, answer, spillFd));
       worker.on('error', (e) => this.fail(new Error(`compression worker failed: ${e.message}`)));
       this.exited.push(new Promise((resolve) => worker.once('exit', () => resolve())));
       this.workers.push(worker);
       this.outstanding.set(worker, 0);
       this.posted.set(worker, []);
-      if (file) this.spillOf.set(worker, file.readableFd());
     }
     const mine = scratch && local ? this.threadSpills[size]! : null;
     if (mine) this.hereSpill = new FdAppender(mine.readableFd(), mine.path);
@@ -233,10 +232,10 @@ export class ZPool {
     }
   }
 
-  private settle(worker: Worker, { replies, busyMs }: ZAnswer): void {
+  private settle(worker: Worker, { replies, busyMs }: ZAnswer, spillFd: number): void {
     const bytes = this.posted.get(worker)!.shift()!;
     this.outstanding.set(worker, this.outstanding.get(worker)! - bytes);
-    this.deliver(replies, bytes, busyMs, this.spillOf.get(worker) ?? -1);
+    this.deliver(replies, bytes, busyMs, spillFd);
     this.pump();
   }
 

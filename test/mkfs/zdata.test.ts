@@ -21,6 +21,28 @@ const params: ZParams = {
   blkszbits: 12,
 };
 
+const lz4: ZParams = { specs: [{ name: 'lz4' }], maxPclusterBytes: 4096, ztailpacking: false, maxExtentBytes: 1 << 30, blkszbits: 12 };
+
+/** Files of these bytes in the test directory, named after `name`, and a job for each. */
+function jobsFor(name: string, contents: Uint8Array[]): ZJob[] {
+  return contents.map((bytes, i) => {
+    const path = join(dir, `${name}-${i}`);
+    writeFileSync(path, bytes);
+    return jobFor(path, bytes.length);
+  });
+}
+
+/** The bytes compressStream gives for an LZ4 job, padding and all. */
+function expectedOutput(job: ZJob): Buffer {
+  const image = Buffer.alloc(job.size + 4096);
+  let end = 0;
+  compressStream(createCompressor('lz4', {}), lz4, job, zBuffers(lz4), (at, bytes) => {
+    image.set(bytes, at);
+    end = at + bytes.length;
+  });
+  return image.subarray(0, end);
+}
+
 describe.skipIf(!HAVE.lzma)('compressStream with a compressor slow on incompressible input', () => {
   it('stores random spans raw without asking the compressor, and compresses the text after them', () => {
     const data = Buffer.concat([randomBytes(128 << 10, 11), textBytes(64 << 10, 12)]);
@@ -87,21 +109,9 @@ describe('the compression worker pool', () => {
   it('hands back every output byte in order, across chunks, and the same again when it reuses the chunks it was given back', async () => {
     const { Worker } = await import('node:worker_threads');
     const { ZPool } = await import('../../src/mkfs/zpool.js');
-    const lz4: ZParams = { specs: [{ name: 'lz4' }], maxPclusterBytes: 4096, ztailpacking: false, maxExtentBytes: 1 << 30, blkszbits: 12 };
     // Output of several chunks (random data stays raw), of part of one, and none.
-    const files = [randomBytes(700 << 10, 3), textBytes(90_000, 4), textBytes(5000, 5), Buffer.alloc(20_000)].map((data, i) => {
-      const path = join(dir, `pooled-${i}`);
-      writeFileSync(path, data);
-      return jobFor(path, data.length);
-    });
-    const expected = files.map((job) => {
-      const image: number[] = [];
-      compressStream(createCompressor('lz4', {}), lz4, job, zBuffers(lz4), (at, bytes) => {
-        while (image.length < at) image.push(0);
-        image.push(...bytes);
-      });
-      return Buffer.from(image);
-    });
+    const files = jobsFor('pooled', [randomBytes(700 << 10, 3), textBytes(90_000, 4), textBytes(5000, 5), Buffer.alloc(20_000)]);
+    const expected = files.map(expectedOutput);
     const posted = vi.spyOn(Worker.prototype, 'postMessage');
     const pool = new ZPool(1, lz4);
     try {
@@ -125,35 +135,10 @@ describe('the compression worker pool', () => {
 const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 describe('the main thread in the compression pool', () => {
-  const lz4: ZParams = { specs: [{ name: 'lz4' }], maxPclusterBytes: 4096, ztailpacking: false, maxExtentBytes: 1 << 30, blkszbits: 12 };
-
-  /** The bytes compressStream gives for a job, padding and all. */
-  function expectedOutput(job: ZJob): Buffer {
-    const image = Buffer.alloc(job.size + 4096);
-    let end = 0;
-    compressStream(createCompressor('lz4', {}), lz4, job, zBuffers(lz4), (at, bytes) => {
-      image.set(bytes, at);
-      end = at + bytes.length;
-    });
-    return image.subarray(0, end);
-  }
 
   function jobs(): { jobs: ZJob[]; expected: Buffer[] } {
-    const data = [textBytes(300_000, 41), randomBytes(50_000, 42), textBytes(9000, 43)];
-    const list = data.map((bytes, i) => {
-      const path = join(dir, `here-${i}`);
-      writeFileSync(path, bytes);
-      return jobFor(path, bytes.length);
-    });
-    const expected = list.map((job) => {
-      const image: number[] = [];
-      compressStream(createCompressor('lz4', {}), lz4, job, zBuffers(lz4), (at, bytes) => {
-        while (image.length < at) image.push(0);
-        image.push(...bytes);
-      });
-      return Buffer.from(image);
-    });
-    return { jobs: list, expected };
+    const list = jobsFor('here', [textBytes(300_000, 41), randomBytes(50_000, 42), textBytes(9000, 43)]);
+    return { jobs: list, expected: list.map(expectedOutput) };
   }
 
   it('compresses the jobs queued on the calling thread, with the same output a worker gives, while the workers are busy', async () => {
@@ -179,7 +164,7 @@ describe('the main thread in the compression pool', () => {
     }
   });
 
-  /** A pool whose scratch files go to the test directory; they are read back with readSpilled. */
+  /** A pool whose scratch files go to the test directory (outputOf reads spilled output back). */
   async function spillingPool(workers: number, local: boolean) {
     const { ZPool } = await import('../../src/mkfs/zpool.js');
     const { Spool } = await import('../../src/mkfs/writer.js');
@@ -201,11 +186,7 @@ describe('the main thread in the compression pool', () => {
   }
 
   it('sends the output of batches past what it holds in memory to a spill file, the same bytes', async () => {
-    const list = Array.from({ length: 120 }, (_, i) => {
-      const path = join(dir, `spilled-${i}`);
-      writeFileSync(path, textBytes(100_000, 60 + i));
-      return jobFor(path, 100_000);
-    });
+    const list = jobsFor('spilled', Array.from({ length: 120 }, (_, i) => textBytes(100_000, 60 + i)));
     const expected = list.map(expectedOutput);
     const { pool, made } = await spillingPool(1, false);
     try {
@@ -228,11 +209,7 @@ describe('the main thread in the compression pool', () => {
     const { ZPool } = await import('../../src/mkfs/zpool.js');
     const { Spool } = await import('../../src/mkfs/writer.js');
     const { BuildError } = await import('../../src/mkfs/errors.js');
-    const list = Array.from({ length: 120 }, (_, i) => {
-      const path = join(dir, `full-${i}`);
-      writeFileSync(path, textBytes(100_000, 160 + i));
-      return jobFor(path, 100_000);
-    });
+    const list = jobsFor('full', Array.from({ length: 120 }, (_, i) => textBytes(100_000, 160 + i)));
     const full = new Spool(join(dir, 'full-spill'));
     vi.spyOn(full, 'append').mockImplementation(() => {
       throw new BuildError(`${full.path}: write failed: No space left on device`);
@@ -271,11 +248,7 @@ describe('the main thread in the compression pool', () => {
   });
 
   it('a job whose output passes a megabyte goes on in its thread\'s spill file, on a worker and on the main thread', async () => {
-    const list = [randomBytes(3 << 20, 71), textBytes(50_000, 72), randomBytes((2 << 20) + 123, 73)].map((bytes, i) => {
-      const path = join(dir, `overflow-${i}`);
-      writeFileSync(path, bytes);
-      return jobFor(path, bytes.length);
-    });
+    const list = jobsFor('overflow', [randomBytes(3 << 20, 71), textBytes(50_000, 72), randomBytes((2 << 20) + 123, 73)]);
     const expected = list.map(expectedOutput);
     const { pool } = await spillingPool(1, true);
     try {
@@ -344,7 +317,6 @@ describe('compression on the main thread, a slice at a time', () => {
   });
 
   it('closes the source file when a compression is ended part way', () => {
-    const lz4: ZParams = { specs: [{ name: 'lz4' }], maxPclusterBytes: 4096, ztailpacking: false, maxExtentBytes: 1 << 30, blkszbits: 12 };
     const path = join(dir, 'ended');
     writeFileSync(path, textBytes(200_000, 51));
     const open = () => readdirSync('/proc/self/fd').length;
@@ -359,12 +331,10 @@ describe('compression on the main thread, a slice at a time', () => {
 });
 
 describe('compressStream reading a source file', () => {
-  const lz4Params: ZParams = { specs: [{ name: 'lz4' }], maxPclusterBytes: 4096, ztailpacking: false, maxExtentBytes: 1 << 30, blkszbits: 12 };
-
   function run(actual: number, walked: number): () => unknown {
     const path = join(dir, `sized-${actual}-${walked}`);
     writeFileSync(path, textBytes(actual, 31));
-    return () => compressStream(createCompressor('lz4', {}), lz4Params, jobFor(path, walked), zBuffers(lz4Params), () => {});
+    return () => compressStream(createCompressor('lz4', {}), lz4, jobFor(path, walked), zBuffers(lz4), () => {});
   }
 
   it('reads a file that kept its size', () => {
