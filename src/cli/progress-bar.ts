@@ -10,6 +10,8 @@ const WIDTH = 24;
 const mb = (n: number): string => (n / 1e6).toFixed(1);
 
 export function formatProgress(p: BuildProgress): string {
+  // No totals yet: a count, not a bar.
+  if (p.phase === 'scanning') return `scanning ${p.inodesDone} entries`;
   const fraction = p.bytesTotal > 0 ? p.bytesDone / p.bytesTotal : p.inodesTotal > 0 ? p.inodesDone / p.inodesTotal : 1;
   const filled = Math.round(Math.min(1, fraction) * WIDTH);
   const rate = p.elapsedMs > 0 ? p.bytesDone / (p.elapsedMs / 1000) : 0;

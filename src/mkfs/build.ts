@@ -154,8 +154,9 @@ async function buildFromTree(
       tarData && !cfg.compression ? { writer, g, nextBlk: superBlockAddr(g) + 1, tails: tarData } : null;
     let root: TreeInode;
     let tarBytes = 0;
+    const progress = new ProgressCounter(options.onProgress);
     const feed = zsetup ? new ZFeed(pool, zsetup.setup, g) : null;
-    if (cfg.tar) ({ root, tarBytes } = await walkTar(cfg, tarData, direct));
+    if (cfg.tar) ({ root, tarBytes } = await walkTar(cfg, tarData, direct, (n) => progress.scanned(n)));
     else {
       // While the walk goes on, file data is copied on a thread of its own; with -z the
       // walk reads the small files compression leaves as they are, and the others are
@@ -172,7 +173,15 @@ async function buildFromTree(
           : (inode: TreeInode, path: Buffer): void => c.add(inode, path);
       pool?.hold();
       try {
-        ({ root } = walkSource(cfg, onFile));
+        const walk = walkSource(cfg, onFile);
+        for (let step = walk.next(); ; step = walk.next()) {
+          if (step.done) {
+            root = step.value.root;
+            break;
+          }
+          progress.scanned(step.value);
+          await yieldToEventLoop(cfg);
+        }
       } finally {
         pool?.release();
       }
@@ -192,7 +201,7 @@ async function buildFromTree(
       inodesByType[KIND_OF[i.mode & S_IFMT]!]++;
       if (isReg(i)) sourceBytes += i.size;
     }
-    const progress = new ProgressCounter(order.length, sourceBytes, options.onProgress);
+    progress.walked(order.length, sourceBytes);
     let zstats: ZdataStats | null = null;
     let dataMs = 0;
     const io: IoState = { buf: Buffer.allocUnsafe(READ_CHUNK), sinceYield: 0, dataFd };
@@ -550,8 +559,8 @@ function writeInodeUnit(
 }
 
 /** Lets signal handlers and AbortSignals run during long synchronous stretches. */
-async function yieldToEventLoop(cfg: BuildConfig, io: IoState): Promise<void> {
-  io.sinceYield = 0;
+async function yieldToEventLoop(cfg: BuildConfig, io?: IoState): Promise<void> {
+  if (io) io.sinceYield = 0;
   await new Promise((r) => setImmediate(r));
   cfg.signal?.throwIfAborted();
 }

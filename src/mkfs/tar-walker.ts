@@ -58,7 +58,13 @@ type Names = Map<string, TreeEntry>;
  * (`direct`, uncompressed) or to `spool` until it is compressed; in index mode it stays in
  * the tar and inodes record where; a headerball has none.
  */
-export async function walkTar(cfg: BuildConfig, spool: Spool | null, direct: DirectData | null): Promise<TarWalkResult> {
+export async function walkTar(
+  cfg: BuildConfig,
+  spool: Spool | null,
+  direct: DirectData | null,
+  /** Told the number of members read so far, after each. */
+  scanned?: (members: number) => void,
+): Promise<TarWalkResult> {
   const shownSource = cfg.source === '' || cfg.source === '-' ? '<stdin>' : cfg.source;
   const warn = (m: string) => cfg.log('warn', `${shownSource}: ${m}`);
   let input: TarInput;
@@ -74,7 +80,7 @@ export async function walkTar(cfg: BuildConfig, spool: Spool | null, direct: Dir
     if (cfg.tar!.mode === 'index' && input.compression !== 'none') {
       throw new BuildError(`${shownSource}: --tar=i needs an uncompressed tar (this one is ${input.compression}-compressed): the image points into the tar, which is attached as its device; decompress it first`);
     }
-    return await walkMembers(cfg, input, spool, direct, shownSource, warn);
+    return await walkMembers(cfg, input, spool, direct, shownSource, warn, scanned);
   } finally {
     input.close();
   }
@@ -87,6 +93,7 @@ async function walkMembers(
   direct: DirectData | null,
   shownSource: string,
   warn: (m: string) => void,
+  scanned: ((members: number) => void) | undefined,
 ): Promise<TarWalkResult> {
   const tar = cfg.tar!;
   const bytes = new ByteReader(input.source);
@@ -131,9 +138,11 @@ async function walkMembers(
 
   const excluding = cfg.excludePaths.size > 0 || cfg.excludeRegexes.length > 0;
   let entry: TarEntry | null;
+  let members = 0;
   try {
     while ((entry = await reader.next())) {
       cfg.signal?.throwIfAborted();
+      scanned?.(++members);
       const at = entry.headerOffset;
       const shown = entry.path.toString();
       const fail = (m: string): never => {

@@ -54,14 +54,27 @@ function joinTerminated(dir: Buffer, name: string): Buffer {
 }
 
 /**
- * Walks the source tree in inode order (directory by directory, depth first, names sorted).
+ * The walk pauses after this many entries, giving back the entries found so far: a tree of
+ * a million files takes seconds to walk, and meanwhile signals, progress and the threads'
+ * messages need the event loop.
+ */
+const PAUSE_EVERY_ENTRIES = 512;
+
+/**
+ * Walks the source tree in inode order (directory by directory, depth first, names sorted),
+ * pausing every PAUSE_EVERY_ENTRIES entries.
  * `onSettledFile` sees each regular file whose inode is final as soon as it is found: not
  * hard-linked and without xattrs, so no later entry can change its form.
  */
-export function walkSource(cfg: BuildConfig, onSettledFile?: (inode: TreeInode, path: Buffer) => void): WalkResult {
+export function* walkSource(
+  cfg: BuildConfig,
+  onSettledFile?: (inode: TreeInode, path: Buffer) => void,
+): Generator<number, WalkResult, void> {
   const rootPath = Buffer.from(cfg.source);
   const hardlinks = new Map<string, TreeInode>();
   let inodeCount = 0;
+  /** Names looked at, excluded ones too: the pauses come at a steady pace. */
+  let looked = 0;
   const excluding = cfg.excludePaths.size > 0 || cfg.excludeRegexes.length > 0;
 
   /** `cpath` is `path` with a NUL after it, when the caller has one. */
@@ -116,6 +129,7 @@ export function walkSource(cfg: BuildConfig, onSettledFile?: (inode: TreeInode, 
     const entries: TreeChild[] = [];
     const subdirs: Array<{ inode: TreeInode; path: Buffer; rel: string }> = [];
     for (const name of names) {
+      if (++looked % PAUSE_EVERY_ENTRIES === 0) yield inodeCount;
       let childRel = '';
       if (excluding) {
         const utf8 = Buffer.from(name, 'latin1').toString();

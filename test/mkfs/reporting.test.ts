@@ -1,7 +1,9 @@
 import { execFileSync } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatProgress } from '../../src/cli/progress-bar.js';
-import { CLI, cli, scratchDir } from '../helpers/build.js';
+import type { BuildProgress } from '../../src/mkfs/progress.js';
+import { build, CLI, cli, scratchDir } from '../helpers/build.js';
 import { dir, file, makeTree, type Tree } from '../helpers/tree.js';
 
 describe('progress and reports', () => {
@@ -19,6 +21,46 @@ describe('progress and reports', () => {
   it('formats a progress line with entries, bytes, throughput and ETA', () => {
     const line = formatProgress({ phase: 'writing', inodesDone: 5, inodesTotal: 10, bytesDone: 50e6, bytesTotal: 100e6, elapsedMs: 2000 });
     expect(line).toBe('writing [############............] 50% 5/10 inodes 50.0/100.0 MB 25.0 MB/s ETA 2s');
+  });
+
+  it('formats the scanning phase as a count of the entries found so far', () => {
+    const line = formatProgress({ phase: 'scanning', inodesDone: 1536, inodesTotal: 0, bytesDone: 0, bytesTotal: 0, elapsedMs: 2000 });
+    expect(line).toBe('scanning 1536 entries');
+  });
+
+  describe('while the source directory is walked', () => {
+    let many: Tree;
+    beforeAll(async () => {
+      // 1,500 entries: the walk pauses (and reports) every 512.
+      const files = Object.fromEntries(Array.from({ length: 30 }, (_, i) => [`f${i}`, file(`${i}`)]));
+      many = await makeTree(dir(Object.fromEntries(Array.from({ length: 50 }, (_, i) => [`d${i}`, dir(files)]))));
+    });
+    afterAll(async () => {
+      await many.cleanup();
+    });
+
+    it('reports the entries it has found before any other phase', async () => {
+      const reports: BuildProgress[] = [];
+      await build(many.root, `${out.dir}/walk.erofs`, { onProgress: (p) => reports.push(p) });
+      expect(reports[0]).toMatchObject({ phase: 'scanning', inodesTotal: 0 });
+      expect(reports[0]!.inodesDone).toBeGreaterThan(0);
+      expect(reports[0]!.inodesDone).toBeLessThan(1551);
+      expect(reports.at(-1)).toMatchObject({ phase: 'writing', inodesDone: 1551, inodesTotal: 1551 });
+    });
+
+    it('stops at its next pause when the build is aborted, before anything is planned or written', async () => {
+      const controller = new AbortController();
+      const phases: string[] = [];
+      const image = `${out.dir}/aborted.erofs`;
+      const onProgress = (p: BuildProgress): void => {
+        phases.push(p.phase);
+        controller.abort();
+      };
+      await expect(build(many.root, image, { onProgress, signal: controller.signal })).rejects.toMatchObject({ name: 'AbortError' });
+      expect(phases).toEqual(['scanning']);
+      expect(existsSync(image)).toBe(false);
+      expect(readdirSync(out.dir).filter((n) => n.startsWith('aborted'))).toEqual([]);
+    });
   });
 
   it('draws a progress bar on a terminal during a long build', () => {
