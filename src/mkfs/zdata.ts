@@ -42,6 +42,13 @@ const PAST_END = Buffer.alloc(1);
 
 /** How much of a file is looked at for one extent; bounds memory, not pcluster size. */
 const WINDOW = 4 << 20;
+/**
+ * The read buffer holds WINDOW and this much more: the window moves to its start each time
+ * this much of it is used. Each compressing thread has one, so a megabyte beyond the window
+ * rather than another window is 3 MiB less peak RSS per thread, for moving 4 MiB per MiB
+ * of big files in memory (a few milliseconds per 100 MB).
+ */
+const REFILL_BYTES = 1 << 20;
 
 export interface CompressionSetup {
   /** One per -z algorithm, in order; files use the first unless a hint says otherwise. */
@@ -75,7 +82,7 @@ export interface ZdataStats {
 
 const alignUp = (n: number, a: number): number => Math.ceil(n / a) * a;
 
-/** Streams a file range through a window buffer without ever holding more than 2 * WINDOW. */
+/** Streams a file range through a window buffer without ever holding more than WINDOW + REFILL_BYTES. */
 class FileQueue {
   head = 0;
   tail = 0;
@@ -144,7 +151,7 @@ export interface ZBuffers {
 
 export function zBuffers(params: ZParams): ZBuffers {
   return {
-    queue: new Uint8Array(2 * WINDOW),
+    queue: new Uint8Array(WINDOW + REFILL_BYTES),
     zeros: new Uint8Array(params.maxPclusterBytes),
     screen: new IncompressibleScreen(),
   };
