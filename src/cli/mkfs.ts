@@ -294,6 +294,7 @@ function jsonReport(r: BuildResult, o: BuildOptions) {
     sourceBytes: r.sourceBytes,
     compression: z && {
       algorithms: (o.compression ?? []).map((c) => c.name),
+      threads: z.threads,
       compressedFiles: z.compressedFiles,
       inputBytes: z.inputBytes,
       storedBytes: z.storedBytes,

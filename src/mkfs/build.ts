@@ -141,21 +141,24 @@ async function buildFromTree(
 ): Promise<BuildResult> {
   const writer = ImageWriter.create(cfg.image);
   let spool: Spool | null = null;
-  let pool: ZPool | null = null;
+  let feed: ZFeed | null = null;
   let copier: FileCopier | null = null;
   try {
     const zsetup = cfg.compression ? compressionSetup(cfg, cfg.compression, g) : null;
-    // Workers start (threads, modules, libraries) while the tree is walked.
-    // The main thread is one of the compressing threads; output that cannot be placed yet
-    // waits in scratch files beside the image past a few megabytes.
-    if (zsetup && cfg.workers > 1) pool = new ZPool(cfg.workers - 1, zParams(zsetup.setup, g), zsetup.setup.compressors, (what) => Spool.beside(writer, what));
+    // Workers start (threads, modules, libraries) while the tree is walked, once it has
+    // found enough to compress. The main thread is one of the compressing threads; output
+    // that cannot be placed yet waits in scratch files beside the image past a few megabytes.
+    const makePool =
+      zsetup && cfg.workers > 1
+        ? () => new ZPool(cfg.workers - 1, zParams(zsetup.setup, g), zsetup.setup.compressors, (what) => Spool.beside(writer, what))
+        : null;
     // Uncompressed --tar=f: file blocks go straight to the image, ahead of the metadata.
     const direct: DirectData | null =
       tarData && !cfg.compression ? { writer, g, nextBlk: superBlockAddr(g) + 1, tails: tarData } : null;
     let root: TreeInode;
     let tarBytes = 0;
     const progress = new ProgressCounter(options.onProgress);
-    const feed = zsetup ? new ZFeed(pool, zsetup.setup, g) : null;
+    feed = zsetup ? new ZFeed(makePool, zsetup.setup, g) : null;
     if (cfg.tar) ({ root, tarBytes } = await walkTar(cfg, tarData, direct, (n) => progress.scanned(n)));
     else {
       // While the walk goes on, file data is copied on a thread of its own; with -z the
@@ -164,14 +167,15 @@ async function buildFromTree(
       spool = Spool.beside(writer);
       copier = new FileCopier(cfg, g, writer, spool, !zsetup);
       const c = copier;
+      const f = feed;
       const onFile =
-        zsetup && feed
+        zsetup && f
           ? (inode: TreeInode, path: Buffer): void => {
               if (allTailUncompressed(cfg, g, zsetup.setup, inode)) c.add(inode, path);
-              else if (pool) feed.offer(inode, isExtended(cfg, inode));
+              else if (makePool) f.offer(inode, isExtended(cfg, inode));
             }
           : (inode: TreeInode, path: Buffer): void => c.add(inode, path);
-      pool?.hold();
+      feed?.hold();
       try {
         const walk = walkSource(cfg, onFile);
         for (let step = walk.next(); ; step = walk.next()) {
@@ -183,7 +187,7 @@ async function buildFromTree(
           await yieldToEventLoop(cfg);
         }
       } finally {
-        pool?.release();
+        feed?.release();
       }
     }
     const dataFd = tarData && !direct ? tarData.readableFd() : null;
@@ -234,8 +238,8 @@ async function buildFromTree(
       inlinePclusters = z.stats.inlinePclusters;
       zstats = z.stats;
       // Compression is over: the workers' memory goes before the metadata is written.
-      await pool?.close();
-      pool = null;
+      await feed.pool?.close();
+      feed.pool = null;
       progress.phase = 'writing';
       dataMs = lap();
     }
@@ -276,7 +280,7 @@ async function buildFromTree(
     throw e;
   } finally {
     spool?.dispose();
-    await pool?.close();
+    await feed?.pool?.close();
   }
 }
 

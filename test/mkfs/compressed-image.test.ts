@@ -40,11 +40,16 @@ function compressionSpec() {
 
 const ALGORITHMS: AlgorithmName[] = ['lz4', 'lz4hc', 'lzma', 'deflate', 'zstd'];
 
-/** Builds `source` with no workers and with two, expects the same bytes, and returns the two-worker image. */
-async function buildWithAndWithoutWorkers(source: string, prefix: string, opts: Partial<BuildOptions>): Promise<string> {
+/**
+ * Builds `source` with no workers and with two, expects the same bytes, and returns the
+ * two-worker image; `threads`: how many compressed in the second build (1: too little input
+ * for a worker to start).
+ */
+async function buildWithAndWithoutWorkers(source: string, prefix: string, opts: Partial<BuildOptions>, threads = 2): Promise<string> {
   const images: Buffer[] = [];
   for (const workers of [0, 2]) {
-    await build(source, `${prefix}-w${workers}.erofs`, { ...opts, workers });
+    const r = await build(source, `${prefix}-w${workers}.erofs`, { ...opts, workers });
+    expect(r.compression?.threads).toBe(workers === 0 ? 1 : threads);
     images.push(readFileSync(`${prefix}-w${workers}.erofs`));
   }
   expect(images[1]!.equals(images[0]!)).toBe(true);
@@ -163,6 +168,19 @@ describeIfMount('compression with worker threads', () => {
     out.cleanup();
   });
 
+  itIfMount('starts no worker thread for a tree with under a megabyte to compress, and gives the same image', async () => {
+    const small = await makeTree(dir({ a: file({ size: 300_000, pattern: 'text', seed: 'a' }), b: file({ size: 200_000, pattern: 'text', seed: 'b' }) }));
+    const compress = vi.spyOn(ZPool.prototype, 'compress');
+    try {
+      const image = await buildWithAndWithoutWorkers(small.root, `${out.dir}/few`, { compression: [{ name: 'lz4hc' }], timestamp: 0 }, 1);
+      expect(compress).not.toHaveBeenCalled();
+      await expectImageMatches(image, small.root, { expectMtime: () => 0n });
+    } finally {
+      compress.mockRestore();
+      await small.cleanup();
+    }
+  });
+
   itIfMount('gives byte-identical images for 0, 1, 2 and 5 workers', async () => {
     for (const name of ['lz4hc', 'zstd', 'deflate'] as const) {
       const images = [];
@@ -201,7 +219,8 @@ describeIfMount('small files of a compressed build', () => {
       }),
     );
     try {
-      const image = await buildWithAndWithoutWorkers(tree.root, `${out.dir}/small`, { compression: [{ name: 'lz4' }], timestamp: 0 });
+      // Plain lz4 starts no worker for this little input.
+      const image = await buildWithAndWithoutWorkers(tree.root, `${out.dir}/small`, { compression: [{ name: 'lz4' }], timestamp: 0 }, 1);
       // Two builds; each offers the 299 small files not hard-linked (s1 is), and not the
       // exact block, the compressed file or the one with xattrs.
       expect(add).toHaveBeenCalledTimes(2 * 299);
@@ -243,7 +262,8 @@ describeIfMount('compression during the directory walk', () => {
         // An extended inode (an mtime of its own), so a longer inode in front of the index.
         b: dir({ old: file({ size: 30_000, pattern: 'text', seed: 'old' }, { mtime: { sec: 1_000_000_000, nsec: 5 } }) }),
         c: dir({ tagged: file({ size: 20_000, pattern: 'text', seed: 'tag' }, { xattrs: { 'user.k': 'v' } }), twin: hardlink('a/x') }),
-        d: dir(Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`f${i}`, text(`d${i}`, 3000 + i * 700)]))),
+        // Over a megabyte in all, so that a worker starts.
+        d: dir(Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`f${i}`, text(`d${i}`, 30_000 + i * 700)]))),
       }),
     );
     try {
@@ -322,7 +342,8 @@ describeIfMount('big files beside worker threads', () => {
     const bigSize = (32 << 20) + 100;
     const tree = await makeTree(dir({ a: dir(small), z: dir({ big: file({ size: bigSize, pattern: 'text', seed: 'zz' }) }) }));
     try {
-      const image = await buildWithAndWithoutWorkers(tree.root, `${out.dir}/${name}`, { compression: [{ name: 'lz4' }], timestamp: 0 });
+      // lz4hc: plain lz4 starts no worker for less than 64 MiB.
+      const image = await buildWithAndWithoutWorkers(tree.root, `${out.dir}/${name}`, { compression: [{ name: 'lz4hc' }], timestamp: 0 });
       await expectImageMatches(image, tree.root, { expectMtime: () => 0n });
       return compress.mock.calls.filter(([job]) => job.size === bigSize).map(([job, first]) => ({ start: job.start, first: first === true }));
     } finally {

@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatProgress } from '../../src/cli/progress-bar.js';
 import type { BuildProgress } from '../../src/mkfs/progress.js';
@@ -88,7 +89,8 @@ describe('progress and reports', () => {
       inodes: 3,
       inodesByType: { file: 2, directory: 1, symlink: 0 },
       sourceBytes: 24 << 20,
-      compression: { algorithms: ['lz4hc'], compressedFiles: 2, inputBytes: 24 << 20 },
+      // Workers by default: one per CPU, the main thread among them.
+      compression: { algorithms: ['lz4hc'], threads: availableParallelism(), compressedFiles: 2, inputBytes: 24 << 20 },
     });
     expect(report.imageBytes).toBe(report.blocks * 4096);
     expect(report.compression.ratio).toBeGreaterThan(1.5);
