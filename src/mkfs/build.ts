@@ -238,8 +238,7 @@ async function buildFromTree(
       inlinePclusters = z.stats.inlinePclusters;
       zstats = z.stats;
       // Compression is over: the workers' memory goes before the metadata is written.
-      await feed.pool?.close();
-      feed.pool = null;
+      await feed.close();
       progress.phase = 'writing';
       dataMs = lap();
     }
@@ -280,7 +279,7 @@ async function buildFromTree(
     throw e;
   } finally {
     spool?.dispose();
-    await feed?.pool?.close();
+    await feed?.close();
   }
 }
 

@@ -569,8 +569,7 @@ export class ZFeed {
   /** Input sent ahead and not placed yet: it has a budget of its own, `limit` as well. */
   private aheadInFlight = 0;
 
-  /** The worker pool, once there is enough input for it (see POOL_START_BYTES). */
-  pool: ZPool | null = null;
+  private made: ZPool | null = null;
   /** Input of the files offered so far, or of all the files once they are planned. */
   private wanted = 0;
   private readonly startBytes: number;
@@ -585,13 +584,18 @@ export class ZFeed {
     this.startBytes = setup.specs.every((s) => s.name === 'lz4') ? POOL_START_BYTES_LZ4 : POOL_START_BYTES;
   }
 
+  /** The worker pool, once there is enough input for it (see POOL_START_BYTES). */
+  get pool(): ZPool | null {
+    return this.made;
+  }
+
   /** Makes the pool once `wanted` reaches startBytes. */
   private want(bytes: number): void {
     this.wanted += bytes;
-    if (this.pool || !this.makePool || this.wanted < this.startBytes) return;
-    this.pool = this.makePool();
-    this.limit = (this.pool.threads + 1) * SEGMENT_BYTES;
-    if (this.holding) this.pool.hold();
+    if (this.made || !this.makePool || this.wanted < this.startBytes) return;
+    this.made = this.makePool();
+    this.limit = (this.made.threads + 1) * SEGMENT_BYTES;
+    if (this.holding) this.made.hold();
   }
 
   /** The main thread is about to be busy for a while (see ZPool.hold). */
@@ -603,6 +607,13 @@ export class ZFeed {
   release(): void {
     this.holding = false;
     this.pool?.release();
+  }
+
+  /** Ends the pool's threads, if it was made: their memory goes. */
+  async close(): Promise<void> {
+    const pool = this.made;
+    this.made = null;
+    await pool?.close();
   }
 
   /**
