@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatProgress } from '../../src/cli/progress-bar.js';
@@ -27,6 +27,16 @@ describe('progress and reports', () => {
   it('formats the scanning phase as a count of the entries found so far', () => {
     const line = formatProgress({ phase: 'scanning', inodesDone: 1536, inodesTotal: 0, bytesDone: 0, bytesTotal: 0, elapsedMs: 2000 });
     expect(line).toBe('scanning 1536 entries');
+  });
+
+  it('reports the members read from a tar while it is scanned', async () => {
+    const { makeTar } = await import('../helpers/tar.js');
+    const tar = `${out.dir}/few.tar`;
+    writeFileSync(tar, makeTar([{ name: 'a', data: 'a' }, { name: 'b', data: 'b' }]));
+    const reports: BuildProgress[] = [];
+    await build(tar, `${out.dir}/tar.erofs`, { tar: { mode: 'full' }, onProgress: (p) => reports.push(p) });
+    expect(reports[0]).toMatchObject({ phase: 'scanning', inodesDone: 1, inodesTotal: 0 });
+    expect(reports.at(-1)).toMatchObject({ phase: 'writing', inodesDone: 3, inodesTotal: 3 });
   });
 
   describe('while the source directory is walked', () => {
