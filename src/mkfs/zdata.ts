@@ -252,15 +252,6 @@ export function zJob(setup: CompressionSetup, g: BlockGeometry, plan: IndexShape
   };
 }
 
-/**
- * Cuts a file into extents: each compressed into one pcluster of at most pclusterBytes
- * (`emit`ted right-aligned, at byte offsets from the first block), stored raw where compression saves no
- * block, and with tail packing the last one inline. Deterministic for a given file.
- */
-export function compressStream(c: Compressor, p: ZParams, job: ZJob, buffers: ZBuffers, emit: (at: number, bytes: Uint8Array) => void): ZResult {
-  return drain(compressSteps(c, p, job, buffers, emit));
-}
-
 /** Runs steps to the end at once. */
 export function drain<T>(steps: Generator<void, T, void>): T {
   for (;;) {
@@ -294,9 +285,12 @@ export async function runSliced<T>(steps: Generator<void, T, void>, yieldNow: ()
 }
 
 /**
- * compressStream one extent at a time: it pauses before each, so that a thread with an event
- * loop to keep turning (the main thread: signals, progress) can step through a big segment.
- * Ended early (return()), it closes the file.
+ * Cuts a file into extents: each compressed into one pcluster of at most pclusterBytes
+ * (`emit`ted right-aligned, at byte offsets from the first block), stored raw where compression saves no
+ * block, and with tail packing the last one inline. Deterministic for a given file.
+ * It pauses before each extent, so that a thread with an event loop to keep turning (the
+ * main thread: signals, progress) can step through a big segment (runSliced; drain runs it
+ * at once). Ended early (return()), it closes the file.
  */
 export function* compressSteps(
   c: Compressor,

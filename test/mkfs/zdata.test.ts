@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { createCompressor } from '../../src/compress/index.js';
-import { compressSteps, compressStream, runSliced, type ZJob, type ZParams, zBuffers } from '../../src/mkfs/zdata.js';
+import { compressSteps, drain, runSliced, type ZJob, type ZParams, zBuffers } from '../../src/mkfs/zdata.js';
 import { HAVE, randomBytes, textBytes } from '../compress/helpers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'zdata-'));
@@ -32,18 +32,20 @@ function jobsFor(name: string, contents: Uint8Array[]): ZJob[] {
   });
 }
 
-/** The bytes compressStream gives for an LZ4 job, padding and all. */
+/** The bytes compressSteps gives for an LZ4 job, padding and all. */
 function expectedOutput(job: ZJob): Buffer {
   const image = Buffer.alloc(job.size + 4096);
   let end = 0;
-  compressStream(createCompressor('lz4', {}), lz4, job, zBuffers(lz4), (at, bytes) => {
-    image.set(bytes, at);
-    end = at + bytes.length;
-  });
+  drain(
+    compressSteps(createCompressor('lz4', {}), lz4, job, zBuffers(lz4), (at, bytes) => {
+      image.set(bytes, at);
+      end = at + bytes.length;
+    }),
+  );
   return image.subarray(0, end);
 }
 
-describe.skipIf(!HAVE.lzma)('compressStream with a compressor slow on incompressible input', () => {
+describe.skipIf(!HAVE.lzma)('compression steps with a compressor slow on incompressible input', () => {
   it('stores random spans raw without asking the compressor, and compresses the text after them', () => {
     const data = Buffer.concat([randomBytes(128 << 10, 11), textBytes(64 << 10, 12)]);
     const path = join(dir, 'mixed');
@@ -51,7 +53,7 @@ describe.skipIf(!HAVE.lzma)('compressStream with a compressor slow on incompress
     const c = createCompressor('lzma', {});
     const asked = vi.spyOn(c, 'compressDestSize');
     const image = Buffer.alloc(data.length);
-    const res = compressStream(c, params, jobFor(path, data.length), zBuffers(params), (at, bytes) => image.set(bytes, at));
+    const res = drain(compressSteps(c, params, jobFor(path, data.length), zBuffers(params), (at, bytes) => image.set(bytes, at)));
     const raw = res.extents.filter((e) => e.raw);
     // The 32 random blocks, one raw extent each, holding the file's bytes in place.
     expect(raw).toHaveLength(32);
@@ -65,7 +67,7 @@ describe.skipIf(!HAVE.lzma)('compressStream with a compressor slow on incompress
   });
 });
 
-describe('compressStream with tail packing', () => {
+describe('compression steps with tail packing', () => {
   const tailParams: ZParams = { specs: [{ name: 'lz4hc' }], maxPclusterBytes: 16384, ztailpacking: true, maxExtentBytes: 1 << 30, blkszbits: 12 };
 
   /** A file whose one pcluster ends well into its second block: about 7 KiB of input past its first. */
@@ -81,7 +83,7 @@ describe('compressStream with tail packing', () => {
     if (!withEstimate) Object.defineProperty(c, 'inputBefore', { value: undefined });
     const asked = vi.spyOn(c, 'compressDestSize');
     const { path, size } = spillingFile();
-    const res = compressStream(c, tailParams, { ...jobFor(path, size), pclusterBytes: 16384, inlineStart: 64 }, zBuffers(tailParams), () => {});
+    const res = drain(compressSteps(c, tailParams, { ...jobFor(path, size), pclusterBytes: 16384, inlineStart: 64 }, zBuffers(tailParams), () => {}));
     expect(res.blocks).toBe(2);
     return asked.mock.calls.length;
   }
@@ -330,11 +332,11 @@ describe('compression on the main thread, a slice at a time', () => {
   });
 });
 
-describe('compressStream reading a source file', () => {
+describe('compression steps reading a source file', () => {
   function run(actual: number, walked: number): () => unknown {
     const path = join(dir, `sized-${actual}-${walked}`);
     writeFileSync(path, textBytes(actual, 31));
-    return () => compressStream(createCompressor('lz4', {}), lz4, jobFor(path, walked), zBuffers(lz4), () => {});
+    return () => drain(compressSteps(createCompressor('lz4', {}), lz4, jobFor(path, walked), zBuffers(lz4), () => {}));
   }
 
   it('reads a file that kept its size', () => {
