@@ -101,6 +101,16 @@ export class FdWriter {
     }
   }
 
+  /**
+   * A copy of bytes [off, off + length) where they all wait in the merge buffer still (the
+   * newest bytes there: every other write flushes it first), else null.
+   */
+  protected pendingCopy(off: number, length: number): Buffer | null {
+    const at = off - this.pendingStart;
+    if (this.pendingLen === 0 || at < 0 || at + length > this.pendingLen) return null;
+    return Buffer.from(this.pending.subarray(at, at + length));
+  }
+
   flush(): void {
     if (this.pendingLen === 0) return;
     this.writeFully(this.pending.subarray(0, this.pendingLen), this.pendingStart);
@@ -284,6 +294,8 @@ export class ImageWriter extends FdWriter {
   }
 
   readAt(off: ByteOffset, length: number): Buffer {
+    const merged = this.pendingCopy(off, length);
+    if (merged) return merged;
     this.flush();
     const out = Buffer.alloc(length);
     let done = 0;

@@ -505,6 +505,29 @@ function writeHeldFlat(w: ImageWriter, g: BlockGeometry, p: InodePlan, bytes: Ui
 }
 
 /**
+ * Whether a file's pclusters are its bytes as they are, block after block from its first
+ * (every extent stored raw, in order, none inline): written flat from `startBlk`, the file
+ * would have the same bytes in the same blocks, its last block's rest zeros either way.
+ */
+export function storedAsIs(res: ZResult, size: number, blksz: number): boolean {
+  if (res.inline || res.blocks !== Math.ceil(size / blksz) || res.extents.length !== res.blocks) return false;
+  for (let i = 0; i < res.extents.length; i++) {
+    const e = res.extents[i]!;
+    if (!e.raw || e.pblk !== i || e.start !== i * blksz || e.length !== Math.min(blksz, size - i * blksz)) return false;
+  }
+  return true;
+}
+
+/**
+ * A file stored as is (see storedAsIs) goes flat where it is: its blocks are written already,
+ * and its inline tail is read back from the image rather than the whole file from its source.
+ */
+function flatTailInPlace(w: ImageWriter, g: BlockGeometry, p: InodePlan): Uint8Array | null {
+  if (p.inlineTail === 0) return null;
+  return w.readAt(byteOffset(p.startBlk * g.blksz + p.inode.size - p.inlineTail), p.inlineTail);
+}
+
+/**
  * Files are compressed in segments of this much input, each on its own (extents restart at
  * a segment boundary), so workers share big files; as the reference's multithreaded mode.
  * Every build cuts the same way, so the image does not depend on the number of workers.
@@ -781,7 +804,11 @@ export async function writeCompressedFiles(
       dirtyEnd = Math.max(dirtyEnd, cursor + res.blocks);
       // Compression lost: the file goes flat, over the blocks written for it.
       p.startBlk = blockAddr(cursor);
-      const tail = held ? writeHeldFlat(w, g, p, held) : await writeFlat(p);
+      const tail = held
+        ? writeHeldFlat(w, g, p, held)
+        : storedAsIs(res, p.inode.size, g.blksz)
+          ? flatTailInPlace(w, g, p)
+          : await writeFlat(p);
       const start = p.dataBlocks > 0 ? cursor : p.datalayout === EROFS_INODE_FLAT_INLINE ? EROFS_NULL_ADDR : 0;
       setPrewritten(p, start, spool.append(tail ?? new Uint8Array(0)));
       cursor += p.dataBlocks;

@@ -5,7 +5,7 @@ import type { BuildOptions } from '../../src/mkfs/options.js';
 import { FileCopier } from '../../src/mkfs/copier.js';
 import { ZFeed } from '../../src/mkfs/zdata.js';
 import { ZPool } from '../../src/mkfs/zpool.js';
-import { Spool } from '../../src/mkfs/writer.js';
+import { ImageWriter, Spool } from '../../src/mkfs/writer.js';
 import { openImage } from '../../src/reader/index.js';
 import { build, cli, expectImageMatches, scratchDir } from '../helpers/build.js';
 import { describeIfMount, itIfMount } from '../helpers/mount.js';
@@ -178,6 +178,24 @@ describeIfMount('compression with worker threads', () => {
     } finally {
       compress.mockRestore();
       await small.cleanup();
+    }
+  });
+
+  itIfMount('files compression cannot shrink stay flat in the blocks their raw pclusters took: only their inline tails are read back', async () => {
+    const sizes = [4096, 5000, 9000, 3 * 4096, 70_001, (1 << 20) + 7];
+    const raw = await makeTree(dir(Object.fromEntries(sizes.map((n) => [`random-${n}`, file({ size: n, pattern: 'random', seed: `f${n}` })]))));
+    const readBack = vi.spyOn(ImageWriter.prototype, 'readAt');
+    try {
+      const image = await buildWithAndWithoutWorkers(raw.root, `${out.dir}/flat`, { compression: [{ name: 'lz4hc' }], timestamp: 0 });
+      // The second build's workers compressed them; the four files with a tail to inline
+      // had it read back from the image (the first build kept its input in memory).
+      // (Reads of 1 KiB and more are the superblock's checksum region.)
+      const tails = readBack.mock.calls.map(([, length]) => length).filter((length) => length < 1024);
+      expect(tails.sort((a, b) => a - b)).toEqual([7, 369, 808, 904]);
+      await expectImageMatches(image, raw.root, { fsck: true, expectMtime: () => 0n });
+    } finally {
+      readBack.mockRestore();
+      await raw.cleanup();
     }
   });
 

@@ -59,6 +59,22 @@ describe('the image writer', () => {
     expect(got.subarray(4 * 4096 - 10).every((b) => b === 4)).toBe(true);
   });
 
+  it('reads back bytes still waiting in its merge buffer without writing them out first, and the newest bytes otherwise', () => {
+    const w = ImageWriter.create(`${out.dir}/readback.img`);
+    try {
+      w.writeAt(byteOffset(8192), Buffer.alloc(4096, 0x11));
+      w.writeAt(byteOffset(12_288), Buffer.alloc(100, 0x22));
+      expect(w.readAt(byteOffset(12_288 - 4), 8).equals(Buffer.from([0x11, 0x11, 0x11, 0x11, 0x22, 0x22, 0x22, 0x22]))).toBe(true);
+      // Nothing was written out for that read.
+      expect(readFileSync(w.tempPath).length).toBe(0);
+      // A range running past the buffer is read from the file, after writing it out.
+      expect(w.readAt(byteOffset(12_388 - 2), 4).equals(Buffer.from([0x22, 0x22, 0, 0]))).toBe(true);
+      expect(readFileSync(w.tempPath).length).toBe(12_388);
+    } finally {
+      w.abort();
+    }
+  });
+
   it('a spool too big to be read whole reads back what was appended, in order or not', () => {
     const spool = Spool.inDir(out.dir, 'big');
     try {

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { createCompressor } from '../../src/compress/index.js';
-import { compressSteps, drain, runSliced, type ZJob, type ZParams, zBuffers } from '../../src/mkfs/zdata.js';
+import { compressSteps, drain, runSliced, storedAsIs, type ZJob, type ZParams, zBuffers } from '../../src/mkfs/zdata.js';
 import { HAVE, randomBytes, textBytes } from '../compress/helpers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'zdata-'));
@@ -64,6 +64,36 @@ describe.skipIf(!HAVE.lzma)('compression steps with a compressor slow on incompr
     // Only the text was offered to LZMA, which packed it into fewer blocks than it spans.
     expect(asked.mock.calls.every(([src]) => Buffer.from(src).indexOf(data.subarray(0, 64)) === -1)).toBe(true);
     expect(res.blocks - 32).toBeLessThan(16);
+  });
+});
+
+describe('output that is a file as it is', () => {
+  /** What compressSteps makes of these bytes with LZ4 into 4 KiB pclusters (tail packing as asked), and its output. */
+  function compressed(name: string, bytes: Uint8Array, ztailpacking = false) {
+    const [job] = jobsFor(name, [bytes]);
+    const p = { ...lz4, ztailpacking };
+    const out = Buffer.alloc(bytes.length + 8192);
+    const res = drain(compressSteps(createCompressor('lz4', {}), p, { ...job!, inlineStart: ztailpacking ? 64 : 0 }, zBuffers(p), (at, b) => out.set(b, at)));
+    return { res, out };
+  }
+
+  it('is told apart: random bytes stored raw block after block, the last block zero-padded', () => {
+    for (const size of [4096, 5000, 3 * 4096, 70_001]) {
+      const bytes = randomBytes(size, size);
+      const { res, out } = compressed(`raw-${size}`, bytes);
+      expect(storedAsIs(res, size, 4096)).toBe(true);
+      expect(out.subarray(0, size).equals(Buffer.from(bytes))).toBe(true);
+      expect(out.subarray(size, res.blocks * 4096).every((b) => b === 0)).toBe(true);
+    }
+  });
+
+  it('is not a file with a compressed pcluster, nor one whose tail is packed inline', () => {
+    const mixed = Buffer.concat([randomBytes(8192, 1), textBytes(20_000, 2)]);
+    expect(storedAsIs(compressed('mixed', mixed).res, mixed.length, 4096)).toBe(false);
+    const packed = randomBytes(9000, 3);
+    const { res } = compressed('packed', packed, true);
+    expect(res.inline).not.toBeNull();
+    expect(storedAsIs(res, packed.length, 4096)).toBe(false);
   });
 });
 
