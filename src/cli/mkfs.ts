@@ -337,6 +337,15 @@ export async function main(argv: readonly string[]): Promise<number> {
   };
   process.once('SIGINT', cleanupAndExit('SIGINT', 130));
   process.once('SIGTERM', cleanupAndExit('SIGTERM', 143));
+  // A build that stops without an outcome (a bug: nothing left to wait for, and no result)
+  // would end the process with status 0 and no image; 'beforeExit' comes only then, never
+  // on process.exit() or a signal.
+  const stalled = (): void => {
+    removeActiveTempFiles();
+    process.stderr.write(`${PROG}: internal error: the build stopped before it finished\n`);
+    process.exitCode = 70;
+  };
+  process.once('beforeExit', stalled);
 
   try {
     if (!quiet && !json && verbosity >= LEVELS.warn) process.stdout.write(`${PROG} (erofs-ts) ${packageVersion()}\n`);
@@ -368,5 +377,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     removeActiveTempFiles();
     process.stderr.write(`${PROG}: internal error: ${(e as Error).stack ?? String(e)}\n`);
     return 70;
+  } finally {
+    process.off('beforeExit', stalled);
   }
 }
