@@ -140,9 +140,15 @@ async function walkMembers(
   let entry: TarEntry | null;
   let members = 0;
   try {
-    while ((entry = await reader.next())) {
+    for (;;) {
+      const next = reader.next();
+      entry = next instanceof Promise ? await next : next;
+      if (!entry) break;
+      // A tar file is read without waiting for anything: signal handlers and the caller's
+      // abort get a turn of the event loop now and then.
+      if (++members % PAUSE_EVERY_MEMBERS === 0) await new Promise((resolve) => setImmediate(resolve));
       cfg.signal?.throwIfAborted();
-      scanned?.(++members);
+      scanned?.(members);
       const at = entry.headerOffset;
       const shown = entry.path.toString();
       const fail = (m: string): never => {
@@ -230,11 +236,13 @@ async function walkMembers(
           if (tar.mode === 'index') {
             inode.dataOffset = entry.dataOffset;
           } else if (tar.mode === 'full' && entry.size > 0) {
-            if (direct) await writeDirect(cfg, direct, reader, bytes.file, entry, inode);
+            let written: void | Promise<void>;
+            if (direct) written = writeDirect(cfg, direct, reader, bytes.file, entry, inode);
             else {
               inode.dataOffset = spool!.length;
-              await reader.readData((piece) => spool!.append(piece));
+              written = reader.readData((piece) => spool!.append(piece));
             }
+            if (written) await written;
           }
           break;
       }
@@ -252,18 +260,24 @@ async function walkMembers(
   return { root, tarBytes: reader.offset };
 }
 
+/** The walk of a tar file gives the event loop a turn after this many members. */
+const PAUSE_EVERY_MEMBERS = 512;
+
 /** Below this, a file's bytes are cheaper to read along with the headers than to copy apart. */
 const KERNEL_COPY_MIN = 64 << 10;
 
-/** Copies a file's data from the tar into its final blocks (its inline tail to the spool). */
-async function writeDirect(
+/**
+ * Copies a file's data from the tar into its final blocks (its inline tail to the spool);
+ * at once, with no promise, where no read has to wait (see TarReader.next).
+ */
+function writeDirect(
   cfg: BuildConfig,
   direct: DirectData,
   reader: TarReader,
   file: SeekableFile | null,
   entry: TarEntry,
   inode: TreeInode,
-): Promise<void> {
+): void | Promise<void> {
   const { blksz } = direct.g;
   const inline = plannedInlineTail(cfg, direct.g, inode);
   const blockBytes = inline ? inode.size - (inode.size % blksz) : inode.size;
@@ -277,30 +291,41 @@ async function writeDirect(
     if (!isZero(piece)) direct.writer.writeAt(byteOffset(base + pos), piece, blksz);
     pos += piece.length;
   };
+  const rest = (): void | Promise<void> => {
+    const finish = (): void => {
+      direct.nextBlk += Math.ceil(blockBytes / blksz);
+      inode.dataBlk = startBlk;
+    };
+    const read = reader.readData((piece) => {
+      const n = Math.max(0, Math.min(piece.length, blockBytes - pos));
+      if (n > 0) toBlocks(piece.subarray(0, n));
+      if (n < piece.length) {
+        direct.tails.append(piece.subarray(n));
+        pos += piece.length - n;
+      }
+    });
+    if (read) return read.then(finish);
+    finish();
+  };
   if (file && blockBytes >= KERNEL_COPY_MIN) {
     // A plain tar file: big files are copied in the kernel and never read here.
     direct.writer.copyFrom(file.fd, entry.dataOffset, byteOffset(base), blockBytes);
-    await reader.skipData(blockBytes);
     pos = blockBytes;
-  } else if (reader.streamFd !== null && blockBytes >= KERNEL_COPY_MIN) {
+    const skipped = reader.skipData(blockBytes);
+    return skipped ? skipped.then(rest) : rest();
+  }
+  if (reader.streamFd !== null && blockBytes >= KERNEL_COPY_MIN) {
     // A plain tar on a pipe: what of a big file is not read yet moves to its blocks in the
     // kernel (splice), saving a copy through this process's memory.
-    await reader.moveData(blockBytes, toBlocks, (pipeFd, length) => {
-      const moved = direct.writer.spliceFrom(pipeFd, byteOffset(base + pos), length);
-      if (typeof moved === 'number') pos += moved;
-      return moved;
-    });
+    return reader
+      .moveData(blockBytes, toBlocks, (pipeFd, length) => {
+        const moved = direct.writer.spliceFrom(pipeFd, byteOffset(base + pos), length);
+        if (typeof moved === 'number') pos += moved;
+        return moved;
+      })
+      .then(rest);
   }
-  await reader.readData((piece) => {
-    const n = Math.max(0, Math.min(piece.length, blockBytes - pos));
-    if (n > 0) toBlocks(piece.subarray(0, n));
-    if (n < piece.length) {
-      direct.tails.append(piece.subarray(n));
-      pos += piece.length - n;
-    }
-  });
-  direct.nextBlk += Math.ceil(blockBytes / blksz);
-  inode.dataBlk = startBlk;
+  return rest();
 }
 
 /** Excluding a directory excludes what is below it, as in a directory walk. */

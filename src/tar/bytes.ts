@@ -60,37 +60,10 @@ export class ByteReader {
 
   private async pull(): Promise<boolean> {
     if (this.ended) return false;
-    const seekable = 'fd' in this.source;
-    if (seekable || 'streamFd' in this.source) {
-      const want = Math.min(
-        Math.max(FILE_READ_MIN, Math.min(this.wanted, FILE_READ_MAX)),
-        seekable ? this.source.size - this.filePos : FILE_READ_MAX,
-      );
-      if (want <= 0) {
-        this.ended = true;
-        return false;
-      }
-      if (!seekable) await this.source.readable();
-      // Reads are carved from one slab, reused from its start whenever nothing buffered
-      // points into it: fresh memory for every read costs more than the read (page faults).
-      // What read() returns is therefore only valid until the next read.
-      if (this.buffered === 0) this.slabUsed = 0;
-      if (this.slab.length - this.slabUsed < want) {
-        this.slab = Buffer.allocUnsafe(Math.max(SLAB_SIZE, want));
-        this.slabUsed = 0;
-      }
-      const n = seekable
-        ? fs.readSync(this.source.fd, this.slab, this.slabUsed, want, this.filePos)
-        : fs.readSync(this.source.streamFd, this.slab, this.slabUsed, want, null);
-      if (n === 0) {
-        this.ended = true;
-        return false;
-      }
-      this.filePos += n;
-      this.chunks.push(this.slab.subarray(this.slabUsed, this.slabUsed + n));
-      this.slabUsed += n;
-      this.buffered += n;
-      return true;
+    if ('fd' in this.source) return this.pullFile();
+    if ('streamFd' in this.source) {
+      await this.source.readable();
+      return this.readInto(this.source.streamFd, FILE_READ_MAX, null);
     }
     const r = await this.source.next();
     if (r.done) {
@@ -104,8 +77,59 @@ export class ByteReader {
     return true;
   }
 
+  /** pull() from a seekable source, which never waits. */
+  private pullFile(): boolean {
+    if (this.ended) return false;
+    const file = this.source as SeekableFile;
+    return this.readInto(file.fd, file.size - this.filePos, this.filePos);
+  }
+
+  /** One read(2) of up to `limit` bytes (at `pos`, or the stream's position) into the slab. */
+  private readInto(fd: number, limit: number, pos: number | null): boolean {
+    const want = Math.min(Math.max(FILE_READ_MIN, Math.min(this.wanted, FILE_READ_MAX)), limit);
+    if (want <= 0) {
+      this.ended = true;
+      return false;
+    }
+    // Reads are carved from one slab, reused from its start whenever nothing buffered
+    // points into it: fresh memory for every read costs more than the read (page faults).
+    // What read() returns is therefore only valid until the next read.
+    if (this.buffered === 0) this.slabUsed = 0;
+    if (this.slab.length - this.slabUsed < want) {
+      this.slab = Buffer.allocUnsafe(Math.max(SLAB_SIZE, want));
+      this.slabUsed = 0;
+    }
+    const n = fs.readSync(fd, this.slab, this.slabUsed, want, pos);
+    if (n === 0) {
+      this.ended = true;
+      return false;
+    }
+    this.filePos += n;
+    this.chunks.push(this.slab.subarray(this.slabUsed, this.slabUsed + n));
+    this.slabUsed += n;
+    this.buffered += n;
+    return true;
+  }
+
   /** Bytes the current read() still lacks: one file read can then bring them all. */
   private wanted = 0;
+
+  /**
+   * read(n) without waiting where it needs not wait: the bytes are buffered, or the source is
+   * a file. Null when a stream must be waited for (then read(n)). An await costs the caller
+   * a suspension, thousands of them for a tar of a root tree.
+   */
+  readNow(n: number): Buffer | null {
+    if (this.buffered < n) {
+      if (!('fd' in this.source)) return null;
+      while (this.buffered < n) {
+        this.wanted = n - this.buffered;
+        if (!this.pullFile()) break;
+      }
+      this.wanted = 0;
+    }
+    return this.take(n);
+  }
 
   /** Exactly n bytes, or fewer only at the end of the stream; valid until the next read or pipe. */
   async read(n: number): Promise<Buffer> {
@@ -114,6 +138,11 @@ export class ByteReader {
       if (!(await this.pull())) break;
     }
     this.wanted = 0;
+    return this.take(n);
+  }
+
+  /** The next n buffered bytes (fewer only if fewer are buffered). */
+  private take(n: number): Buffer {
     const first = this.chunks[0];
     if (first && first.length - this.head >= n) {
       const out = first.subarray(this.head, this.head + n);
@@ -137,9 +166,40 @@ export class ByteReader {
    * many bytes there were: fewer than n only at the end of the stream.
    */
   async pipe(n: number, sink: ((piece: Buffer) => void) | null): Promise<number> {
+    if ('fd' in this.source) return this.pipeFile(n, sink);
     let left = n;
-    const file = this.file;
-    if (!sink && file && left > this.buffered) {
+    while (left > 0) {
+      this.wanted = left;
+      if (this.buffered === 0 && !(await this.pull())) break;
+      left -= this.pipeBuffered(left, sink);
+    }
+    this.wanted = 0;
+    return n - left;
+  }
+
+  /** pipe(n, sink) without waiting where it needs not wait (see readNow); null when it must. */
+  pipeNow(n: number, sink: ((piece: Buffer) => void) | null): number | null {
+    if ('fd' in this.source) return this.pipeFile(n, sink);
+    if (n > this.buffered) return null;
+    for (let left = n; left > 0; ) left -= this.pipeBuffered(left, sink);
+    return n;
+  }
+
+  /** Up to n buffered bytes, from the first chunk, to sink; returns how many. */
+  private pipeBuffered(n: number, sink: ((piece: Buffer) => void) | null): number {
+    const c = this.chunks[0];
+    if (!c) return 0;
+    const take = Math.min(c.length - this.head, n);
+    sink?.(c.subarray(this.head, this.head + take));
+    this.advance(take);
+    return take;
+  }
+
+  /** pipe() from a seekable source. */
+  private pipeFile(n: number, sink: ((piece: Buffer) => void) | null): number {
+    let left = n;
+    const file = this.source as SeekableFile;
+    if (!sink && left > this.buffered) {
       // Skip by moving the file position past what is not buffered yet.
       const beyond = Math.min(left - this.buffered, file.size - this.filePos);
       left -= this.buffered;
@@ -153,13 +213,8 @@ export class ByteReader {
     }
     while (left > 0) {
       this.wanted = left;
-      if (this.buffered === 0 && !(await this.pull())) break;
-      const c = this.chunks[0];
-      if (!c) continue;
-      const take = Math.min(c.length - this.head, left);
-      sink?.(c.subarray(this.head, this.head + take));
-      this.advance(take);
-      left -= take;
+      if (this.buffered === 0 && !this.pullFile()) break;
+      left -= this.pipeBuffered(left, sink);
     }
     this.wanted = 0;
     return n - left;

@@ -106,10 +106,31 @@ export class TarReader {
     return this.r.offset;
   }
 
-  /** The next member, skipping whatever data of the previous one was not read. */
-  async next(): Promise<TarEntry | null> {
+  /**
+   * The next member, skipping whatever data of the previous one was not read. It comes at
+   * once where no read has to wait (a tar file, or bytes buffered): a promise for each of
+   * thousands of members costs more than the parsing.
+   */
+  next(): TarEntry | null | Promise<TarEntry | null> {
+    const steps = this.parseNext();
+    const step = steps.next();
+    return step.done ? step.value : this.finishWaiting(steps, step.value);
+  }
+
+  /** Drives parseNext() on, each read it yields awaited. */
+  private async finishWaiting<T>(steps: Generator<Promise<unknown>, T, unknown>, first: Promise<unknown>): Promise<T> {
+    let step = steps.next(await first);
+    while (!step.done) step = steps.next(await step.value);
+    return step.value;
+  }
+
+  /** next() as steps: each read that must wait is yielded, its result sent back. */
+  private *parseNext(): Generator<Promise<unknown>, TarEntry | null, unknown> {
     if (this.finished) return null;
-    await this.skipRest();
+    if (this.current) {
+      const want = this.pending + this.padding;
+      this.endEntry(this.r.pipeNow(want, null) ?? ((yield this.r.pipe(want, null)) as number), want);
+    }
     let local = emptyPax();
     let longName: Buffer | null = null;
     let longLink: Buffer | null = null;
@@ -117,7 +138,7 @@ export class TarReader {
     let zeroBlocks = 0;
     for (;;) {
       const at = this.r.offset;
-      const block = await this.r.read(TAR_BLOCK_SIZE);
+      const block = this.r.readNow(TAR_BLOCK_SIZE) ?? ((yield this.r.read(TAR_BLOCK_SIZE)) as Buffer);
       if (block.length === 0) {
         if (start >= 0) throw new TarError('unexpected end of tar stream after an extended header', start);
         if (zeroBlocks === 0) this.opts.warn?.(`tar stream ends at offset ${at} without an end-of-archive marker`);
@@ -150,7 +171,11 @@ export class TarReader {
       if (t === XHDTYPE || t === XGLTYPE || t === GNUTYPE_LONGNAME || t === GNUTYPE_LONGLINK) {
         const limit = t === XHDTYPE || t === XGLTYPE ? MAX_PAX_BYTES : MAX_LONGNAME_BYTES;
         if (h.size > limit) throw new TarError(`extended header of ${h.size} bytes is too large`, at);
-        const data = await this.readMeta(h.size, at);
+        // Copied before the padding is skipped: skipping may read into the buffer it views.
+        const data = Buffer.from(this.r.readNow(h.size) ?? ((yield this.r.read(h.size)) as Buffer));
+        if (data.length < h.size) throw new TarError('tar stream truncated inside an extended header', at);
+        const pad = padOf(h.size);
+        if ((this.r.pipeNow(pad, null) ?? ((yield this.r.pipe(pad, null)) as number)) < pad) throw new TarError('tar stream truncated', at);
         if (t === GNUTYPE_LONGNAME) longName = cstr(data);
         else if (t === GNUTYPE_LONGLINK) longLink = cstr(data);
         else {
@@ -171,7 +196,8 @@ export class TarReader {
       let type = TYPES[t];
       if (t === GNUTYPE_VOLHDR || type === undefined) {
         if (t !== GNUTYPE_VOLHDR) this.opts.warn?.(`skipping member of unknown type '${String.fromCharCode(t)}' at offset ${at}`);
-        await this.skipBytes(size + padOf(size), at);
+        const skip = size + padOf(size);
+        if ((this.r.pipeNow(skip, null) ?? ((yield this.r.pipe(skip, null)) as number)) < skip) throw new TarError('tar stream truncated', at);
         local = emptyPax();
         longName = longLink = null;
         start = -1;
@@ -211,12 +237,21 @@ export class TarReader {
     }
   }
 
-  /** Streams the current entry's data to sink; throws if the stream ends early. */
-  async readData(sink: (piece: Buffer) => void): Promise<void> {
+  /**
+   * Streams the current entry's data to sink; throws if the stream ends early. Done at once
+   * (no promise) where no read has to wait, as next().
+   */
+  readData(sink: (piece: Buffer) => void): void | Promise<void> {
     const e = this.current;
     if (!e || this.pending === 0) return;
     const want = this.pending;
-    const got = await this.r.pipe(want, sink);
+    const got = this.r.pipeNow(want, sink);
+    if (got === null) return this.r.pipe(want, sink).then((n) => this.consumed(e, n, want));
+    this.consumed(e, got, want);
+  }
+
+  /** `got` of the `want` data bytes asked for went by. */
+  private consumed(e: TarEntry, got: number, want: number): void {
     this.pending -= got;
     if (got < want) throw this.truncated(e);
   }
@@ -235,27 +270,25 @@ export class TarReader {
     const e = this.current;
     if (!e || n === 0) return;
     if (n > this.pending) throw new Error('internal: moving past the entry data');
-    const got = await this.r.pipeMoving(n, sink, move);
-    this.pending -= got;
-    if (got < n) throw this.truncated(e);
+    this.consumed(e, await this.r.pipeMoving(n, sink, move), n);
   }
 
-  /** Skips the next n bytes of the current entry's data (read nothing, if the source seeks). */
-  async skipData(n: number): Promise<void> {
+  /**
+   * Skips the next n bytes of the current entry's data (read nothing, if the source seeks);
+   * at once where no read has to wait, as next().
+   */
+  skipData(n: number): void | Promise<void> {
     const e = this.current;
     if (!e || n === 0) return;
     if (n > this.pending) throw new Error('internal: skipping past the entry data');
-    const got = await this.r.pipe(n, null);
-    this.pending -= got;
-    if (got < n) throw this.truncated(e);
+    const got = this.r.pipeNow(n, null);
+    if (got === null) return this.r.pipe(n, null).then((k) => this.consumed(e, k, n));
+    this.consumed(e, got, n);
   }
 
-  private async skipRest(): Promise<void> {
-    const e = this.current;
-    if (!e) return;
-    const want = this.pending + this.padding;
-    const got = await this.r.pipe(want, null);
-    if (got < want) throw this.truncated(e);
+  /** The current entry's data and padding skipped: `got` of the `want` bytes there were. */
+  private endEntry(got: number, want: number): void {
+    if (got < want) throw this.truncated(this.current!);
     this.pending = this.padding = 0;
     this.current = null;
   }
@@ -264,17 +297,7 @@ export class TarReader {
     return new TarError(`tar stream truncated inside ${JSON.stringify(e.path.toString())}`, e.headerOffset);
   }
 
-  private async skipBytes(n: number, at: number): Promise<void> {
-    if ((await this.r.pipe(n, null)) < n) throw new TarError('tar stream truncated', at);
-  }
 
-  private async readMeta(size: number, at: number): Promise<Buffer> {
-    // Copied before the padding is skipped: skipping may read into the buffer `data` views.
-    const data = Buffer.from(await this.r.read(size));
-    if (data.length < size) throw new TarError('tar stream truncated inside an extended header', at);
-    await this.skipBytes(padOf(size), at);
-    return data;
-  }
 }
 
 const EMPTY = Buffer.alloc(0);

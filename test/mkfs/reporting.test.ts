@@ -39,6 +39,30 @@ describe('progress and reports', () => {
     expect(reports.at(-1)).toMatchObject({ phase: 'writing', inodesDone: 3, inodesTotal: 3 });
   });
 
+  it('gives the event loop a turn while a tar file is read, so an abort from outside stops the walk part way', async () => {
+    const { makeTar } = await import('../helpers/tar.js');
+    const tar = `${out.dir}/many.tar`;
+    writeFileSync(tar, makeTar(Array.from({ length: 1500 }, (_, i) => ({ name: `f${i}`, data: `${i}` }))));
+    const controller = new AbortController();
+    // Runs at the walk's first turn of the event loop: a tar file itself never waits.
+    setImmediate(() => controller.abort());
+    // Every member excluded, each logged as it is read: the log tells how far the walk got.
+    let read = 0;
+    const image = `${out.dir}/tar-aborted.erofs`;
+    const options = {
+      tar: { mode: 'full' as const },
+      excludeRegexes: ['^f'],
+      log: (_level: string, message: string) => {
+        if (message.startsWith('excluding')) read++;
+      },
+      signal: controller.signal,
+    };
+    await expect(build(tar, image, options)).rejects.toMatchObject({ name: 'AbortError' });
+    expect(read).toBeGreaterThan(0);
+    expect(read).toBeLessThan(1500);
+    expect(readdirSync(out.dir).filter((n) => n.startsWith('tar-aborted'))).toEqual([]);
+  });
+
   describe('while the source directory is walked', () => {
     let many: Tree;
     beforeAll(async () => {
