@@ -453,7 +453,8 @@ async function writeImage(
   let filterUsed = false;
   for (let i = 0; i < layout.writeOrder.length; i++) {
     const p = layout.writeOrder[i]!;
-    const tail = isPrewritten(p) ? spool!.read(p.spoolOffset, p.inlineTail) : await writeData(cfg, layout, p, w, io);
+    const data = isPrewritten(p) ? spool!.read(p.spoolOffset, p.inlineTail) : writeData(cfg, layout, p, w, io);
+    const tail = data instanceof Promise ? await data : data;
     const ibody = encodeInodeXattrs(cfg, p);
     if (ibody && cfg.xattrNameFilter) filterUsed = true;
     writeInodeUnit(cfg, p, ibody, tail, w);
@@ -577,15 +578,17 @@ interface IoState {
 
 /**
  * Writes an inode's data blocks and returns the bytes that go inline after it.
- * Directory data is encoded now that every nid is known; file data is streamed.
+ * Directory data is encoded now that every nid is known; file data is streamed. Only a
+ * file's comes as a promise: one for each of thousands of directories and symlinks cost
+ * more than their encoding.
  */
-async function writeData(
+function writeData(
   cfg: BuildConfig,
   layout: Layout,
   p: InodePlan,
   w: ImageWriter,
   io: IoState,
-): Promise<Uint8Array | null> {
+): Uint8Array | null | Promise<Uint8Array | null> {
   const g = layout.geometry;
   const inode = p.inode;
   let content: Uint8Array | null = null;
