@@ -76,6 +76,7 @@ import { EROFS_DEVT_SLOT_SIZE, encodeDeviceSlot } from '../format/chunk.js';
 import { ImageWriter, Spool } from './writer.js';
 import { FileCopier } from './copier.js';
 import { copyFileData } from './file-copy.js';
+import { eventLoopTurn } from './event-loop.js';
 
 export interface BuildResult {
   imagePath: string;
@@ -565,8 +566,7 @@ function writeInodeUnit(
 /** Lets signal handlers and AbortSignals run during long synchronous stretches. */
 async function yieldToEventLoop(cfg: BuildConfig, io?: IoState): Promise<void> {
   if (io) io.sinceYield = 0;
-  await new Promise((r) => setImmediate(r));
-  cfg.signal?.throwIfAborted();
+  await eventLoopTurn(cfg.signal);
 }
 
 interface IoState {

@@ -12,6 +12,7 @@ import { openTarInput, type TarInput, TarInputError } from '../tar/input.js';
 import { type TarEntry, TarError, TarReader } from '../tar/reader.js';
 import { BuildError } from './errors.js';
 import type { BuildConfig } from './options.js';
+import { eventLoopTurn } from './event-loop.js';
 import { asChild, childInode, newInode, type TreeEntry, type TreeInode } from './tree.js';
 import { applyMetadataPolicy, isExcluded } from './walker.js';
 import type { ImageWriter, Spool } from './writer.js';
@@ -146,8 +147,8 @@ async function walkMembers(
       if (!entry) break;
       // A tar file is read without waiting for anything: signal handlers and the caller's
       // abort get a turn of the event loop now and then.
-      if (++members % PAUSE_EVERY_MEMBERS === 0) await new Promise((resolve) => setImmediate(resolve));
-      cfg.signal?.throwIfAborted();
+      if (++members % PAUSE_EVERY_MEMBERS === 0) await eventLoopTurn(cfg.signal);
+      else cfg.signal?.throwIfAborted();
       scanned?.(members);
       const at = entry.headerOffset;
       const shown = entry.path.toString();

@@ -244,10 +244,14 @@ export class TarReader {
   readData(sink: (piece: Buffer) => void): void | Promise<void> {
     const e = this.current;
     if (!e || this.pending === 0) return;
-    const want = this.pending;
-    const got = this.r.pipeNow(want, sink);
-    if (got === null) return this.r.pipe(want, sink).then((n) => this.consumed(e, n, want));
-    this.consumed(e, got, want);
+    return this.pass(e, this.pending, sink);
+  }
+
+  /** The next n data bytes of entry e to sink (or skipped); a promise only where a read waits. */
+  private pass(e: TarEntry, n: number, sink: ((piece: Buffer) => void) | null): void | Promise<void> {
+    const got = this.r.pipeNow(n, sink);
+    if (got === null) return this.r.pipe(n, sink).then((k) => this.consumed(e, k, n));
+    this.consumed(e, got, n);
   }
 
   /** `got` of the `want` data bytes asked for went by. */
@@ -281,9 +285,7 @@ export class TarReader {
     const e = this.current;
     if (!e || n === 0) return;
     if (n > this.pending) throw new Error('internal: skipping past the entry data');
-    const got = this.r.pipeNow(n, null);
-    if (got === null) return this.r.pipe(n, null).then((k) => this.consumed(e, k, n));
-    this.consumed(e, got, n);
+    return this.pass(e, n, null);
   }
 
   /** The current entry's data and padding skipped: `got` of the `want` bytes there were. */
