@@ -75,6 +75,7 @@ import { planChunkedFiles } from './chunks.js';
 import { EROFS_DEVT_SLOT_SIZE, encodeDeviceSlot } from '../format/chunk.js';
 import { ImageWriter, Spool } from './writer.js';
 import { FileCopier } from './copier.js';
+import { RangeCopier } from './range-copier.js';
 import { copyFileData } from './file-copy.js';
 import { eventLoopTurn } from './event-loop.js';
 
@@ -144,6 +145,7 @@ async function buildFromTree(
   let spool: Spool | null = null;
   let feed: ZFeed | null = null;
   let copier: FileCopier | null = null;
+  let ranges: RangeCopier | null = null;
   try {
     const zsetup = cfg.compression ? compressionSetup(cfg, cfg.compression, g) : null;
     // Workers start (threads, modules, libraries) while the tree is walked, once it has
@@ -155,7 +157,7 @@ async function buildFromTree(
         : null;
     // Uncompressed --tar=f: file blocks go straight to the image, ahead of the metadata.
     const direct: DirectData | null =
-      tarData && !cfg.compression ? { writer, g, nextBlk: superBlockAddr(g) + 1, tails: tarData } : null;
+      tarData && !cfg.compression ? { writer, g, nextBlk: superBlockAddr(g) + 1, tails: tarData, ranges: (ranges = new RangeCopier(writer)) } : null;
     let root: TreeInode;
     let tarBytes = 0;
     const progress = new ProgressCounter(options.onProgress);
@@ -257,6 +259,10 @@ async function buildFromTree(
       progress.file(await copier.finish());
       await copier.close();
     }
+    if (ranges) {
+      await ranges.finish();
+      await ranges.close();
+    }
     writer.commit();
     options.onProgress?.(progress.snapshot());
     cfg.log('info', `${cfg.image}: ${layout.plans.length} inodes, ${layout.totalBlocks} blocks`);
@@ -276,6 +282,7 @@ async function buildFromTree(
   } catch (e) {
     // The copy thread writes through the image's and spool's descriptors: it stops first.
     await copier?.close();
+    await ranges?.close();
     writer.abort();
     throw e;
   } finally {

@@ -5,7 +5,9 @@
 import * as fs from 'node:fs';
 import { loadKoffi } from '../ffi.js';
 
-type CopyFn = (fdIn: number, offIn: [bigint], fdOut: number, offOut: [bigint], len: number, flags: number) => number;
+type CopyFn = ((fdIn: number, offIn: [bigint], fdOut: number, offOut: [bigint], len: number, flags: number) => number) & {
+  async: (fdIn: number, offIn: [bigint], fdOut: number, offOut: [bigint], len: number, flags: number, cb: (err: unknown, n: number) => void) => void;
+};
 type SeekFn = (fd: number, offset: number, whence: number) => number;
 type SpliceFn = (fdIn: number, offIn: null, fdOut: number, offOut: [bigint], len: number, flags: number) => number;
 
@@ -116,4 +118,15 @@ export function copyRange(fdIn: number, offIn: number, fdOut: number, offOut: nu
     done += n;
   }
   return done;
+}
+
+/** copy_file_range(2) made on libuv's thread pool; `done` gets the bytes copied, or -1 on any failure. */
+export type AsyncCopy = (fdIn: number, offIn: number, fdOut: number, offOut: number, len: number, done: (n: number) => void) => void;
+
+/** copy_file_range(2) on libuv's thread pool, where koffi can call it so; else null. */
+export function asyncCopy(): AsyncCopy | null {
+  const copy = load()?.copyFileRange;
+  if (!copy) return null;
+  return (fdIn, offIn, fdOut, offOut, len, done) =>
+    copy.async(fdIn, [BigInt(offIn)], fdOut, [BigInt(offOut)], Math.min(len, MAX_CALL), 0, (err, n) => done(err ? -1 : n));
 }

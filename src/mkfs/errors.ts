@@ -36,3 +36,8 @@ export function fileShrank(shown: string, expected: number, got: number): BuildE
 export function fileGrew(shown: string, expected: number): BuildError {
   return new BuildError(`${shown}: file grew while being read (expected ${expected} bytes)`);
 }
+
+/** Bytes a tar's headers promised were not in the tar file: it shrank while it was read. */
+export function tarEndedEarly(shown: string): BuildError {
+  return new BuildError(`${shown}: the tar file ended early (did it change while it was read?)`);
+}

@@ -16,6 +16,7 @@ import { eventLoopTurn } from './event-loop.js';
 import { asChild, childInode, newInode, type TreeEntry, type TreeInode } from './tree.js';
 import { applyMetadataPolicy, isExcluded } from './walker.js';
 import type { ImageWriter, Spool } from './writer.js';
+import type { RangeCopier } from './range-copier.js';
 import { isZero } from './file-copy.js';
 import { plannedInlineTail } from './planner.js';
 import { type BlockGeometry, byteOffset } from '../format/types.js';
@@ -28,6 +29,8 @@ export interface DirectData {
   nextBlk: number;
   /** Tails that go inline after their inode wait here until the inode is placed. */
   tails: Spool;
+  /** Copies big members' blocks from a tar file. */
+  ranges: RangeCopier;
 }
 
 export interface TarWalkResult {
@@ -75,15 +78,22 @@ export async function walkTar(
     if (e instanceof TarInputError) throw new BuildError(e.message);
     throw e;
   }
+  let closeNow = true;
   try {
     // The index points into the tar as stored, which is then attached as a device: offsets
     // into a decompressed stream would name the wrong bytes of the compressed file.
     if (cfg.tar!.mode === 'index' && input.compression !== 'none') {
       throw new BuildError(`${shownSource}: --tar=i needs an uncompressed tar (this one is ${input.compression}-compressed): the image points into the tar, which is attached as its device; decompress it first`);
     }
-    return await walkMembers(cfg, input, spool, direct, shownSource, warn, scanned);
+    const walked = await walkMembers(cfg, input, spool, direct, shownSource, warn, scanned);
+    if (direct?.ranges.inUse) {
+      // Big members may be being copied from the tar still: it stays open until then.
+      direct.ranges.releaseAfterClose(() => input.close());
+      closeNow = false;
+    }
+    return walked;
   } finally {
-    input.close();
+    if (closeNow) input.close();
   }
 }
 
@@ -146,8 +156,9 @@ async function walkMembers(
       entry = next instanceof Promise ? await next : next;
       if (!entry) break;
       // A tar file is read without waiting for anything: signal handlers and the caller's
-      // abort get a turn of the event loop now and then.
-      if (++members % PAUSE_EVERY_MEMBERS === 0) await eventLoopTurn(cfg.signal);
+      // abort get a turn of the event loop now and then, and more often while big members
+      // are being copied (the next copy starts only at a turn).
+      if (++members % PAUSE_EVERY_MEMBERS === 0 || (direct?.ranges.busy && members % PAUSE_EVERY_MEMBERS_COPYING === 0)) await eventLoopTurn(cfg.signal);
       else cfg.signal?.throwIfAborted();
       scanned?.(members);
       const at = entry.headerOffset;
@@ -238,7 +249,7 @@ async function walkMembers(
             inode.dataOffset = entry.dataOffset;
           } else if (tar.mode === 'full' && entry.size > 0) {
             let written: void | Promise<void>;
-            if (direct) written = writeDirect(cfg, direct, reader, bytes.file, entry, inode);
+            if (direct) written = writeDirect(cfg, direct, reader, bytes.file, entry, inode, shownSource);
             else {
               inode.dataOffset = spool!.length;
               written = reader.readData((piece) => spool!.append(piece));
@@ -263,6 +274,7 @@ async function walkMembers(
 
 /** The walk of a tar file gives the event loop a turn after this many members. */
 const PAUSE_EVERY_MEMBERS = 512;
+const PAUSE_EVERY_MEMBERS_COPYING = 16;
 
 /** Below this, a file's bytes are cheaper to read along with the headers than to copy apart. */
 const KERNEL_COPY_MIN = 64 << 10;
@@ -278,6 +290,7 @@ function writeDirect(
   file: SeekableFile | null,
   entry: TarEntry,
   inode: TreeInode,
+  shownSource: string,
 ): void | Promise<void> {
   const { blksz } = direct.g;
   const inline = plannedInlineTail(cfg, direct.g, inode);
@@ -309,8 +322,9 @@ function writeDirect(
     finish();
   };
   if (file && blockBytes >= KERNEL_COPY_MIN) {
-    // A plain tar file: big files are copied in the kernel and never read here.
-    direct.writer.copyFrom(file.fd, entry.dataOffset, byteOffset(base), blockBytes);
+    // A plain tar file: big files are copied in the kernel, on libuv's thread pool while
+    // the walk goes on, and never read here.
+    direct.ranges.copy(file.fd, entry.dataOffset, byteOffset(base), blockBytes, shownSource);
     pos = blockBytes;
     const skipped = reader.skipData(blockBytes);
     return skipped ? skipped.then(rest) : rest();

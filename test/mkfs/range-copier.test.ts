@@ -1,0 +1,77 @@
+import { randomBytes } from 'node:crypto';
+import { closeSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { afterAll, describe, expect, it, vi } from 'vitest';
+import { byteOffset } from '../../src/format/types.js';
+import { BuildError } from '../../src/mkfs/errors.js';
+import { RangeCopier } from '../../src/mkfs/range-copier.js';
+import { ImageWriter } from '../../src/mkfs/writer.js';
+import { scratchDir } from '../helpers/build.js';
+
+describe('copying ranges of a tar file into the image', () => {
+  const out = scratchDir('erofs-ranges-');
+  afterAll(() => out.cleanup());
+
+  const source = (name: string, bytes: Buffer): number => {
+    writeFileSync(`${out.dir}/${name}`, bytes);
+    return openSync(`${out.dir}/${name}`, 'r');
+  };
+
+  it('puts every range at its place, copied off the main thread, and is done when finish() resolves', async () => {
+    const src = randomBytes(3 << 20);
+    const fd = source('three.tar', src);
+    const w = ImageWriter.create(`${out.dir}/three.img`);
+    const here = vi.spyOn(w, 'copyFrom');
+    const ranges = new RangeCopier(w);
+    // More ranges than calls in flight, one of several MiB, placed out of source order.
+    const plan = [
+      { at: 0, dst: 8192, length: 65536 },
+      { at: 65536, dst: 0, length: 4096 },
+      { at: 1 << 20, dst: 1 << 20, length: 2 << 20 },
+      ...Array.from({ length: 12 }, (_, i) => ({ at: 70000 + i * 1000, dst: 80 * 1024 + i * 4096, length: 1000 })),
+    ];
+    for (const r of plan) ranges.copy(fd, r.at, byteOffset(r.dst), r.length, 'three.tar');
+    expect(ranges.busy).toBe(true);
+    await ranges.finish();
+    await ranges.close();
+    expect(here).not.toHaveBeenCalled();
+    w.setSize(3 << 20);
+    w.commit();
+    closeSync(fd);
+    const img = readFileSync(`${out.dir}/three.img`);
+    for (const r of plan) expect(img.subarray(r.dst, r.dst + r.length).equals(src.subarray(r.at, r.at + r.length))).toBe(true);
+  });
+
+  it('a range past the end of the tar fails the build, naming the tar', async () => {
+    const fd = source('short.tar', randomBytes(10_000));
+    const w = ImageWriter.create(`${out.dir}/short.img`);
+    const ranges = new RangeCopier(w);
+    ranges.copy(fd, 8192, byteOffset(0), 65536, 'short.tar');
+    const failed = await ranges.finish().catch((e: unknown) => e);
+    expect(failed).toBeInstanceOf(BuildError);
+    expect((failed as Error).message).toMatch(/^short\.tar: the tar file ended early/);
+    // A later range is refused with the same error, not copied.
+    expect(() => ranges.copy(fd, 0, byteOffset(0), 4096, 'short.tar')).toThrow(/ended early/);
+    await ranges.close();
+    w.abort();
+    closeSync(fd);
+  });
+
+  it('close() drops what is queued, waits for the calls in flight, then releases the tar', async () => {
+    const fd = source('many.tar', randomBytes(1 << 20));
+    const w = ImageWriter.create(`${out.dir}/many.img`);
+    const ranges = new RangeCopier(w);
+    for (let i = 0; i < 64; i++) ranges.copy(fd, i * 16384, byteOffset(i * 16384), 16384, 'many.tar');
+    let released = false;
+    ranges.releaseAfterClose(() => {
+      released = true;
+      closeSync(fd);
+    });
+    expect(ranges.inUse).toBe(true);
+    const closing = ranges.close();
+    expect(released).toBe(false);
+    await closing;
+    expect(released).toBe(true);
+    expect(ranges.busy).toBe(false);
+    w.abort();
+  });
+});
