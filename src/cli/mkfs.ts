@@ -1,7 +1,7 @@
 // mkfs.erofs command line: parses the reference tool's options into BuildOptions.
 // Nothing here touches the file system except through buildImage().
 
-import { exitQuietlyOnClosedStdout } from './stdio.js';
+import { buildOnWithoutOutput } from './stdio.js';
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { CompressionOptionError, parseCompressionOption } from '../compress/index.js';
@@ -309,7 +309,7 @@ function jsonReport(r: BuildResult, o: BuildOptions) {
 const LEVELS: Record<LogLevel, number> = { error: 0, warn: 2, info: 3, debug: 7 };
 
 export async function main(argv: readonly string[]): Promise<number> {
-  exitQuietlyOnClosedStdout();
+  buildOnWithoutOutput();
   let parsed: Parsed;
   try {
     parsed = parseArgs(argv, process.env);

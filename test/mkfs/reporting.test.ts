@@ -1,10 +1,10 @@
-import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatProgress } from '../../src/cli/progress-bar.js';
 import type { BuildProgress } from '../../src/mkfs/progress.js';
-import { build, CLI, cli, scratchDir } from '../helpers/build.js';
+import { build, CLI, cli, expectImageMatches, scratchDir } from '../helpers/build.js';
 import { dir, file, makeTree, type Tree } from '../helpers/tree.js';
 
 describe('progress and reports', () => {
@@ -130,5 +130,19 @@ describe('progress and reports', () => {
     expect(report.compression.ratio).toBeGreaterThan(1.5);
     expect(report.peakRssBytes).toBeGreaterThan(0);
     expect(Object.keys(report.timingsMs)).toEqual(['walk', 'plan', 'data', 'metadata']);
+  });
+
+  it('a build whose stdout and stderr nobody reads (`| head`) still completes, exits 0 and leaves no temporary file', async () => {
+    const dir = `${out.dir}/unread`;
+    mkdirSync(dir);
+    const image = `${dir}/unread.erofs`;
+    // -d9: a line on stderr for every entry, so writes go on after the reader is gone.
+    const child = spawn(process.execPath, [CLI, '-d9', image, tree.root], { stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout.destroy();
+    child.stderr.destroy();
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    expect(code).toBe(0);
+    expect(readdirSync(dir)).toEqual(['unread.erofs']);
+    await expectImageMatches(image, tree.root);
   });
 });
