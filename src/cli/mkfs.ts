@@ -335,8 +335,11 @@ export async function main(argv: readonly string[]): Promise<number> {
     process.stderr.write(`${PROG}: interrupted by ${signal}\n`);
     process.exit(code);
   };
+  // Status 128 + the signal's number, as a shell reports a process the signal ended.
   process.once('SIGINT', cleanupAndExit('SIGINT', 130));
   process.once('SIGTERM', cleanupAndExit('SIGTERM', 143));
+  // The terminal went away (a closed ssh session): the build ends as it would, but tidily.
+  process.once('SIGHUP', cleanupAndExit('SIGHUP', 129));
   // A build that stops without an outcome (a bug: nothing left to wait for, and no result)
   // would end the process with status 0 and no image; 'beforeExit' comes only then, never
   // on process.exit() or a signal.

@@ -201,7 +201,8 @@ describe.skipIf(skipUnless(isRoot, 'root (bind mounts, tmpfs, other users)'))('f
     }
   });
 
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  const STATUS = { SIGHUP: 129, SIGINT: 130, SIGTERM: 143 } as const;
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     it(`${signal} stops the build, removes the temporary file and keeps the old image`, async () => {
       const t = await makeTree(dir({ huge: file({ size: 64 * 2 ** 30, pattern: 'hole' }) }));
       try {
@@ -217,7 +218,7 @@ describe.skipIf(skipUnless(isRoot, 'root (bind mounts, tmpfs, other users)'))('f
         expect(readdirSync(out.dir).some((n) => n.endsWith('.tmp'))).toBe(true);
         p.kill(signal);
         const code = await new Promise<number | null>((r) => p.on('close', r));
-        expect(code).toBe(signal === 'SIGINT' ? 130 : 143);
+        expect(code).toBe(STATUS[signal]);
         expect(stderr).toContain(`interrupted by ${signal}`);
         expect(readdirSync(out.dir).filter((n) => n.endsWith('.tmp'))).toEqual([]);
         expect(readFileSync(image(), 'utf8')).toBe('previous image');

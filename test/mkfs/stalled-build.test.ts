@@ -22,7 +22,7 @@ const { main } = await import('../../src/cli/mkfs.js');
 it('a build that stops without finishing ends with status 70 and says so, leaving no temporary image', async () => {
   const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
   const before = process.exitCode;
-  const signals = ['SIGINT', 'SIGTERM'] as const;
+  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
   const handlers = signals.map((s) => process.listeners(s));
   try {
     void main(['--quiet', join(dir, 'out.erofs'), dir]);
