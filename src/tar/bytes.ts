@@ -25,6 +25,8 @@ export interface BlockingStream {
    * producer is silent.
    */
   readable(): Promise<void>;
+  /** Whether a read would not block now (data, the end or an error is there). */
+  readyNow(): boolean;
 }
 
 /** Reads sized to what is asked: headers take a few KiB, data skipped is never read. */
@@ -121,7 +123,9 @@ export class ByteReader {
    */
   readNow(n: number): Buffer | null {
     if (this.buffered < n) {
-      if (!('fd' in this.source)) return null;
+      if ('streamFd' in this.source) {
+        if (!this.fillNow(n)) return null;
+      } else if (!('fd' in this.source)) return null;
       while (this.buffered < n) {
         this.wanted = n - this.buffered;
         if (!this.pullFile()) break;
@@ -129,6 +133,22 @@ export class ByteReader {
       this.wanted = 0;
     }
     return this.take(n);
+  }
+
+  /**
+   * A blocking stream read into the buffer up to n bytes (or its end) as long as the pipe
+   * has bytes: false, with nothing consumed, once a read would wait. Producers mostly keep
+   * ahead, so most reads of a pipe need no promise either.
+   */
+  private fillNow(n: number): boolean {
+    const s = this.source as BlockingStream;
+    while (this.buffered < n && !this.ended) {
+      if (!s.readyNow()) return false;
+      this.wanted = n - this.buffered;
+      this.readInto(s.streamFd, FILE_READ_MAX, null);
+    }
+    this.wanted = 0;
+    return true;
   }
 
   /** Exactly n bytes, or fewer only at the end of the stream; valid until the next read or pipe. */
@@ -180,7 +200,9 @@ export class ByteReader {
   /** pipe(n, sink) without waiting where it needs not wait (see readNow); null when it must. */
   pipeNow(n: number, sink: ((piece: Buffer) => void) | null): number | null {
     if ('fd' in this.source) return this.pipeFile(n, sink);
-    if (n > this.buffered) return null;
+    // A blocking stream's bytes are buffered first, a slab's worth at most.
+    if (n > this.buffered && (!('streamFd' in this.source) || n > SLAB_SIZE || !this.fillNow(n))) return null;
+    n = Math.min(n, this.buffered);
     for (let left = n; left > 0; ) left -= this.pipeBuffered(left, sink);
     return n;
   }

@@ -97,21 +97,26 @@ const POLLIN = 0x1;
 const POLL_WAIT_MS = 100;
 
 /**
- * Resolves once fd has data or its end (or an error) to read: at once if it has, else after
- * poll(2) waits on libuv's thread pool, so the event loop (and signals) go on meanwhile.
+ * readable() resolves once fd has data or its end (or an error) to read: at once if it has,
+ * else after poll(2) waits on libuv's thread pool, so the event loop (and signals) go on
+ * meanwhile. readyNow() tells without waiting.
  */
-function readableWaiter(fd: number): () => Promise<void> {
+function readableWaiter(fd: number): Pick<BlockingStream, 'readable' | 'readyNow'> {
   const poll = loadKoffi().load('libc.so.6').func('int poll(_Inout_ uint8_t *fds, unsigned long nfds, int timeout)') as Poll;
   // struct pollfd: int fd, short events, short revents.
   const fds = Buffer.alloc(8);
   fds.writeInt32LE(fd, 0);
   fds.writeInt16LE(POLLIN, 4);
   const wait = (ms: number) => new Promise<number>((resolve) => poll.async(fds, 1, ms, (err, n) => resolve(err ? -1 : n)));
-  return async () => {
-    if (poll(fds, 1, 0) !== 0) return;
-    // In short waits: exiting joins the thread pool, so a poll(2) without end would keep a
-    // signalled process alive until the producer speaks.
-    while ((await wait(POLL_WAIT_MS)) === 0);
+  const readyNow = (): boolean => poll(fds, 1, 0) !== 0;
+  return {
+    readyNow,
+    readable: async () => {
+      if (readyNow()) return;
+      // In short waits: exiting joins the thread pool, so a poll(2) without end would keep a
+      // signalled process alive until the producer speaks.
+      while ((await wait(POLL_WAIT_MS)) === 0);
+    },
   };
 }
 
@@ -207,16 +212,16 @@ async function openFile(fd: number, st: fs.Stats, decompress: TarDecompress, clo
 
 /** A pipe in blocking mode: read directly when uncompressed, else through a decompressor. */
 async function openBlockingStream(fd: number, decompress: TarDecompress, close: () => void): Promise<TarInput> {
-  const readable = readableWaiter(fd);
+  const waiter = readableWaiter(fd);
   let head: Buffer;
   try {
-    await readable();
+    await waiter.readable();
     head = readHead(fd);
   } catch (e) {
     throw new TarInputError(`cannot read the tar stream: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
   const kind = decompress === 'auto' ? sniffCompression(head) : decompress;
-  if (kind === 'none') return { source: { streamFd: fd, head, readable }, compression: kind, close };
+  if (kind === 'none') return { source: { streamFd: fd, head, ...waiter }, compression: kind, close };
   const rest = fd === 0 ? (process.stdin as AsyncIterable<Buffer>)[Symbol.asyncIterator]() : readFd(fd)[Symbol.asyncIterator]();
   return { source: await decoded(prepend(head, rest), kind), compression: kind, close: fd === 0 ? () => process.stdin.destroy() : close };
 }

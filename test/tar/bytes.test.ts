@@ -1,8 +1,10 @@
-import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ByteReader } from '../../src/tar/bytes.js';
+import { openTarInput } from '../../src/tar/input.js';
 
 const bytes = Buffer.from(Array.from({ length: 1000 }, (_, i) => i % 251));
 
@@ -63,6 +65,33 @@ describe('reading tar bytes without waiting', () => {
       expect(r.pipeNow(10, null)).toBe(0);
     } finally {
       closeSync(fd);
+    }
+  });
+
+  it('from a pipe read directly: what the pipe holds comes at once; null, with nothing consumed, once a read would wait', async () => {
+    const fifo = join(dir, 'fifo');
+    execFileSync('mkfifo', [fifo]);
+    // This end keeps the pipe open for writing, so opening it to read does not wait.
+    const writer = openSync(fifo, 'r+');
+    writeSync(writer, bytes.subarray(0, 600));
+    const input = await openTarInput(fifo, 'none');
+    try {
+      expect('streamFd' in input.source).toBe(true);
+      const r = new ByteReader(input.source);
+      expect(r.readNow(100)!.equals(bytes.subarray(0, 100))).toBe(true);
+      expect(pipedNow(r, 450)).toEqual({ got: 450, data: bytes.subarray(100, 550) });
+      // 50 bytes left in the pipe: more would wait.
+      expect(r.readNow(60)).toBeNull();
+      expect(r.pipeNow(60, null)).toBeNull();
+      expect(r.offset).toBe(550);
+      writeSync(writer, bytes.subarray(600, 700));
+      expect(r.readNow(60)!.equals(bytes.subarray(550, 610))).toBe(true);
+      // At the end of the stream, what there is.
+      closeSync(writer);
+      expect(pipedNow(r, 200)).toEqual({ got: 90, data: bytes.subarray(610, 700) });
+      expect(r.readNow(1)!.length).toBe(0);
+    } finally {
+      input.close();
     }
   });
 });
