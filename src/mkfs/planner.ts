@@ -135,6 +135,8 @@ export class MetaAllocator {
   /** buckets[k]: blocks (relative index) with exactly k free 32-byte slots. */
   private readonly buckets: number[][];
   private readonly slotsPerBlock: number;
+  /** No bucket above this one has a block (it may itself be empty). */
+  private top = 0;
 
   constructor(
     private readonly g: BlockGeometry,
@@ -149,6 +151,16 @@ export class MetaAllocator {
     return this.used.length;
   }
 
+  /**
+   * The first non-empty bucket from `slots` free slots up (the best fit), or -1. Most
+   * buckets are empty once blocks fill up: the largest non-empty one bounds the search.
+   */
+  private firstBucket(slots: number): number {
+    while (this.top > 0 && this.buckets[this.top]!.length === 0) this.top--;
+    for (let k = slots; k <= this.top; k++) if (this.buckets[k]!.length > 0) return k;
+    return -1;
+  }
+
   /** Opens a new, empty metadata block; returns its index. */
   private newBlock(): number {
     this.used.push(0);
@@ -158,7 +170,10 @@ export class MetaAllocator {
 
   private release(b: number): void {
     const free = (this.limit[b]! - this.used[b]!) / EROFS_ISLOTSIZE;
-    if (free > 0) this.buckets[free]!.push(b);
+    if (free > 0) {
+      this.buckets[free]!.push(b);
+      this.top = Math.max(this.top, free);
+    }
   }
 
   private offsetOf(b: number): ByteOffset {
@@ -176,9 +191,8 @@ export class MetaAllocator {
   alloc(size: number): ByteOffset {
     const slots = Math.ceil(size / EROFS_ISLOTSIZE);
     if (slots > this.slotsPerBlock) return this.allocSpanning(size);
-    let b: number | undefined;
-    for (let k = slots; k <= this.slotsPerBlock && b === undefined; k++) b = this.buckets[k]!.pop();
-    if (b === undefined) b = this.newBlock();
+    const k = this.firstBucket(slots);
+    const b = k < 0 ? this.newBlock() : this.buckets[k]!.pop()!;
     const off = this.offsetOf(b);
     this.used[b]! += slots * EROFS_ISLOTSIZE;
     this.release(b);
@@ -192,7 +206,7 @@ export class MetaAllocator {
    */
   allocStraddling(size: number): ByteOffset {
     const slots = Math.ceil(size / EROFS_ISLOTSIZE);
-    for (let k = slots; k <= this.slotsPerBlock; k++) if (this.buckets[k]!.length > 0) return this.alloc(size);
+    if (this.firstBucket(slots) >= 0) return this.alloc(size);
     const last = this.used.length - 1;
     // The superblock's block is not followed by the next metadata block when data sits between.
     if (last <= 0 || this.used[last] === this.g.blksz || this.absBlock(last) !== this.absBlock(last - 1) + 1) return this.alloc(size);
