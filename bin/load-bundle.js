@@ -49,9 +49,8 @@ function loadBundle(file) {
     cachedData: cachedData ?? undefined,
   });
   const used = cachedData !== null && !script.cachedDataRejected;
-  const mod = { exports: {}, filename: file, id: file, loaded: false };
+  const mod = { exports: {} };
   script.runInThisContext().call(mod.exports, mod.exports, createRequire(file), mod, file, path.dirname(file));
-  mod.loaded = true;
   return {
     exports: mod.exports,
     cacheUsed: used,

@@ -58,7 +58,10 @@ export class RangeCopier {
     return this.used;
   }
 
-  /** Whether copies are queued or in flight: they go on only at turns of the event loop. */
+  /**
+   * Whether copies are in flight (none waits in the queue while fewer are): the next ones
+   * start only at a turn of the event loop.
+   */
   get busy(): boolean {
     return this.inFlight > 0;
   }

@@ -78,22 +78,17 @@ export async function walkTar(
     if (e instanceof TarInputError) throw new BuildError(e.message);
     throw e;
   }
-  let closeNow = true;
   try {
     // The index points into the tar as stored, which is then attached as a device: offsets
     // into a decompressed stream would name the wrong bytes of the compressed file.
     if (cfg.tar!.mode === 'index' && input.compression !== 'none') {
       throw new BuildError(`${shownSource}: --tar=i needs an uncompressed tar (this one is ${input.compression}-compressed): the image points into the tar, which is attached as its device; decompress it first`);
     }
-    const walked = await walkMembers(cfg, input, spool, direct, shownSource, warn, scanned);
-    if (direct?.ranges.inUse) {
-      // Big members may be being copied from the tar still: it stays open until then.
-      direct.ranges.releaseAfterClose(() => input.close());
-      closeNow = false;
-    }
-    return walked;
+    return await walkMembers(cfg, input, spool, direct, shownSource, warn, scanned);
   } finally {
-    if (closeNow) input.close();
+    // Big members may be being copied from the tar still: it stays open until they are.
+    if (direct?.ranges.inUse) direct.ranges.releaseAfterClose(() => input.close());
+    else input.close();
   }
 }
 
@@ -274,6 +269,7 @@ async function walkMembers(
 
 /** The walk of a tar file gives the event loop a turn after this many members. */
 const PAUSE_EVERY_MEMBERS = 512;
+/** ...and after this many while big members are being copied, so the next copies start. */
 const PAUSE_EVERY_MEMBERS_COPYING = 16;
 
 /** Below this, a file's bytes are cheaper to read along with the headers than to copy apart. */
