@@ -157,16 +157,17 @@ async function walkMembers(
       else cfg.signal?.throwIfAborted();
       scanned?.(members);
       const at = entry.headerOffset;
-      const shown = entry.path.toString();
+      // The name is decoded only for a message.
+      const path = entry.path;
       const fail = (m: string): never => {
-        throw new BuildError(`${shownSource}: ${JSON.stringify(shown)} at offset ${at}: ${m}`);
+        throw new BuildError(`${shownSource}: ${JSON.stringify(path.toString())} at offset ${at}: ${m}`);
       };
       const parts = splitPath(entry.path, fail);
       if (excluding && excludedPath(cfg, parts)) {
         cfg.log('debug', `excluding ${parts.join('/')}`);
         continue;
       }
-      const ids = applyMetadataPolicy(cfg, shown, entry);
+      const ids = applyMetadataPolicy(cfg, path, entry);
       const xattrs = cfg.xattrTolerance < 0 ? NO_XATTRS : tarXattrs(entry, warn, fail);
 
       if (parts.length === 0) {

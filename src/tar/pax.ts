@@ -23,7 +23,16 @@ export interface PaxAttributes {
   aclDefault?: string | null;
 }
 
-export const emptyPax = (): PaxAttributes => ({ xattrs: new Map() });
+/** The xattrs of attributes that have none, shared: never changed (see xattrsOf). */
+const NO_XATTRS: ReadonlyMap<string, Buffer> = new Map();
+
+export const emptyPax = (): PaxAttributes => ({ xattrs: NO_XATTRS as Map<string, Buffer> });
+
+/** The attributes' own xattr map, made on the first xattr: most members have none. */
+function xattrsOf(p: PaxAttributes): Map<string, Buffer> {
+  if (p.xattrs === NO_XATTRS) p.xattrs = new Map();
+  return p.xattrs;
+}
 
 export function copyPax(p: PaxAttributes): PaxAttributes {
   return { ...p, xattrs: new Map(p.xattrs) };
@@ -115,9 +124,9 @@ export function applyPaxRecords(into: PaxAttributes, records: ReadonlyArray<{ ke
       continue;
     }
     if (key.startsWith(SCHILY_XATTR)) {
-      into.xattrs.set(key.slice(SCHILY_XATTR.length), Buffer.from(value));
+      xattrsOf(into).set(key.slice(SCHILY_XATTR.length), Buffer.from(value));
     } else if (key.startsWith(LIBARCHIVE_XATTR)) {
-      into.xattrs.set(urlDecode(key.slice(LIBARCHIVE_XATTR.length)), Buffer.from(value.toString('latin1'), 'base64'));
+      xattrsOf(into).set(urlDecode(key.slice(LIBARCHIVE_XATTR.length)), Buffer.from(value.toString('latin1'), 'base64'));
     } else if (key.startsWith('GNU.sparse.')) {
       // Sparse members store a map and only the data blocks: copying them as they are
       // would give a file with the wrong content.

@@ -90,16 +90,21 @@ const TYPES: Record<number, TarEntryType> = {
 
 export class TarReader {
   private global: PaxAttributes = emptyPax();
+  /** Whether a global header came: only then are the global attributes merged in. */
+  private globalSeen = false;
   /** Data bytes (plus padding) of the current entry not yet consumed. */
   private pending = 0;
   private padding = 0;
   private current: TarEntry | null = null;
-  private finished = false;
+  /** The members as steps, one generator for the whole stream (see members()). */
+  private readonly steps: Generator<Promise<unknown> | TarEntry, null, unknown>;
 
   constructor(
     private readonly r: ByteReader,
     private readonly opts: TarReaderOptions = {},
-  ) {}
+  ) {
+    this.steps = this.members();
+  }
 
   /** Stream offset reached: after the end-of-archive blocks once next() has returned null. */
   get offset(): number {
@@ -112,47 +117,50 @@ export class TarReader {
    * thousands of members costs more than the parsing.
    */
   next(): TarEntry | null | Promise<TarEntry | null> {
-    const steps = this.parseNext();
-    const step = steps.next();
-    return step.done ? step.value : this.finishWaiting(steps, step.value);
+    const step = this.steps.next();
+    if (step.done) return null;
+    return step.value instanceof Promise ? this.finishWaiting(step.value) : step.value;
   }
 
-  /** Drives parseNext() on, each read it yields awaited. */
-  private async finishWaiting<T>(steps: Generator<Promise<unknown>, T, unknown>, first: Promise<unknown>): Promise<T> {
-    let step = steps.next(await first);
-    while (!step.done) step = steps.next(await step.value);
-    return step.value;
+  /** Drives members() on to the next entry, each read it yields awaited. */
+  private async finishWaiting(first: Promise<unknown>): Promise<TarEntry | null> {
+    let step = this.steps.next(await first);
+    while (!step.done && step.value instanceof Promise) step = this.steps.next(await step.value);
+    return step.done ? null : (step.value as TarEntry);
   }
 
-  /** next() as steps: each read that must wait is yielded, its result sent back. */
-  private *parseNext(): Generator<Promise<unknown>, TarEntry | null, unknown> {
-    if (this.finished) return null;
-    if (this.current) {
-      const want = this.pending + this.padding;
-      this.endEntry(this.r.pipeNow(want, null) ?? ((yield this.r.pipe(want, null)) as number), want);
-    }
+  /**
+   * The members, each yielded as it is parsed; each read that must wait is yielded too (a
+   * promise), its result sent back. Resumed, it first skips what the caller left of the
+   * member's data. One generator for the stream: one per member cost more than the parsing.
+   */
+  private *members(): Generator<Promise<unknown> | TarEntry, null, unknown> {
     let local = emptyPax();
     let longName: Buffer | null = null;
     let longLink: Buffer | null = null;
     let start = -1;
     let zeroBlocks = 0;
     for (;;) {
+      if (this.current) {
+        const want = this.pending + this.padding;
+        this.endEntry(this.r.pipeNow(want, null) ?? ((yield this.r.pipe(want, null)) as number), want);
+        local = emptyPax();
+        longName = longLink = null;
+        start = -1;
+        zeroBlocks = 0;
+      }
       const at = this.r.offset;
       const block = this.r.readNow(TAR_BLOCK_SIZE) ?? ((yield this.r.read(TAR_BLOCK_SIZE)) as Buffer);
       if (block.length === 0) {
         if (start >= 0) throw new TarError('unexpected end of tar stream after an extended header', start);
         if (zeroBlocks === 0) this.opts.warn?.(`tar stream ends at offset ${at} without an end-of-archive marker`);
-        this.finished = true;
         return null;
       }
       if (block.length < TAR_BLOCK_SIZE) throw new TarError('truncated tar header', at);
       if (isZeroBlock(block)) {
         if (start >= 0) throw new TarError('empty header block after an extended header', at);
         // Two zero blocks end the archive; GNU tar accepts a single one too.
-        if (++zeroBlocks === 2) {
-          this.finished = true;
-          return null;
-        }
+        if (++zeroBlocks === 2) return null;
         continue;
       }
       if (zeroBlocks > 0) {
@@ -171,27 +179,28 @@ export class TarReader {
       if (t === XHDTYPE || t === XGLTYPE || t === GNUTYPE_LONGNAME || t === GNUTYPE_LONGLINK) {
         const limit = t === XHDTYPE || t === XGLTYPE ? MAX_PAX_BYTES : MAX_LONGNAME_BYTES;
         if (h.size > limit) throw new TarError(`extended header of ${h.size} bytes is too large`, at);
-        // Copied before the padding is skipped: skipping may read into the buffer it views.
-        const data = Buffer.from(this.r.readNow(h.size) ?? ((yield this.r.read(h.size)) as Buffer));
+        const data = this.r.readNow(h.size) ?? ((yield this.r.read(h.size)) as Buffer);
         if (data.length < h.size) throw new TarError('tar stream truncated inside an extended header', at);
-        const pad = padOf(h.size);
-        if ((this.r.pipeNow(pad, null) ?? ((yield this.r.pipe(pad, null)) as number)) < pad) throw new TarError('tar stream truncated', at);
-        if (t === GNUTYPE_LONGNAME) longName = cstr(data);
-        else if (t === GNUTYPE_LONGLINK) longLink = cstr(data);
+        // Taken in before the padding is skipped, which may read into the buffer `data` views.
+        if (t === GNUTYPE_LONGNAME) longName = Buffer.from(cstr(data));
+        else if (t === GNUTYPE_LONGLINK) longLink = Buffer.from(cstr(data));
         else {
           try {
             applyPaxRecords(t === XGLTYPE ? this.global : local, parsePaxRecords(data), t === XGLTYPE);
+            if (t === XGLTYPE) this.globalSeen = true;
           } catch (e) {
             if (e instanceof TarFormatError) throw new TarError(e.message, at);
             throw e;
           }
         }
+        const pad = padOf(h.size);
+        if ((this.r.pipeNow(pad, null) ?? ((yield this.r.pipe(pad, null)) as number)) < pad) throw new TarError('tar stream truncated', at);
         // A global header stands alone: it is not part of the next member.
         if (t === XGLTYPE) start = -1;
         continue;
       }
       if (t === GNUTYPE_SPARSE) throw new TarError('GNU sparse files are not supported', at);
-      const pax = mergedPax(this.global, local);
+      const pax = this.globalSeen ? mergedPax(this.global, local) : local;
       const size = pax.size ?? h.size;
       let type = TYPES[t];
       if (t === GNUTYPE_VOLHDR || type === undefined) {
@@ -233,7 +242,7 @@ export class TarReader {
       this.pending = dataSize;
       this.padding = padOf(dataSize);
       this.current = entry;
-      return entry;
+      yield entry;
     }
   }
 
