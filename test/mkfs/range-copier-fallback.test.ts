@@ -1,0 +1,60 @@
+import { randomBytes } from 'node:crypto';
+import { closeSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { afterAll, describe, expect, it, vi } from 'vitest';
+import { byteOffset } from '../../src/format/types.js';
+import { ImageWriter } from '../../src/mkfs/writer.js';
+import { scratchDir } from '../helpers/build.js';
+
+// How the thread-pool calls behave is set per test: refused (as on a file system without
+// copy_file_range), or missing (no koffi, not Linux).
+const mode = vi.hoisted(() => ({ async: 'refused' as 'refused' | 'missing' }));
+vi.mock('../../src/mkfs/copy-range.js', async (importOriginal) => {
+  const real = await importOriginal<typeof import('../../src/mkfs/copy-range.js')>();
+  return {
+    ...real,
+    asyncCopy: () =>
+      mode.async === 'missing'
+        ? null
+        : (_fdIn: number, _offIn: number, _fdOut: number, _offOut: number, _len: number, done: (n: number) => void) => setImmediate(() => done(-1)),
+  };
+});
+const { RangeCopier } = await import('../../src/mkfs/range-copier.js');
+
+describe('copying ranges of a tar file where the thread pool cannot', () => {
+  const out = scratchDir('erofs-ranges-fallback-');
+  afterAll(() => out.cleanup());
+
+  const copyTwoRanges = async (name: string): Promise<{ src: Buffer; img: Buffer; pooled: boolean }> => {
+    const src = randomBytes(1 << 20);
+    writeFileSync(`${out.dir}/${name}.tar`, src);
+    const fd = openSync(`${out.dir}/${name}.tar`, 'r');
+    const w = ImageWriter.create(`${out.dir}/${name}.img`);
+    const ranges = new RangeCopier(w);
+    ranges.copy(fd, 4096, byteOffset(65536), 300_000, `${name}.tar`);
+    ranges.copy(fd, 512, byteOffset(0), 65536, `${name}.tar`);
+    const pooled = ranges.inUse;
+    await ranges.finish();
+    await ranges.close();
+    w.setSize(65536 + 300_000);
+    w.commit();
+    closeSync(fd);
+    return { src, img: readFileSync(`${out.dir}/${name}.img`), pooled };
+  };
+
+  it('a call the system refuses is made again on the main thread, with reads and writes where it must', async () => {
+    mode.async = 'refused';
+    const { src, img, pooled } = await copyTwoRanges('refused');
+    expect(pooled).toBe(true);
+    expect(img.subarray(65536).equals(src.subarray(4096, 4096 + 300_000))).toBe(true);
+    expect(img.subarray(0, 65536).equals(src.subarray(512, 512 + 65536))).toBe(true);
+  });
+
+  it('without thread-pool calls every range is copied at once, on the main thread', async () => {
+    mode.async = 'missing';
+    const { src, img, pooled } = await copyTwoRanges('missing');
+    // Nothing was left for later: the tar may be closed as soon as the walk ends.
+    expect(pooled).toBe(false);
+    expect(img.subarray(65536).equals(src.subarray(4096, 4096 + 300_000))).toBe(true);
+    expect(img.subarray(0, 65536).equals(src.subarray(512, 512 + 65536))).toBe(true);
+  });
+});
