@@ -587,6 +587,8 @@ export class ZFeed {
   private aheadInFlight = 0;
 
   private made: ZPool | null = null;
+  /** When placing results gives the event loop its next turn (see result()). */
+  private nextTurn = 0;
   /** Input of the files offered so far, or of all the files once they are planned. */
   private wanted = 0;
   private readonly startBytes: number;
@@ -689,9 +691,20 @@ export class ZFeed {
     const pending = item.results[k]!;
     // Rather than wait, the main thread compresses what is queued, the workers' answers
     // let in between batches.
+    let turned = false;
     while (!this.pool!.isDelivered(pending) && (await this.pool!.runQueued(yieldNow))) {
       this.submitAhead();
       await yieldNow();
+      turned = true;
+    }
+    // Results already in are placed one after another without a wait, hundreds of small
+    // files in tens of milliseconds: the workers' answers, which free them for the next
+    // batches, are let in all the same, or a worker runs dry meanwhile.
+    const now = performance.now();
+    if (turned) this.nextTurn = now + TURN_MS;
+    else if (now >= this.nextTurn) {
+      await yieldNow();
+      this.nextTurn = performance.now() + TURN_MS;
     }
     const done = await pending;
     item.results[k] = undefined;
@@ -753,6 +766,12 @@ function newWork(inode: TreeInode, job: ZJob): ZWork {
 }
 
 const isBig = (item: ZWork): boolean => item.job.size >= SEGMENT_BYTES;
+
+/**
+ * Placing results that are in gives the event loop a turn after this long: a worker has
+ * 2 MiB of input queued (PER_WORKER_BYTES), a few milliseconds of LZ4.
+ */
+const TURN_MS = 2;
 
 /** A segment that takes a worker longer than this is worth sending ahead (see ZFeed). */
 const SLOW_SEGMENT_SECONDS = 1;
