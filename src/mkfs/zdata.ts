@@ -691,18 +691,15 @@ export class ZFeed {
     const pending = item.results[k]!;
     // Rather than wait, the main thread compresses what is queued, the workers' answers
     // let in between batches.
-    let turned = false;
     while (!this.pool!.isDelivered(pending) && (await this.pool!.runQueued(yieldNow))) {
       this.submitAhead();
       await yieldNow();
-      turned = true;
+      this.nextTurn = performance.now() + TURN_MS;
     }
     // Results already in are placed one after another without a wait, hundreds of small
     // files in tens of milliseconds: the workers' answers, which free them for the next
     // batches, are let in all the same, or a worker runs dry meanwhile.
-    const now = performance.now();
-    if (turned) this.nextTurn = now + TURN_MS;
-    else if (now >= this.nextTurn) {
+    if (performance.now() >= this.nextTurn) {
       await yieldNow();
       this.nextTurn = performance.now() + TURN_MS;
     }

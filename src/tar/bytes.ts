@@ -122,33 +122,31 @@ export class ByteReader {
    * a suspension, thousands of them for a tar of a root tree.
    */
   readNow(n: number): Buffer | null {
-    if (this.buffered < n) {
-      if ('streamFd' in this.source) {
-        if (!this.fillNow(n)) return null;
-      } else if (!('fd' in this.source)) return null;
-      while (this.buffered < n) {
-        this.wanted = n - this.buffered;
-        if (!this.pullFile()) break;
-      }
-      this.wanted = 0;
-    }
+    if (this.buffered < n && !this.fillNow(n)) return null;
     return this.take(n);
   }
 
   /**
-   * A blocking stream read into the buffer up to n bytes (or its end) as long as the pipe
-   * has bytes: false, with nothing consumed, once a read would wait. Producers mostly keep
-   * ahead, so most reads of a pipe need no promise either.
+   * Reads into the buffer up to n bytes (or the end) without waiting: from a file always;
+   * from a pipe read directly as long as it has bytes (producers mostly keep ahead, so most
+   * reads of a pipe need no promise either). False, with nothing consumed, once a read
+   * would wait, and for other streams.
    */
   private fillNow(n: number): boolean {
-    const s = this.source as BlockingStream;
+    const s = this.source;
+    if (!('fd' in s) && !('streamFd' in s)) return false;
+    let ready = true;
     while (this.buffered < n && !this.ended) {
-      if (!s.readyNow()) return false;
+      if ('streamFd' in s && !s.readyNow()) {
+        ready = false;
+        break;
+      }
       this.wanted = n - this.buffered;
-      this.readInto(s.streamFd, FILE_READ_MAX, null);
+      if ('fd' in s) this.pullFile();
+      else this.readInto(s.streamFd, FILE_READ_MAX, null);
     }
     this.wanted = 0;
-    return true;
+    return ready;
   }
 
   /** Exactly n bytes, or fewer only at the end of the stream; valid until the next read or pipe. */
@@ -201,7 +199,7 @@ export class ByteReader {
   pipeNow(n: number, sink: ((piece: Buffer) => void) | null): number | null {
     if ('fd' in this.source) return this.pipeFile(n, sink);
     // A blocking stream's bytes are buffered first, a slab's worth at most.
-    if (n > this.buffered && (!('streamFd' in this.source) || n > SLAB_SIZE || !this.fillNow(n))) return null;
+    if (n > this.buffered && (n > SLAB_SIZE || !this.fillNow(n))) return null;
     n = Math.min(n, this.buffered);
     for (let left = n; left > 0; ) left -= this.pipeBuffered(left, sink);
     return n;
