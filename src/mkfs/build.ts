@@ -164,11 +164,11 @@ async function buildFromTree(
     feed = zsetup ? new ZFeed(makePool, zsetup.setup, g) : null;
     if (cfg.tar) ({ root, tarBytes } = await walkTar(cfg, tarData, direct, (n) => progress.scanned(n)));
     else {
-      // While the walk goes on, file data is copied on a thread of its own; with -z the
-      // walk reads the small files compression leaves as they are, and the others are
-      // compressed.
+      // While the walk goes on, big files are copied on libuv's thread pool and the walk
+      // reads the rest; with -z the walk reads the small files compression leaves as they
+      // are, and the others are compressed.
       spool = Spool.beside(writer);
-      copier = new FileCopier(cfg, g, writer, spool, !zsetup);
+      copier = new FileCopier(cfg, g, writer, spool, zsetup ? null : (ranges = new RangeCopier(writer)));
       const c = copier;
       const f = feed;
       const onFile =
@@ -180,7 +180,7 @@ async function buildFromTree(
           : (inode: TreeInode, path: Buffer): void => c.add(inode, path);
       feed?.hold();
       try {
-        const walk = walkSource(cfg, onFile);
+        const walk = walkSource(cfg, onFile, () => c.busy);
         for (let step = walk.next(); ; step = walk.next()) {
           if (step.done) {
             root = step.value.root;
@@ -236,7 +236,7 @@ async function buildFromTree(
         progress,
       );
       // Compressed data starts where the copier would have put blocks: it must have given none.
-      if (copier && copier.blocks > 0) throw new Error('internal: the file-copy thread took blocks in a compressed build');
+      if (copier && copier.blocks > 0) throw new Error('internal: the file copier took blocks in a compressed build');
       preDataBlocks = z.preDataBlocks;
       inlinePclusters = z.stats.inlinePclusters;
       zstats = z.stats;
@@ -249,20 +249,17 @@ async function buildFromTree(
       superBytes: EROFS_SUPER_BASE_SIZE + (zsetup?.cfgs.length ?? 0) + (device ? EROFS_DEVT_SLOT_SIZE : 0),
       preDataBlocks,
     });
-    // The file-copy thread may still be copying: the metadata is written meanwhile.
+    // Big files may still be being copied: the metadata is written meanwhile.
     copier?.settleTails();
     await writeImage(cfg, layout, writer, direct ? direct.tails : spool, io, zsetup ? { ...zsetup, inlinePclusters } : null, progress, {
       device,
       chunkedFiles,
     });
-    if (copier) {
-      progress.file(await copier.finish());
-      await copier.close();
-    }
     if (ranges) {
       await ranges.finish();
       await ranges.close();
     }
+    if (copier) progress.file(copier.fileBytes);
     writer.commit();
     options.onProgress?.(progress.snapshot());
     cfg.log('info', `${cfg.image}: ${layout.plans.length} inodes, ${layout.totalBlocks} blocks`);
@@ -280,8 +277,7 @@ async function buildFromTree(
       timings: { walk: walkMs, plan: planMs, data: dataMs, metadata: lap() },
     };
   } catch (e) {
-    // The copy thread writes through the image's and spool's descriptors: it stops first.
-    await copier?.close();
+    // Copies in flight write through the image's descriptor: they end first.
     await ranges?.close();
     writer.abort();
     throw e;
@@ -293,8 +289,8 @@ async function buildFromTree(
 
 /**
  * A file compression leaves flat (too small to save a block) and whose data is all inline
- * tail: it takes no block, so the file-copy thread can read it while compressed data is
- * still being placed.
+ * tail: it takes no block, so the walk can read it while compressed data is still being
+ * placed.
  */
 function allTailUncompressed(cfg: BuildConfig, g: BlockGeometry, setup: CompressionSetup, inode: TreeInode): boolean {
   return (
@@ -305,7 +301,7 @@ function allTailUncompressed(cfg: BuildConfig, g: BlockGeometry, setup: Compress
 }
 
 /**
- * Gives the files written during the walk (a tar walk, or the file-copy thread) their
+ * Gives the files written during the walk (of a tar or of a directory) their
  * blocks: i_u is where they start, and an inline tail comes from the tails spool. The walk
  * chose inline or not by the planner's own rule; only a link count past 65535 (a larger
  * inode) could change that afterwards, which only a tar can do to a file already written.

@@ -1,91 +1,38 @@
-// Uncompressed builds from a directory: file data goes into the image on a thread of its
-// own while the main thread walks the tree, ahead of the metadata (as compressed builds and
-// --tar=f lay it out), and goes on while the main thread writes the metadata. The thread
-// starts once there is enough to copy; when it has a lot queued, the walk copies the next
-// file itself. Each file gets its blocks when it is found, so the layout does not depend on
-// who copies it or when; inline tails wait in a spool for the inode writer, which reads the
-// tails the thread has not reached yet itself (settleTails) rather than wait for it.
+// Uncompressed builds from a directory: file data goes into the image while the walk goes
+// on, ahead of the metadata (as compressed builds and --tar=f lay it out). Big files are
+// copied in the kernel on libuv's thread pool (see RangeCopier), which goes on while the
+// metadata is written; the walk reads the others itself. Each file gets its blocks when it
+// is found, so the layout does not depend on who copies it or when; inline tails are read
+// here either way and wait in a spool for the inode writer.
 
-import type { Worker } from 'node:worker_threads';
-import { workerThreads } from '../builtins.js';
+import * as fs from 'node:fs';
 import { type BlockGeometry, byteOffset } from '../format/types.js';
-import { BuildError } from './errors.js';
-import { type CopyJob, readTail, runCopy } from './file-copy.js';
+import { allData } from './copy-range.js';
+import { fileShrank } from './errors.js';
+import { checkSize, copyWholeFile, KERNEL_COPY_MIN, openSource, readTailAt } from './file-copy.js';
 import type { BuildConfig } from './options.js';
 import { plannedInlineTail, superBlockAddr } from './planner.js';
+import type { RangeCopier } from './range-copier.js';
 import type { TreeInode } from './tree.js';
-import { workerScript } from './worker-script.js';
 import { FdWriter, type ImageWriter, type Spool } from './writer.js';
 
-/** What the thread is started with. */
-export interface CopierData {
-  imageFd: number;
-  imagePath: string;
-  tailsFd: number;
-  tailsPath: string;
-  bufferBytes: number;
-  /**
-   * Int32 [0]: jobs the thread has finished (or dropped); [1]: nonzero once it is to stop;
-   * [2]: jobs whose inline tails are in the spool file (written out after each batch).
-   */
-  progress: SharedArrayBuffer;
-}
-
-export interface CopyMessage {
-  jobs?: CopyJob[];
-  /** No more jobs: flush, then answer `done`. */
-  end?: boolean;
-  /** End the thread (jobs still queued are dropped). */
-  stop?: boolean;
-}
-
-export interface CopyReply {
-  done?: boolean;
-  error?: string;
-  /** Not a user's error: a bug, shown as such. */
-  internal?: boolean;
-}
-
-/** A batch goes out at this many files or bytes: few messages, and the thread starts early. */
-const BATCH_FILES = 32;
-const BATCH_BYTES = 1 << 20;
 /**
- * Files queued for the thread at most: past that the walk copies files itself. The thread
- * goes on copying while the metadata is written, so it may have a good part of the tree
- * left when the walk ends; the walk helps only when it is far behind.
+ * Big files waiting for the thread pool at most, each holding its descriptor open: past
+ * that the walk copies the next big file itself (the pool is behind, and descriptors are
+ * limited).
  */
-const BACKLOG_FILES = 1024;
-/** The thread's read buffer: files smaller than this take a single read. */
+const BACKLOG_FILES = 64;
+/** The walk's read buffer: files smaller than this take a single read. */
 const BUFFER_BYTES = 1 << 20;
-/**
- * The thread starts once the walk has found this many files or bytes to copy: its start-up
- * (about 40 ms, 9 MB) would cost a small tree more than copying it on the walk's thread.
- */
-const START_FILES = 200;
-const START_BYTES = 16 << 20;
 
 export class FileCopier {
-  private worker: Worker | null = null;
   private readonly firstBlk: number;
   private nextBlk: number;
-  private batch: CopyJob[] = [];
-  private batchBytes = 0;
-  /** Files and file bytes placed, by either thread. */
-  private files = 0;
+  /** File bytes placed. */
   private bytes = 0;
-  private error: Error | null = null;
-  private finished: Promise<void> = Promise.resolve();
-  private exited: Promise<void> = Promise.resolve();
-  private ended = false;
-  /** Jobs handed to the thread (batched or posted), and how many it has finished. */
-  private queued = 0;
-  private readonly done: Int32Array;
-  /** The walk's own copies: inline tails go to their place in the spool through this. */
-  private readonly ownTails: FdWriter;
+  /** Inline tails go to their place in the spool through this. */
+  private readonly tailsOut: FdWriter;
   private buf: Buffer | null = null;
-  /** Jobs handed to the thread with an inline tail it may not have written yet, and their numbers. */
-  private unsettled: Array<{ n: number; job: CopyJob }> = [];
-  private unsettledHead = 0;
 
   constructor(
     private readonly cfg: BuildConfig,
@@ -93,110 +40,86 @@ export class FileCopier {
     private readonly writer: ImageWriter,
     private readonly tails: Spool,
     /**
-     * Whether a thread may copy: not in compressed builds, whose files here are the few
-     * smaller than a block, where the main thread reads them for less than the thread's start
-     * costs (and its 10 MB, beside the compression workers).
+     * Copies on the thread pool, or null: compressed builds copy only files smaller than a
+     * block here (the rest is compressed), which take no block copy.
      */
-    private readonly threaded = true,
+    private readonly ranges: RangeCopier | null,
   ) {
     this.firstBlk = superBlockAddr(g) + 1;
     this.nextBlk = this.firstBlk;
-    this.done = new Int32Array(new SharedArrayBuffer(12));
-    this.ownTails = new FdWriter(tails.readableFd(), tails.path, 64 << 10);
-  }
-
-  private start(): void {
-    const data: CopierData = {
-      imageFd: this.writer.descriptor,
-      imagePath: this.writer.imagePath,
-      tailsFd: this.tails.readableFd(),
-      tailsPath: this.tails.path,
-      bufferBytes: BUFFER_BYTES,
-      progress: this.done.buffer as SharedArrayBuffer,
-    };
-    // No execArgv: the host's (say --input-type) may not apply to a worker script.
-    const worker = new (workerThreads().Worker)(workerScript('copy-worker'), { workerData: data, execArgv: [], resourceLimits: { maxYoungGenerationSizeMb: 2 } });
-    this.finished = new Promise<void>((resolve, reject) => {
-      worker.on('message', (m: CopyReply) => {
-        if (m.error !== undefined) this.error ??= m.internal ? new Error(`file-copy thread: ${m.error}`) : new BuildError(m.error);
-        if (!m.done) return;
-        if (this.error) reject(this.error);
-        else resolve();
-        // Its work is done: the thread (and its heap) goes now, while the metadata is written.
-        const stop: CopyMessage = { stop: true };
-        worker.postMessage(stop);
-      });
-      worker.on('error', (e) => reject(new Error(`file-copy thread failed: ${e.message}`)));
-      worker.on('exit', () => reject(this.error ?? new Error('file-copy thread stopped early')));
-    });
-    this.exited = new Promise((resolve) => worker.once('exit', () => resolve()));
-    // Observed in finish(); an early failure must not count as unhandled meanwhile.
-    this.finished.catch(() => {});
-    this.worker = worker;
+    this.tailsOut = new FdWriter(tails.readableFd(), tails.path, 64 << 10);
   }
 
   /**
    * A regular file whose inode form is final (see walkSource): its blocks follow the ones
-   * given out before and its tail gets a place in the spool; then the thread is told to copy
-   * it, or, when the thread has enough to do, it is copied right here.
+   * given out before and its tail gets a place in the spool; then its blocks are copied on
+   * the thread pool, or here.
    */
   add(inode: TreeInode, path: Buffer): void {
-    if (inode.size === 0) return;
+    const size = inode.size;
+    if (size === 0) return;
     const { blksz } = this.g;
     const inline = plannedInlineTail(this.cfg, this.g, inode);
-    const inlineTail = inline ? inode.size % blksz : 0;
+    const inlineTail = inline ? size % blksz : 0;
+    const blockBytes = size - inlineTail;
+    const dst = this.nextBlk * blksz;
     inode.dataBlk = this.nextBlk;
     inode.dataOffset = inline ? this.tails.reserve(inlineTail) : -1;
-    const job: CopyJob = { path, size: inode.size, inlineTail, dst: this.nextBlk * blksz, tailAt: inode.dataOffset };
-    this.nextBlk += Math.ceil((inode.size - inlineTail) / blksz);
-    this.bytes += inode.size;
-    this.files++;
-    if (!this.worker && this.threaded && (this.files >= START_FILES || this.bytes >= START_BYTES)) this.start();
-    if (!this.worker || this.queued - Atomics.load(this.done, 0) >= BACKLOG_FILES) {
-      this.copyHere(job);
-      return;
-    }
-    this.batch.push(job);
-    if (job.inlineTail > 0) this.unsettled.push({ n: this.queued, job });
-    this.queued++;
-    this.dropSettled();
-    this.batchBytes += inode.size;
-    if (this.batch.length >= BATCH_FILES || this.batchBytes >= BATCH_BYTES) this.post();
-  }
-
-  private copyHere(job: CopyJob): void {
+    this.nextBlk += Math.ceil(blockBytes / blksz);
+    this.bytes += size;
+    if (blockBytes >= KERNEL_COPY_MIN && this.ranges?.threaded && this.ranges.backlog < BACKLOG_FILES && this.copyOnPool(path, size, inlineTail, dst, inode.dataOffset)) return;
     this.buf ??= Buffer.allocUnsafe(BUFFER_BYTES);
-    const tail = runCopy(job, this.writer, this.buf);
-    if (tail) this.ownTails.writeAt(byteOffset(job.tailAt), tail);
-  }
-
-  /** Forgets the tails the thread has written out (the list stays as short as its backlog). */
-  private dropSettled(): void {
-    const onDisk = Atomics.load(this.done, 2);
-    while (this.unsettledHead < this.unsettled.length && this.unsettled[this.unsettledHead]!.n < onDisk) this.unsettledHead++;
-    if (this.unsettledHead > 1024 && this.unsettledHead * 2 > this.unsettled.length) {
-      this.unsettled = this.unsettled.slice(this.unsettledHead);
-      this.unsettledHead = 0;
-    }
+    const tail = copyWholeFile(path, size, inlineTail, byteOffset(dst), this.writer, this.buf);
+    if (tail) this.tailsOut.writeAt(byteOffset(inode.dataOffset), tail);
   }
 
   /**
-   * Every inline tail in the spool, while the thread may still be copying blocks: those of
-   * files it has not reached are read here (it writes the same bytes there when it does).
-   * No more files may be added.
+   * Hands a file's blocks to the thread pool, its tail read here; false for a file with
+   * holes, which is copied here (skipping them).
    */
-  settleTails(): void {
-    this.endJobs();
-    this.buf ??= Buffer.allocUnsafe(BUFFER_BYTES);
-    // From the last: the thread works from the first, and what it has done needs nothing.
-    for (let i = this.unsettled.length - 1; i >= this.unsettledHead; i--) {
-      const { n, job } = this.unsettled[i]!;
-      if (n < Atomics.load(this.done, 2)) break;
-      this.ownTails.writeAt(byteOffset(job.tailAt), readTail(job, this.buf));
+  private copyOnPool(path: Buffer, size: number, inlineTail: number, dst: number, tailAt: number): boolean {
+    const shown = path.toString();
+    const fd = openSource(path, shown);
+    const blockBytes = size - inlineTail;
+    try {
+      if (!allData(fd, blockBytes)) {
+        fs.closeSync(fd);
+        return false;
+      }
+      if (inlineTail > 0) {
+        const tail = Buffer.allocUnsafe(inlineTail);
+        readTailAt(fd, shown, tail, size);
+        this.tailsOut.writeAt(byteOffset(tailAt), tail);
+      }
+    } catch (e) {
+      fs.closeSync(fd);
+      throw e;
     }
-    this.unsettled = [];
-    this.unsettledHead = 0;
-    this.ownTails.flush();
+    this.ranges!.copy({
+      fd,
+      at: 0,
+      dst,
+      length: blockBytes,
+      endedAt: (at) => fileShrank(shown, size, at),
+      settled: (copied) => {
+        try {
+          if (copied) checkSize(fd, shown, size);
+        } finally {
+          fs.closeSync(fd);
+        }
+      },
+    });
+    return true;
+  }
+
+  /** Whether copies are in flight on the thread pool: the next ones start at a turn of the event loop. */
+  get busy(): boolean {
+    return this.ranges?.busy ?? false;
+  }
+
+  /** Every inline tail in the spool (the blocks may still be being copied). No more files may be added. */
+  settleTails(): void {
+    this.tailsOut.flush();
   }
 
   /** Blocks given out so far, right after the superblock's block. */
@@ -204,38 +127,8 @@ export class FileCopier {
     return this.nextBlk - this.firstBlk;
   }
 
-  private post(end = false): void {
-    const m: CopyMessage = { jobs: this.batch, end };
-    this.worker!.postMessage(m);
-    this.batch = [];
-    this.batchBytes = 0;
-  }
-
-  /** No more files: the thread gets its last batch. */
-  private endJobs(): void {
-    if (this.ended) return;
-    this.ended = true;
-    if (this.worker) this.post(true);
-    this.ownTails.flush();
-  }
-
-  /** Waits until every file is in the image and every tail in the spool; returns the file bytes copied. */
-  async finish(): Promise<number> {
-    this.endJobs();
-    await this.finished;
+  /** File bytes placed so far. */
+  get fileBytes(): number {
     return this.bytes;
   }
-
-  /**
-   * Ends the thread; the descriptors it writes to may be closed once this resolves. Not
-   * worker.terminate(): stopped inside a koffi call, the thread would abort the process.
-   */
-  async close(): Promise<void> {
-    if (!this.worker) return;
-    Atomics.store(this.done, 1, 1);
-    const m: CopyMessage = { stop: true };
-    this.worker.postMessage(m);
-    await this.exited;
-  }
 }
-

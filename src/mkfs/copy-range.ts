@@ -61,6 +61,15 @@ export function copyDataRanges(fdIn: number, fdOut: number, offOut: number, len:
   return true;
 }
 
+/**
+ * Whether bytes [0, len) of a file are all data, no hole among them (file systems that
+ * cannot tell holes apart say so of every file). False where lseek cannot be called.
+ */
+export function allData(fd: number, len: number): boolean {
+  const c = load();
+  return !!c && Number(c.lseek(fd, 0, SEEK_DATA)) === 0 && Number(c.lseek(fd, 0, SEEK_HOLE)) >= len;
+}
+
 const ENXIO = 6;
 const EAGAIN = 11;
 const SPLICE_F_MOVE = 1;

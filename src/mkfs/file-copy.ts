@@ -1,13 +1,12 @@
 // Uncompressed file data into the image: the block part straight to its blocks (in the
-// kernel where it can be), the inline tail handed back for the inode writer. Shared by the
-// main thread and the file-copy thread (copy-worker.ts).
+// kernel where it can be), the inline tail handed back for the inode writer.
 
 import * as fs from 'node:fs';
 import { type ByteOffset, byteOffset } from '../format/types.js';
 import { ShortCopyError } from './copy-range.js';
 import { BuildError, describeFsError, fileGrew, fileShrank } from './errors.js';
 
-/** Where file data goes: the image writer, or the copy thread's writer on the same file. */
+/** Where file data goes: the image writer. */
 export interface DataSink {
   writeAt(off: ByteOffset, bytes: Uint8Array): void;
   /** False where the system cannot tell holes apart; ShortCopyError if the source ends first. */
@@ -28,46 +27,15 @@ export interface FileData {
   untouched: boolean;
 }
 
-/** A source file for the file-copy thread (or the walk) to put in place; plain data, to post. */
-export interface CopyJob {
-  path: Uint8Array;
-  size: number;
-  inlineTail: number;
-  /** Byte offset of the file's first block in the image. */
-  dst: number;
-  /** Where its inline tail goes in the tails spool. */
-  tailAt: number;
-}
-
-/** A job's path as a Buffer: posted to a worker, a Buffer arrives as a plain Uint8Array. */
-const jobPath = (job: CopyJob): Buffer => Buffer.from(job.path.buffer, job.path.byteOffset, job.path.byteLength);
-
-/** Copies a job's file into a fresh image and returns its inline tail. */
-export function runCopy(job: CopyJob, image: DataSink, buf: Buffer): Buffer | null {
-  const steps = copyFileData({ path: jobPath(job), size: job.size, inlineTail: job.inlineTail, dst: byteOffset(job.dst), spool: null, untouched: true }, image, buf);
+/** Copies a source file into a fresh image and returns its inline tail. */
+export function copyWholeFile(path: Buffer, size: number, inlineTail: number, dst: ByteOffset, image: DataSink, buf: Buffer): Buffer | null {
+  const steps = copyFileData({ path, size, inlineTail, dst, spool: null, untouched: true }, image, buf);
   let step = steps.next();
   while (!step.done) step = steps.next();
   return step.value;
 }
 
-/** A job's inline tail, read on its own: the last `inlineTail` bytes of the file. */
-export function readTail(job: CopyJob, buf: Buffer): Buffer {
-  const path = jobPath(job);
-  const shown = path.toString();
-  const fd = openSource(path, shown);
-  try {
-    const tail = buf.subarray(0, job.inlineTail);
-    readTailAt(fd, shown, tail, job.size);
-    return tail;
-  } catch (e) {
-    if (e instanceof BuildError) throw e;
-    throw new BuildError(`${shown}: read failed: ${describeFsError(e)}`);
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-
-function openSource(path: Buffer, shown: string): number {
+export function openSource(path: Buffer, shown: string): number {
   try {
     return fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
   } catch (e) {
@@ -76,17 +44,22 @@ function openSource(path: Buffer, shown: string): number {
 }
 
 /** Fills `tail` with the last tail.length bytes of a file of `size` bytes, by position. */
-function readTailAt(fd: number, shown: string, tail: Buffer, size: number): void {
+export function readTailAt(fd: number, shown: string, tail: Buffer, size: number): void {
   const at = size - tail.length;
   for (let got = 0; got < tail.length; ) {
-    const n = fs.readSync(fd, tail, got, tail.length - got, at + got);
+    let n: number;
+    try {
+      n = fs.readSync(fd, tail, got, tail.length - got, at + got);
+    } catch (e) {
+      throw new BuildError(`${shown}: read failed: ${describeFsError(e)}`);
+    }
     if (n === 0) throw fileShrank(shown, size, at + got);
     got += n;
   }
 }
 
 /** Below this, one read and one write cost less than asking the kernel for data ranges. */
-const KERNEL_COPY_MIN = 64 << 10;
+export const KERNEL_COPY_MIN = 64 << 10;
 
 /**
  * Copies a file's block part to the sink and returns its inline tail (null if none). Yields
@@ -199,19 +172,24 @@ function copyInKernel(fd: number, shown: string, f: FileData, sink: DataSink): B
     throw e;
   }
   let tail: Buffer | null = null;
+  if (f.inlineTail > 0) {
+    tail = Buffer.alloc(f.inlineTail);
+    readTailAt(fd, shown, tail, f.size);
+  }
+  checkSize(fd, shown, f.size);
+  return tail;
+}
+
+/** After an in-kernel copy, which cannot notice it: a file that changed size is an error. */
+export function checkSize(fd: number, shown: string, size: number): void {
+  let now: number;
   try {
-    if (f.inlineTail > 0) {
-      tail = Buffer.alloc(f.inlineTail);
-      readTailAt(fd, shown, tail, f.size);
-    }
-    const now = fs.fstatSync(fd).size;
-    if (now < f.size) throw fileShrank(shown, f.size, now);
-    if (now > f.size) throw fileGrew(shown, f.size);
+    now = fs.fstatSync(fd).size;
   } catch (e) {
-    if (e instanceof BuildError) throw e;
     throw new BuildError(`${shown}: read failed: ${describeFsError(e)}`);
   }
-  return tail;
+  if (now < size) throw fileShrank(shown, size, now);
+  if (now > size) throw fileGrew(shown, size);
 }
 
 let zeros = Buffer.alloc(0);

@@ -1,20 +1,25 @@
-// Uncompressed --tar=f from a tar file: big members go into the image by copy_file_range(2)
-// calls made on libuv's thread pool, while the main thread reads on through the headers and
-// then writes the metadata; the kernel copies on another core. A Node worker would cost
-// more to start (a tenth of a second of CPU) than the copies take.
+// Big files into the image by copy_file_range(2) calls made on libuv's thread pool: the
+// kernel copies on another core while the main thread walks on (a tar's headers, a source
+// tree) and then writes the metadata. A Node worker would cost more to start (a tenth of a
+// second of CPU, more on a busy machine) than the copies take.
 
-import { type ByteOffset, byteOffset } from '../format/types.js';
+import { byteOffset } from '../format/types.js';
 import { type AsyncCopy, asyncCopy } from './copy-range.js';
-import { tarEndedEarly } from './errors.js';
 import type { ImageWriter } from './writer.js';
 
-interface Range {
+/** Bytes of a source to copy to `dst` in the image. */
+export interface CopyRange {
   fd: number;
   at: number;
   dst: number;
   length: number;
-  /** The tar, named in errors. */
-  shown: string;
+  /** The error for a source that ends at `at`, before the range does. */
+  endedAt(at: number): Error;
+  /**
+   * Runs once the range is in the image (its checks may throw, failing the build) or will
+   * never be (after a failure, or on close): it releases what the range holds.
+   */
+  settled?(copied: boolean): void;
 }
 
 /**
@@ -26,7 +31,7 @@ const IN_FLIGHT = 4;
 
 export class RangeCopier {
   private readonly copyAsync: AsyncCopy | null = asyncCopy();
-  private queue: Range[] = [];
+  private queue: CopyRange[] = [];
   private head = 0;
   private inFlight = 0;
   private failure: Error | null = null;
@@ -39,18 +44,37 @@ export class RangeCopier {
   constructor(private readonly writer: ImageWriter) {}
 
   /**
-   * Copies `length` bytes at `at` in `fd` to `dst` in the image: queued, or at once where
-   * the calls cannot be made on the thread pool. Throws the failure of an earlier copy.
+   * Copies a range into the image: queued, or at once where the calls cannot be made on the
+   * thread pool. Throws the failure of an earlier copy (the range is settled as not copied).
    */
-  copy(fd: number, at: number, dst: ByteOffset, length: number, shown: string): void {
-    if (this.failure) throw this.failure;
+  copy(r: CopyRange): void {
+    if (this.failure) {
+      r.settled?.(false);
+      throw this.failure;
+    }
     if (!this.copyAsync) {
-      this.copyHere({ fd, at, dst, length, shown });
+      let copied = false;
+      try {
+        this.copyHere(r);
+        copied = true;
+      } finally {
+        r.settled?.(copied);
+      }
       return;
     }
-    this.queue.push({ fd, at, dst, length, shown });
+    this.queue.push(r);
     this.used = true;
     this.pump();
+  }
+
+  /** Whether copies run on the thread pool here (else copy() copies at once). */
+  get threaded(): boolean {
+    return this.copyAsync !== null;
+  }
+
+  /** Ranges queued or in flight. */
+  get backlog(): number {
+    return this.queue.length - this.head + this.inFlight;
   }
 
   /** Whether copies were handed to the thread pool: they may read the source until close(). */
@@ -68,7 +92,7 @@ export class RangeCopier {
 
   private pump(): void {
     // After a failure (or once closed) what is queued is dropped.
-    if (this.failure || this.stopped) this.head = this.queue.length;
+    if (this.failure || this.stopped) while (this.head < this.queue.length) this.settle(this.queue[this.head++]!, false);
     while (this.inFlight < IN_FLIGHT && this.head < this.queue.length) this.issue(this.queue[this.head++]!);
     if (this.head === this.queue.length) {
       this.queue = [];
@@ -77,27 +101,42 @@ export class RangeCopier {
     if (this.inFlight === 0) for (const wake of this.idle.splice(0)) wake();
   }
 
-  private issue(r: Range): void {
+  private issue(r: CopyRange): void {
     this.inFlight++;
     this.copyAsync!(r.fd, r.at, this.writer.descriptor, r.dst, r.length, (n) => {
       this.inFlight--;
+      if (n > 0 && n < r.length) {
+        // The rest in another call, which settles the range.
+        this.issue({ ...r, at: r.at + n, dst: r.dst + n, length: r.length - n });
+        return;
+      }
+      let copied = false;
       try {
-        if (n === r.length) {
-          // done
-        } else if (n > 0) this.issue({ ...r, at: r.at + n, dst: r.dst + n, length: r.length - n });
-        else if (n === 0) throw tarEndedEarly(r.shown);
+        if (n === 0) throw r.endedAt(r.at);
         // Refused (another file system, an old kernel): copied here, which falls back to
         // reads and writes and reports real I/O errors.
-        else this.copyHere(r);
+        if (n < 0) this.copyHere(r);
+        copied = true;
       } catch (e) {
         this.failure ??= e as Error;
       }
+      this.settle(r, copied);
       this.pump();
     });
   }
 
-  private copyHere(r: Range): void {
-    if (this.writer.copyFrom(r.fd, r.at, byteOffset(r.dst), r.length) < r.length) throw tarEndedEarly(r.shown);
+  /** Runs a range's settled(); a failure of its checks fails the build. */
+  private settle(r: CopyRange, copied: boolean): void {
+    try {
+      r.settled?.(copied && !this.failure);
+    } catch (e) {
+      this.failure ??= e as Error;
+    }
+  }
+
+  private copyHere(r: CopyRange): void {
+    const n = this.writer.copyFrom(r.fd, r.at, byteOffset(r.dst), r.length);
+    if (n < r.length) throw r.endedAt(r.at + n);
   }
 
   /** Resolves once nothing is queued or in flight. */

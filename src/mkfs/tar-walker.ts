@@ -10,7 +10,7 @@ import { aclTextToXattr } from '../tar/acl.js';
 import { ByteReader, type SeekableFile } from '../tar/bytes.js';
 import { openTarInput, type TarInput, TarInputError } from '../tar/input.js';
 import { type TarEntry, TarError, TarReader } from '../tar/reader.js';
-import { BuildError } from './errors.js';
+import { BuildError, tarEndedEarly } from './errors.js';
 import type { BuildConfig } from './options.js';
 import { eventLoopTurn } from './event-loop.js';
 import { asChild, childInode, newInode, type TreeEntry, type TreeInode } from './tree.js';
@@ -321,7 +321,7 @@ function writeDirect(
   if (file && blockBytes >= KERNEL_COPY_MIN) {
     // A plain tar file: big files are copied in the kernel, on libuv's thread pool while
     // the walk goes on, and never read here.
-    direct.ranges.copy(file.fd, entry.dataOffset, byteOffset(base), blockBytes, shownSource);
+    direct.ranges.copy({ fd: file.fd, at: entry.dataOffset, dst: base, length: blockBytes, endedAt: () => tarEndedEarly(shownSource) });
     pos = blockBytes;
     const skipped = reader.skipData(blockBytes);
     return skipped ? skipped.then(rest) : rest();

@@ -59,16 +59,19 @@ function joinTerminated(dir: Buffer, name: string): Buffer {
  * messages need the event loop.
  */
 const PAUSE_EVERY_ENTRIES = 512;
+/** ...and after this many while big files are being copied, so the next copies start. */
+const PAUSE_EVERY_ENTRIES_COPYING = 16;
 
 /**
  * Walks the source tree in inode order (directory by directory, depth first, names sorted),
- * pausing every PAUSE_EVERY_ENTRIES entries.
+ * pausing every PAUSE_EVERY_ENTRIES entries, and more often while `copying()` says so.
  * `onSettledFile` sees each regular file whose inode is final as soon as it is found: not
  * hard-linked and without xattrs, so no later entry can change its form.
  */
 export function* walkSource(
   cfg: BuildConfig,
   onSettledFile?: (inode: TreeInode, path: Buffer) => void,
+  copying?: () => boolean,
 ): Generator<number, WalkResult, void> {
   const rootPath = Buffer.from(cfg.source);
   const hardlinks = new Map<string, TreeInode>();
@@ -129,7 +132,7 @@ export function* walkSource(
     const entries: TreeChild[] = [];
     const subdirs: Array<{ inode: TreeInode; path: Buffer; rel: string }> = [];
     for (const name of names) {
-      if (++looked % PAUSE_EVERY_ENTRIES === 0) yield inodeCount;
+      if (++looked % PAUSE_EVERY_ENTRIES === 0 || (looked % PAUSE_EVERY_ENTRIES_COPYING === 0 && copying?.())) yield inodeCount;
       let childRel = '';
       if (excluding) {
         const utf8 = Buffer.from(name, 'latin1').toString();

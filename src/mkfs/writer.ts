@@ -1,6 +1,6 @@
 // The image writer: positional writes into a temporary file beside the image, put in its
 // place only once everything is written. Every write to the output goes through this
-// module: the ImageWriter, or an FdWriter on its descriptor in the file-copy thread.
+// module, but for the copies made on libuv's thread pool (see RangeCopier).
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -65,7 +65,7 @@ const META_CACHE_BLOCKS = 64;
 
 /**
  * Positional writes to one descriptor, neighbours merged into large writes, and in-kernel
- * copies from other files: what the image writer and the file-copy thread share.
+ * copies from other files: the image writer, and the spools' writers.
  */
 export class FdWriter {
   private readonly pending: Buffer;
@@ -215,7 +215,7 @@ export class ImageWriter extends FdWriter {
     return new ImageWriter(target, tempPath, fd);
   }
 
-  /** The image's descriptor, for a thread that writes file data into it (see FileCopier). */
+  /** The image's descriptor, for the copies made on the thread pool (see RangeCopier). */
   get descriptor(): number {
     return this.fd;
   }

@@ -93,8 +93,8 @@ describeIfMount('an image of a directory tree', () => {
     }
   });
 
-  itIfMount('matches its source and gives the same bytes twice when the walk copies files alongside the copy thread', async () => {
-    // More files than the thread may have queued: the walk copies the overflow itself.
+  itIfMount('matches its source and gives the same bytes twice when big files are copied on the thread pool alongside the walk', async () => {
+    // Big files among many small ones, in two directories: copies on the pool and the walk's own interleave.
     const files = Object.fromEntries(
       Array.from({ length: 3000 }, (_, i) => [`f${i}`, i % 500 === 0 ? file({ size: 300_000 + i, pattern: 'random', seed: i }) : file(`${i}\n`.repeat(i % 700))]),
     );
@@ -109,9 +109,8 @@ describeIfMount('an image of a directory tree', () => {
     }
   });
 
-  itIfMount('the inode writer reads the tails of files the copy thread has not reached yet from the files', async () => {
-    // 60 MB of big files walked first keep the thread busy well past the walk; the small
-    // files after them (all tail) are still queued when the metadata is written.
+  itIfMount('big files still being copied when the metadata is written have their tails in place', async () => {
+    // 60 MB of big files walked first keep the thread pool busy past the walk.
     const big = Object.fromEntries(Array.from({ length: 30 }, (_, i) => [`big${i}`, file({ size: (2 << 20) + i, pattern: 'random', seed: i })]));
     const small = Object.fromEntries(Array.from({ length: 1500 }, (_, i) => [`s${i}`, file(`${i}:`.repeat(1 + (i % 900)))]));
     const t = await makeTree(dir({ a: dir(big), b: dir(small) }));

@@ -171,21 +171,6 @@ describe.skipIf(skipUnless(isRoot, 'root (bind mounts, tmpfs, other users)'))('f
     }
   });
 
-  it('a file that changes size while the file-copy thread reads it', async () => {
-    // Past the first 200 files the thread copies them; the last one is its to fail on.
-    const many = Object.fromEntries(Array.from({ length: 300 }, (_, i) => [`f${String(i).padStart(3, '0')}`, file(`${i}`)]));
-    const t = await makeTree(dir({ ...many, 'zz-shrinking': file('') }));
-    execFileSync('mount', ['--bind', '/sys/kernel/uevent_seqnum', t.path('zz-shrinking')]);
-    try {
-      writeFileSync(image(), 'previous image');
-      const r = await cli([image(), t.root]);
-      expectCleanFailure(r, t.path('zz-shrinking'), /shrank while being read/, out.dir, image());
-    } finally {
-      execFileSync('umount', [t.path('zz-shrinking')]);
-      await t.cleanup();
-    }
-  });
-
   it('a full disk', async () => {
     const small = `${out.dir}/small`;
     mkdirSync(small);

@@ -1,7 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { closeSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { afterAll, describe, expect, it, vi } from 'vitest';
-import { byteOffset } from '../../src/format/types.js';
 import { ImageWriter } from '../../src/mkfs/writer.js';
 import { scratchDir } from '../helpers/build.js';
 
@@ -31,11 +30,14 @@ describe('copying ranges of a tar file where the thread pool cannot', () => {
     const fd = openSync(`${out.dir}/${name}.tar`, 'r');
     const w = ImageWriter.create(`${out.dir}/${name}.img`);
     const ranges = new RangeCopier(w);
-    ranges.copy(fd, 4096, byteOffset(65536), 300_000, `${name}.tar`);
-    ranges.copy(fd, 512, byteOffset(0), 65536, `${name}.tar`);
+    const settled: boolean[] = [];
+    const endedAt = (): Error => new Error('ended early');
+    ranges.copy({ fd, at: 4096, dst: 65536, length: 300_000, endedAt, settled: (copied) => settled.push(copied) });
+    ranges.copy({ fd, at: 512, dst: 0, length: 65536, endedAt, settled: (copied) => settled.push(copied) });
     const pooled = ranges.inUse;
     await ranges.finish();
     await ranges.close();
+    expect(settled).toEqual([true, true]);
     w.setSize(65536 + 300_000);
     w.commit();
     closeSync(fd);

@@ -1,13 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import { closeSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { afterAll, describe, expect, it, vi } from 'vitest';
-import { byteOffset } from '../../src/format/types.js';
-import { BuildError } from '../../src/mkfs/errors.js';
+import { BuildError, tarEndedEarly } from '../../src/mkfs/errors.js';
 import { RangeCopier } from '../../src/mkfs/range-copier.js';
 import { ImageWriter } from '../../src/mkfs/writer.js';
 import { scratchDir } from '../helpers/build.js';
 
-describe('copying ranges of a tar file into the image', () => {
+const tarEnded = (shown: string) => (): Error => tarEndedEarly(shown);
+
+describe('copying ranges of a source into the image', () => {
   const out = scratchDir('erofs-ranges-');
   afterAll(() => out.cleanup());
 
@@ -29,10 +30,12 @@ describe('copying ranges of a tar file into the image', () => {
       { at: 1 << 20, dst: 1 << 20, length: 2 << 20 },
       ...Array.from({ length: 12 }, (_, i) => ({ at: 70000 + i * 1000, dst: 80 * 1024 + i * 4096, length: 1000 })),
     ];
-    for (const r of plan) ranges.copy(fd, r.at, byteOffset(r.dst), r.length, 'three.tar');
+    let settled = 0;
+    for (const r of plan) ranges.copy({ fd, ...r, endedAt: tarEnded('three.tar'), settled: (copied) => (settled += copied ? 1 : 0) });
     expect(ranges.busy).toBe(true);
     await ranges.finish();
     await ranges.close();
+    expect(settled).toBe(plan.length);
     expect(here).not.toHaveBeenCalled();
     w.setSize(3 << 20);
     w.commit();
@@ -41,26 +44,29 @@ describe('copying ranges of a tar file into the image', () => {
     for (const r of plan) expect(img.subarray(r.dst, r.dst + r.length).equals(src.subarray(r.at, r.at + r.length))).toBe(true);
   });
 
-  it('a range past the end of the tar fails the build, naming the tar', async () => {
+  it('a range past the end of its source fails the build with the error the range names', async () => {
     const fd = source('short.tar', randomBytes(10_000));
     const w = ImageWriter.create(`${out.dir}/short.img`);
     const ranges = new RangeCopier(w);
-    ranges.copy(fd, 8192, byteOffset(0), 65536, 'short.tar');
+    const settled: boolean[] = [];
+    ranges.copy({ fd, at: 8192, dst: 0, length: 65536, endedAt: tarEnded('short.tar'), settled: (copied) => settled.push(copied) });
     const failed = await ranges.finish().catch((e: unknown) => e);
     expect(failed).toBeInstanceOf(BuildError);
     expect((failed as Error).message).toMatch(/^short\.tar: the tar file ended early/);
-    // A later range is refused with the same error, not copied.
-    expect(() => ranges.copy(fd, 0, byteOffset(0), 4096, 'short.tar')).toThrow(/ended early/);
+    // A later range is refused with the same error, not copied; both are settled as not copied.
+    expect(() => ranges.copy({ fd, at: 0, dst: 0, length: 4096, endedAt: tarEnded('short.tar'), settled: (copied) => settled.push(copied) })).toThrow(/ended early/);
+    expect(settled).toEqual([false, false]);
     await ranges.close();
     w.abort();
     closeSync(fd);
   });
 
-  it('close() drops what is queued, waits for the calls in flight, then releases the tar', async () => {
+  it('close() drops what is queued, settles it, waits for the calls in flight, then releases the tar', async () => {
     const fd = source('many.tar', randomBytes(1 << 20));
     const w = ImageWriter.create(`${out.dir}/many.img`);
     const ranges = new RangeCopier(w);
-    for (let i = 0; i < 64; i++) ranges.copy(fd, i * 16384, byteOffset(i * 16384), 16384, 'many.tar');
+    const settled: boolean[] = [];
+    for (let i = 0; i < 64; i++) ranges.copy({ fd, at: i * 16384, dst: i * 16384, length: 16384, endedAt: tarEnded('many.tar'), settled: (copied) => settled.push(copied) });
     let released = false;
     ranges.releaseAfterClose(() => {
       released = true;
@@ -72,6 +78,9 @@ describe('copying ranges of a tar file into the image', () => {
     await closing;
     expect(released).toBe(true);
     expect(ranges.busy).toBe(false);
+    // Every range is settled, the dropped ones as not copied.
+    expect(settled.length).toBe(64);
+    expect(settled.filter((c) => !c).length).toBeGreaterThan(0);
     w.abort();
   });
 });

@@ -54,7 +54,7 @@ describeIfMount('file data is streamed', () => {
 
   itIfMount("worker threads start whatever Node options the host process was given (--input-type)", async () => {
     // Workers inherit the host's execArgv unless told otherwise, and --input-type makes a
-    // worker script fail to load: both the compression pool and the file-copy thread.
+    // worker script fail to load (the compression pool); an uncompressed build starts none.
     const t = await makeTree(dir({ a: file({ size: 300_000, pattern: 'text', seed: 1 }), b: file({ size: 200_000, pattern: 'random', seed: 2 }) }));
     try {
       for (const compression of ['', '"lz4hc"']) {

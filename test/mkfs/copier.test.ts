@@ -1,0 +1,118 @@
+import { randomBytes } from 'node:crypto';
+import { appendFileSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { afterAll, describe, expect, it, vi } from 'vitest';
+import { geometry } from '../../src/format/types.js';
+import { FileCopier } from '../../src/mkfs/copier.js';
+import { BuildError } from '../../src/mkfs/errors.js';
+import { resolveOptions } from '../../src/mkfs/options.js';
+import { RangeCopier } from '../../src/mkfs/range-copier.js';
+import { newInode, type TreeInode } from '../../src/mkfs/tree.js';
+import { ImageWriter, Spool } from '../../src/mkfs/writer.js';
+import { scratchDir } from '../helpers/build.js';
+
+const g = geometry(12);
+const B = 4096;
+
+describe('copying the files of an uncompressed build from a directory', () => {
+  const out = scratchDir('erofs-copier-');
+  afterAll(() => out.cleanup());
+
+  /** A copier into a fresh image, with the thread pool's copies and a spool for the tails. */
+  const setup = (name: string) => {
+    const cfg = resolveOptions({ image: `${out.dir}/${name}.img`, source: out.dir, timestamp: 0 });
+    const writer = ImageWriter.create(cfg.image);
+    const tails = Spool.beside(writer);
+    const ranges = new RangeCopier(writer);
+    const copier = new FileCopier(cfg, g, writer, tails, ranges);
+    const add = (file: string, bytes: Buffer | null): TreeInode => {
+      const path = `${out.dir}/${name}-${file}`;
+      if (bytes) writeFileSync(path, bytes);
+      const inode = newInode(0o100644, { uid: 0, gid: 0, mtime: 0, mtimeNsec: 0 }, file, null);
+      inode.size = statSync(path).size;
+      copier.add(inode, Buffer.from(path));
+      return inode;
+    };
+    /** Waits for the copies; the image's bytes and the tails spool's. */
+    const finish = async (): Promise<{ image: Buffer; tails: Spool }> => {
+      copier.settleTails();
+      try {
+        await ranges.finish();
+      } finally {
+        await ranges.close();
+      }
+      writer.setSize((1 + copier.blocks) * B);
+      writer.commit();
+      return { image: readFileSync(cfg.image), tails };
+    };
+    return { add, finish, ranges, path: (file: string) => `${out.dir}/${name}-${file}` };
+  };
+
+  it('puts big files on the thread pool and copies small ones itself; blocks follow each other, tails wait in the spool', async () => {
+    const s = setup('mixed');
+    const copy = vi.spyOn(s.ranges, 'copy');
+    const big = randomBytes(300 * 1024 + 123);
+    const small = randomBytes(5000);
+    const bigInode = s.add('big', big);
+    const smallInode = s.add('small', small);
+    expect(copy).toHaveBeenCalledTimes(1);
+    expect(bigInode.dataBlk).toBe(1);
+    expect(smallInode.dataBlk).toBe(1 + Math.floor(big.length / B));
+    const { image, tails } = await s.finish();
+    const bigBlocks = big.length - (big.length % B);
+    expect(image.subarray(B, B + bigBlocks).equals(big.subarray(0, bigBlocks))).toBe(true);
+    expect(tails.read(bigInode.dataOffset, big.length % B).equals(big.subarray(bigBlocks))).toBe(true);
+    const at = smallInode.dataBlk * B;
+    expect(image.subarray(at, at + B).equals(small.subarray(0, B))).toBe(true);
+    expect(tails.read(smallInode.dataOffset, small.length - B).equals(small.subarray(B))).toBe(true);
+  });
+
+  it('a big file that shrinks after it was handed over fails the build, naming it', async () => {
+    const s = setup('shrinks');
+    s.add('file', randomBytes(1 << 20));
+    // Before or after the copy: either way the copy finds the file shorter than walked.
+    truncateSync(s.path('file'), 100_000);
+    const failed = await s.finish().catch((e: unknown) => e);
+    expect(failed).toBeInstanceOf(BuildError);
+    expect((failed as Error).message).toMatch(new RegExp(`^${s.path('file')}: file shrank while being read`));
+  });
+
+  it('a big file that grows after it was handed over fails the build, naming it', async () => {
+    const s = setup('grows');
+    s.add('file', randomBytes(1 << 20));
+    appendFileSync(s.path('file'), 'more');
+    const failed = await s.finish().catch((e: unknown) => e);
+    expect(failed).toBeInstanceOf(BuildError);
+    expect((failed as Error).message).toMatch(new RegExp(`^${s.path('file')}: file grew while being read`));
+  });
+
+  it('a big file with holes is copied by the walk, its holes left unwritten', async () => {
+    const s = setup('sparse');
+    const copy = vi.spyOn(s.ranges, 'copy');
+    const path = s.path('file');
+    const data = randomBytes(B);
+    writeFileSync(path, '');
+    truncateSync(path, 64 << 20);
+    writeFileSync(path, data, { flag: 'r+' });
+    const inode = s.add('file', null);
+    expect(copy).not.toHaveBeenCalled();
+    const { image } = await s.finish();
+    expect(image.subarray(inode.dataBlk * B, inode.dataBlk * B + B).equals(data)).toBe(true);
+    // The image file itself has blocks for the data, not for the 64 MiB hole.
+    expect(statSync(`${out.dir}/sparse.img`).blocks * 512).toBeLessThan(1 << 20);
+  });
+
+  it('with many big files waiting for the pool, the walk copies the next ones itself', async () => {
+    const s = setup('backlog');
+    const copy = vi.spyOn(s.ranges, 'copy');
+    const files = Array.from({ length: 100 }, (_, i) => randomBytes(65536 + i));
+    const inodes = files.map((f, i) => s.add(`f${i}`, f));
+    // Nothing was copied meanwhile (no turn of the event loop): 64 wait, the walk took the rest.
+    expect(copy).toHaveBeenCalledTimes(64);
+    const { image, tails } = await s.finish();
+    files.forEach((f, i) => {
+      const at = inodes[i]!.dataBlk * B;
+      expect(image.subarray(at, at + 65536).equals(f.subarray(0, 65536))).toBe(true);
+      if (i > 0) expect(tails.read(inodes[i]!.dataOffset, i).equals(f.subarray(65536))).toBe(true);
+    });
+  });
+});
