@@ -8,6 +8,8 @@ const require = createRequire(import.meta.url);
 
 export const zlib = (): typeof import('node:zlib') => require('node:zlib') as typeof import('node:zlib');
 
+export const stream = (): typeof import('node:stream') => require('node:stream') as typeof import('node:stream');
+
 export const workerThreads = (): typeof import('node:worker_threads') =>
   require('node:worker_threads') as typeof import('node:worker_threads');
 

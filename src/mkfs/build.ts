@@ -211,7 +211,7 @@ async function buildFromTree(
     progress.walked(order.length, sourceBytes);
     let zstats: ZdataStats | null = null;
     let dataMs = 0;
-    const io: IoState = { buf: Buffer.allocUnsafe(READ_CHUNK), sinceYield: 0, dataFd };
+    const io: IoState = { buf: Buffer.allocUnsafe(READ_CHUNK), sinceYield: 0, dataFd, copier };
 
     let preDataBlocks = direct ? direct.nextBlk - (superBlockAddr(g) + 1) : (copier?.blocks ?? 0);
     let inlinePclusters = 0;
@@ -577,6 +577,8 @@ interface IoState {
   sinceYield: number;
   /** The tar data spool, where inodes with a dataOffset keep their bytes. */
   dataFd: number | null;
+  /** Copies big source files on the thread pool, in uncompressed builds from a directory. */
+  copier: FileCopier | null;
 }
 
 /**
@@ -607,7 +609,9 @@ function writeData(
   } else if (inode.symlink) {
     content = inode.symlink;
   } else if (isReg(inode) && inode.size > 0) {
-    return streamFile(cfg, g, p, w, io, true);
+    // Hard-linked files and files with xattrs, placed after the metadata.
+    const pooled = io.dataFd === null ? io.copier?.copyAhead(sourcePath(inode), inode.size, p.inlineTail, p.startBlk * g.blksz) : undefined;
+    return pooled === undefined ? streamFile(cfg, g, p, w, io, true) : pooled;
   }
   if (!content) return null;
   const inlineStart = content.length - p.inlineTail;

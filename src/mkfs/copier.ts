@@ -61,41 +61,44 @@ export class FileCopier {
     const { blksz } = this.g;
     const inline = plannedInlineTail(this.cfg, this.g, inode);
     const inlineTail = inline ? size % blksz : 0;
-    const blockBytes = size - inlineTail;
     const dst = this.nextBlk * blksz;
     inode.dataBlk = this.nextBlk;
     inode.dataOffset = inline ? this.tails.reserve(inlineTail) : -1;
-    this.nextBlk += Math.ceil(blockBytes / blksz);
+    this.nextBlk += Math.ceil((size - inlineTail) / blksz);
     this.bytes += size;
-    if (blockBytes >= KERNEL_COPY_MIN && this.ranges?.threaded && this.ranges.backlog < BACKLOG_FILES && this.copyOnPool(path, size, inlineTail, dst, inode.dataOffset)) return;
-    this.buf ??= Buffer.allocUnsafe(BUFFER_BYTES);
-    const tail = copyWholeFile(path, size, inlineTail, byteOffset(dst), this.writer, this.buf);
+    let tail = this.copyAhead(path, size, inlineTail, dst);
+    if (tail === undefined) {
+      this.buf ??= Buffer.allocUnsafe(BUFFER_BYTES);
+      tail = copyWholeFile(path, size, inlineTail, byteOffset(dst), this.writer, this.buf);
+    }
     if (tail) this.tailsOut.writeAt(byteOffset(inode.dataOffset), tail);
   }
 
   /**
-   * Hands a file's blocks to the thread pool, its tail read here; false for a file with
-   * holes, which is copied here (skipping them).
+   * A big file's blocks (at `dst` in the image) handed to the thread pool, its inline tail
+   * read here and returned (null if none); undefined, and nothing done, for a file to copy
+   * another way: small, with holes (copied here, skipping them), or with the pool behind.
    */
-  private copyOnPool(path: Buffer, size: number, inlineTail: number, dst: number, tailAt: number): boolean {
+  copyAhead(path: Buffer, size: number, inlineTail: number, dst: number): Buffer | null | undefined {
+    const blockBytes = size - inlineTail;
+    if (blockBytes < KERNEL_COPY_MIN || !this.ranges?.threaded || this.ranges.backlog >= BACKLOG_FILES) return undefined;
     const shown = path.toString();
     const fd = openSource(path, shown);
-    const blockBytes = size - inlineTail;
+    let tail: Buffer | null = null;
     try {
       if (!allData(fd, blockBytes)) {
         fs.closeSync(fd);
-        return false;
+        return undefined;
       }
       if (inlineTail > 0) {
-        const tail = Buffer.allocUnsafe(inlineTail);
+        tail = Buffer.allocUnsafe(inlineTail);
         readTailAt(fd, shown, tail, size);
-        this.tailsOut.writeAt(byteOffset(tailAt), tail);
       }
     } catch (e) {
       fs.closeSync(fd);
       throw e;
     }
-    this.ranges!.copy({
+    this.ranges.copy({
       fd,
       at: 0,
       dst,
@@ -109,7 +112,7 @@ export class FileCopier {
         }
       },
     });
-    return true;
+    return tail;
   }
 
   /** Whether copies are in flight on the thread pool: the next ones start at a turn of the event loop. */

@@ -2,9 +2,8 @@
 // xz or zstd on the way, chosen by flag or by the stream's magic bytes.
 
 import * as fs from 'node:fs';
-import { Readable } from 'node:stream';
 import type * as Zlib from 'node:zlib';
-import { zlib } from '../builtins.js';
+import { stream, zlib } from '../builtins.js';
 import { loadKoffi } from '../ffi.js';
 import type { BlockingStream, SeekableFile } from './bytes.js';
 
@@ -41,7 +40,7 @@ async function* prepend(first: Buffer, rest: AsyncIterator<Buffer>): AsyncGenera
 }
 
 function throughZlib(src: AsyncIterable<Buffer>, z: Zlib.Gunzip): AsyncIterable<Buffer> {
-  const input = Readable.from(src, { objectMode: false });
+  const input = stream().Readable.from(src, { objectMode: false });
   input.on('error', (e) => z.destroy(e));
   z.on('error', () => input.destroy());
   input.pipe(z);

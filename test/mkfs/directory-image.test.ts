@@ -1,8 +1,9 @@
 import { readdirSync, readFileSync, symlinkSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect } from 'vitest';
+import { afterAll, beforeAll, describe, expect, vi } from 'vitest';
 import { build, expectImageMatches, scratchDir } from '../helpers/build.js';
 import { describeIfMount, itIfMount } from '../helpers/mount.js';
 import { openImage } from '../../src/reader/index.js';
+import { RangeCopier } from '../../src/mkfs/range-copier.js';
 import { dir, file, fullFeatureSpec, hardlink, makeTree, type Tree } from '../helpers/tree.js';
 
 describeIfMount('an image of a directory tree', () => {
@@ -105,6 +106,27 @@ describeIfMount('an image of a directory tree', () => {
       expect(readFileSync(`${out.dir}/many1.erofs`).equals(readFileSync(`${out.dir}/many2.erofs`))).toBe(true);
       await expectImageMatches(`${out.dir}/many1.erofs`, t.root, { expectMtime: () => 0n });
     } finally {
+      await t.cleanup();
+    }
+  });
+
+  itIfMount('big hard-linked files and big files with xattrs, placed after the metadata, are copied on the thread pool too', async () => {
+    const copy = vi.spyOn(RangeCopier.prototype, 'copy');
+    const t = await makeTree(
+      dir({
+        linked: file({ size: (1 << 20) + 77, pattern: 'random', seed: 'l' }),
+        twin: hardlink('linked'),
+        tagged: file({ size: 300_000, pattern: 'text', seed: 't' }, { xattrs: { 'user.k': 'v' } }),
+        plain: file({ size: 200_000, pattern: 'random', seed: 'p' }),
+      }),
+    );
+    try {
+      await build(t.root, `${out.dir}/after-meta.erofs`, { timestamp: 0 });
+      // plain during the walk; linked and tagged while the metadata is written.
+      expect(copy).toHaveBeenCalledTimes(3);
+      await expectImageMatches(`${out.dir}/after-meta.erofs`, t.root, { expectMtime: () => 0n });
+    } finally {
+      copy.mockRestore();
       await t.cleanup();
     }
   });
