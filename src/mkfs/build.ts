@@ -145,7 +145,9 @@ async function buildFromTree(
   let spool: Spool | null = null;
   let feed: ZFeed | null = null;
   let copier: FileCopier | null = null;
-  let ranges: RangeCopier | null = null;
+  // Copies made on libuv's thread pool: big files of uncompressed builds, and output the
+  // compression workers spilled to their scratch files.
+  const ranges = new RangeCopier(writer);
   try {
     const zsetup = cfg.compression ? compressionSetup(cfg, cfg.compression, g) : null;
     // Workers start (threads, modules, libraries) while the tree is walked, once it has
@@ -157,7 +159,7 @@ async function buildFromTree(
         : null;
     // Uncompressed --tar=f: file blocks go straight to the image, ahead of the metadata.
     const direct: DirectData | null =
-      tarData && !cfg.compression ? { writer, g, nextBlk: superBlockAddr(g) + 1, tails: tarData, ranges: (ranges = new RangeCopier(writer)) } : null;
+      tarData && !cfg.compression ? { writer, g, nextBlk: superBlockAddr(g) + 1, tails: tarData, ranges } : null;
     let root: TreeInode;
     let tarBytes = 0;
     const progress = new ProgressCounter(options.onProgress);
@@ -168,7 +170,7 @@ async function buildFromTree(
       // reads the rest; with -z the walk reads the small files compression leaves as they
       // are, and the others are compressed.
       spool = Spool.beside(writer);
-      copier = new FileCopier(cfg, g, writer, spool, zsetup ? null : (ranges = new RangeCopier(writer)));
+      copier = new FileCopier(cfg, g, writer, spool, zsetup ? null : ranges);
       const c = copier;
       const f = feed;
       const onFile =
@@ -234,13 +236,16 @@ async function buildFromTree(
         () => yieldToEventLoop(cfg, io),
         feed,
         progress,
+        ranges,
       );
       // Compressed data starts where the copier would have put blocks: it must have given none.
       if (copier && copier.blocks > 0) throw new Error('internal: the file copier took blocks in a compressed build');
       preDataBlocks = z.preDataBlocks;
       inlinePclusters = z.stats.inlinePclusters;
       zstats = z.stats;
-      // Compression is over: the workers' memory goes before the metadata is written.
+      // Compression is over: the workers' memory goes before the metadata is written (and
+      // their scratch files, once nothing is copied from them).
+      await ranges.finish();
       await feed.close();
       progress.phase = 'writing';
       dataMs = lap();
@@ -255,10 +260,8 @@ async function buildFromTree(
       device,
       chunkedFiles,
     });
-    if (ranges) {
-      await ranges.finish();
-      await ranges.close();
-    }
+    await ranges.finish();
+    await ranges.close();
     if (copier) progress.file(copier.fileBytes);
     writer.commit();
     options.onProgress?.(progress.snapshot());
@@ -278,7 +281,7 @@ async function buildFromTree(
     };
   } catch (e) {
     // Copies in flight write through the image's descriptor: they end first.
-    await ranges?.close();
+    await ranges.close();
     writer.abort();
     throw e;
   } finally {

@@ -45,13 +45,22 @@ export class RangeCopier {
 
   /**
    * Copies a range into the image: queued, or at once where the calls cannot be made on the
-   * thread pool. Throws the failure of an earlier copy (the range is settled as not copied).
+   * thread pool. It lands after every write made to the image before (the writer's merge
+   * buffer goes out first: compressed output can be written over by the file after it);
+   * nothing may write to its range again before finish(). Throws the failure of an earlier
+   * copy (the range is settled as not copied).
    */
   copy(r: CopyRange): void {
     if (this.failure) {
       r.settled?.(false);
       throw this.failure;
     }
+    if (r.length === 0) {
+      // copy_file_range(2) would say 0 bytes, as at the end of the source.
+      r.settled?.(true);
+      return;
+    }
+    this.writer.flush();
     if (!this.copyAsync) {
       let copied = false;
       try {

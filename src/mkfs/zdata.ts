@@ -33,6 +33,7 @@ import {
 import { BuildError, describeFsError, fileGrew, fileShrank } from './errors.js';
 import { type InodePlan, setPrewritten } from './planner.js';
 import { isReg, sourcePath, type TreeInode } from './tree.js';
+import type { RangeCopier } from './range-copier.js';
 import type { ImageWriter, Spool } from './writer.js';
 import type { ZOutcome, ZPool } from './zpool.js';
 import type { ProgressCounter } from './progress.js';
@@ -770,6 +771,8 @@ const isBig = (item: ZWork): boolean => item.job.size >= SEGMENT_BYTES;
  */
 const TURN_MS = 2;
 
+const spillCutShort = (): Error => new Error('internal: spilled output cut short');
+
 /** A segment that takes a worker longer than this is worth sending ahead (see ZFeed). */
 const SLOW_SEGMENT_SECONDS = 1;
 
@@ -783,6 +786,8 @@ function slowSegments(pool: ZPool): boolean {
  * returns how many blocks that took. Workers compress segments in parallel; results are
  * placed in inode order, so the image does not depend on the number of workers. Files
  * compression does not help are written flat in place, over the pclusters tried for them.
+ * Output a worker spilled to its scratch file is copied into place on the thread pool by
+ * `ranges`; everything is in place once its finish() resolves.
  */
 export async function writeCompressedFiles(
   setup: CompressionSetup,
@@ -794,6 +799,7 @@ export async function writeCompressedFiles(
   yieldNow: () => Promise<void>,
   feed: ZFeed,
   progress: ProgressCounter,
+  ranges: RangeCopier,
 ): Promise<{ preDataBlocks: number; stats: ZdataStats }> {
   const first = Math.floor(1024 / g.blksz) + 1;
   let cursor = first;
@@ -818,7 +824,9 @@ export async function writeCompressedFiles(
       if (z.inline) stats.inlinePclusters++;
     } else {
       dirtyEnd = Math.max(dirtyEnd, cursor + res.blocks);
-      // Compression lost: the file goes flat, over the blocks written for it.
+      // Compression lost: the file goes flat, over the blocks written for it, which must
+      // all be there first (a copy still in flight would land over the flat data).
+      await ranges.finish();
       p.startBlk = blockAddr(cursor);
       const tail = held
         ? writeHeldFlat(w, g, p, held)
@@ -859,8 +867,7 @@ export async function writeCompressedFiles(
         res = done.res;
         let at = segStart * g.blksz;
         if (done.spilled) {
-          const length = res.blocks * g.blksz;
-          if (w.copyFrom(done.spilled.fd, done.spilled.offset, byteOffset(at), length) !== length) throw new Error('internal: spilled output cut short');
+          ranges.copy({ fd: done.spilled.fd, at: done.spilled.offset, dst: at, length: res.blocks * g.blksz, endedAt: spillCutShort });
         }
         for (const piece of done.data) {
           w.writeAt(byteOffset(at), piece);
@@ -886,6 +893,7 @@ export async function writeCompressedFiles(
     await place(workPlans[i]!, item.job, { extents, blocks, inline }, held);
   }
   // Blocks a fallen-back file left behind past the end are cleared, not leaked into metadata.
+  await ranges.finish();
   if (dirtyEnd > cursor) w.writeAt(byteOffset(cursor * g.blksz), new Uint8Array((dirtyEnd - cursor) * g.blksz));
   stats.threads = feed.pool?.threads ?? 1;
   return { preDataBlocks: cursor - first, stats };

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, vi } from 'vitest';
 import type { AlgorithmName } from '../../src/compress/index.js';
 import type { BuildOptions } from '../../src/mkfs/options.js';
 import { FileCopier } from '../../src/mkfs/copier.js';
+import { RangeCopier } from '../../src/mkfs/range-copier.js';
 import { ZFeed } from '../../src/mkfs/zdata.js';
 import { ZPool } from '../../src/mkfs/zpool.js';
 import { ImageWriter, Spool } from '../../src/mkfs/writer.js';
@@ -304,7 +305,7 @@ describeIfMount('output waiting on disk for its turn', () => {
   const out = scratchDir();
   afterAll(() => out.cleanup());
 
-  itIfMount('with every result in the spill file, the image is the same as without workers and reads back right; the file is removed', async () => {
+  itIfMount('with every result in the spill file, copied into place on the thread pool, the image is the same as without workers and reads back right; the file is removed', async () => {
     // No output held in memory at all: every batch goes through the spill file.
     const original = ZPool.prototype.compress;
     const compress = vi.spyOn(ZPool.prototype, 'compress').mockImplementation(function (this: ZPool, ...args) {
@@ -312,6 +313,7 @@ describeIfMount('output waiting on disk for its turn', () => {
       return original.apply(this, args);
     });
     const beside = vi.spyOn(Spool, 'beside');
+    const copy = vi.spyOn(RangeCopier.prototype, 'copy');
     const tree = await makeTree(compressionSpec());
     try {
       for (const name of ['lz4hc', 'zstd'] as const) {
@@ -320,10 +322,12 @@ describeIfMount('output waiting on disk for its turn', () => {
         await expectImageMatches(image, tree.root, { fsck: name === 'lz4hc', expectMtime: () => 0n });
       }
       expect(beside.mock.calls.some(([, what]) => what === 'spill')).toBe(true);
+      expect(copy).toHaveBeenCalled();
       expect(readdirSync(out.dir).filter((n) => n.includes('.spill'))).toEqual([]);
     } finally {
       compress.mockRestore();
       beside.mockRestore();
+      copy.mockRestore();
       await tree.cleanup();
     }
   }, 300_000);

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { closeSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { afterAll, describe, expect, it, vi } from 'vitest';
+import { byteOffset } from '../../src/format/types.js';
 import { BuildError, tarEndedEarly } from '../../src/mkfs/errors.js';
 import { RangeCopier } from '../../src/mkfs/range-copier.js';
 import { ImageWriter } from '../../src/mkfs/writer.js';
@@ -42,6 +43,36 @@ describe('copying ranges of a source into the image', () => {
     closeSync(fd);
     const img = readFileSync(`${out.dir}/three.img`);
     for (const r of plan) expect(img.subarray(r.dst, r.dst + r.length).equals(src.subarray(r.at, r.at + r.length))).toBe(true);
+  });
+
+  it('a copy lands after the writes made to its range before it, still in the merge buffer', async () => {
+    const src = randomBytes(3 * 4096);
+    const fd = source('over.bin', src);
+    const w = ImageWriter.create(`${out.dir}/over.img`);
+    const ranges = new RangeCopier(w);
+    // Flat data of a file written first; the next file's output copied over its last blocks.
+    w.writeAt(byteOffset(0), Buffer.alloc(4 * 4096, 0xee));
+    ranges.copy({ fd, at: 0, dst: 4096, length: src.length, endedAt: tarEnded('over.bin') });
+    await ranges.finish();
+    await ranges.close();
+    w.commit();
+    closeSync(fd);
+    const img = readFileSync(`${out.dir}/over.img`);
+    expect(img.subarray(0, 4096).equals(Buffer.alloc(4096, 0xee))).toBe(true);
+    expect(img.subarray(4096).equals(src)).toBe(true);
+  });
+
+  it('an empty range is settled as copied at once', async () => {
+    const fd = source('empty.bin', Buffer.alloc(0));
+    const w = ImageWriter.create(`${out.dir}/empty.img`);
+    const ranges = new RangeCopier(w);
+    const settled: boolean[] = [];
+    ranges.copy({ fd, at: 0, dst: 0, length: 0, endedAt: tarEnded('empty.bin'), settled: (copied) => settled.push(copied) });
+    expect(settled).toEqual([true]);
+    await ranges.finish();
+    await ranges.close();
+    w.abort();
+    closeSync(fd);
   });
 
   it('a range past the end of its source fails the build with the error the range names', async () => {
