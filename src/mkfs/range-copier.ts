@@ -1,7 +1,8 @@
-// Big files into the image by copy_file_range(2) calls made on libuv's thread pool: the
-// kernel copies on another core while the main thread walks on (a tar's headers, a source
-// tree) and then writes the metadata. A Node worker would cost more to start (a tenth of a
-// second of CPU, more on a busy machine) than the copies take.
+// Ranges of other files into the image by copy_file_range(2) calls made on libuv's thread
+// pool: big source files and tar members, and compressed output the workers spilled to
+// their scratch files. The kernel copies on another core while the main thread goes on
+// (walking, placing, writing the metadata). A Node worker would cost more to start (a
+// tenth of a second of CPU, more on a busy machine) than the copies take.
 
 import { byteOffset } from '../format/types.js';
 import { type AsyncCopy, asyncCopy } from './copy-range.js';
