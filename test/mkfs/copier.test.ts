@@ -1,11 +1,12 @@
 import { randomBytes } from 'node:crypto';
-import { appendFileSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { geometry } from '../../src/format/types.js';
 import { FileCopier } from '../../src/mkfs/copier.js';
 import { BuildError } from '../../src/mkfs/errors.js';
 import { resolveOptions } from '../../src/mkfs/options.js';
 import { RangeCopier } from '../../src/mkfs/range-copier.js';
+import { walkSource } from '../../src/mkfs/walker.js';
 import { newInode, type TreeInode } from '../../src/mkfs/tree.js';
 import { ImageWriter, Spool } from '../../src/mkfs/writer.js';
 import { scratchDir } from '../helpers/build.js';
@@ -114,5 +115,20 @@ describe('copying the files of an uncompressed build from a directory', () => {
       expect(image.subarray(at, at + 65536).equals(f.subarray(0, 65536))).toBe(true);
       if (i > 0) expect(tails.read(inodes[i]!.dataOffset, i).equals(f.subarray(65536))).toBe(true);
     });
+  });
+
+  it('the walk pauses every 16 entries while copies are in flight, so the next ones start, and every 512 otherwise', () => {
+    const root = `${out.dir}/pauses`;
+    mkdirSync(root);
+    for (let i = 0; i < 100; i++) writeFileSync(`${root}/f${i}`, `${i}`);
+    const cfg = resolveOptions({ image: `${out.dir}/pauses.img`, source: root, timestamp: 0 });
+    const pauses = (copying: boolean): number => {
+      const walk = walkSource(cfg, undefined, () => copying);
+      let n = 0;
+      while (!walk.next().done) n++;
+      return n;
+    };
+    expect(pauses(true)).toBe(Math.floor(100 / 16));
+    expect(pauses(false)).toBe(0);
   });
 });
