@@ -166,9 +166,10 @@ async function buildFromTree(
     feed = zsetup ? new ZFeed(makePool, zsetup.setup, g) : null;
     if (cfg.tar) ({ root, tarBytes } = await walkTar(cfg, tarData, direct, (n) => progress.scanned(n)));
     else {
-      // While the walk goes on, big files are copied on libuv's thread pool and the walk
-      // reads the rest; with -z the walk reads the small files compression leaves as they
-      // are, and the others are compressed.
+      // While the walk goes on, big files are copied on libuv's thread pool and the rest
+      // read by the walk (or, in a tree of thousands of files, by a thread of their own);
+      // with -z the walk reads the small files compression leaves as they are, and the
+      // others are compressed.
       spool = Spool.beside(writer);
       copier = new FileCopier(cfg, g, writer, spool, zsetup ? null : ranges);
       const c = copier;
@@ -254,15 +255,18 @@ async function buildFromTree(
       superBytes: EROFS_SUPER_BASE_SIZE + (zsetup?.cfgs.length ?? 0) + (device ? EROFS_DEVT_SLOT_SIZE : 0),
       preDataBlocks,
     });
-    // Big files may still be being copied: the metadata is written meanwhile.
+    // Files may still be being copied: the metadata is written meanwhile.
     copier?.settleTails();
     await writeImage(cfg, layout, writer, direct ? direct.tails : spool, io, zsetup ? { ...zsetup, inlinePclusters } : null, progress, {
       device,
       chunkedFiles,
     });
+    if (copier) {
+      progress.file(await copier.finish());
+      await copier.close();
+    }
     await ranges.finish();
     await ranges.close();
-    if (copier) progress.file(copier.fileBytes);
     writer.commit();
     options.onProgress?.(progress.snapshot());
     cfg.log('info', `${cfg.image}: ${layout.plans.length} inodes, ${layout.totalBlocks} blocks`);
@@ -280,7 +284,9 @@ async function buildFromTree(
       timings: { walk: walkMs, plan: planMs, data: dataMs, metadata: lap() },
     };
   } catch (e) {
-    // Copies in flight write through the image's descriptor: they end first.
+    // The copy thread and the copies in flight write through the image's and the spool's
+    // descriptors: they end first.
+    await copier?.close();
     await ranges.close();
     writer.abort();
     throw e;

@@ -1,12 +1,13 @@
 // Uncompressed file data into the image: the block part straight to its blocks (in the
-// kernel where it can be), the inline tail handed back for the inode writer.
+// kernel where it can be), the inline tail handed back for the inode writer. Shared by the
+// main thread and the copy thread (copy-worker.ts).
 
 import * as fs from 'node:fs';
 import { type ByteOffset, byteOffset } from '../format/types.js';
 import { ShortCopyError } from './copy-range.js';
 import { BuildError, describeFsError, fileGrew, fileShrank } from './errors.js';
 
-/** Where file data goes: the image writer. */
+/** Where file data goes: the image writer, or the copy thread's writer on the same file. */
 export interface DataSink {
   writeAt(off: ByteOffset, bytes: Uint8Array): void;
   /** False where the system cannot tell holes apart; ShortCopyError if the source ends first. */
@@ -25,6 +26,39 @@ export interface FileData {
   spool: { fd: number; offset: number } | null;
   /** The destination still reads as zeros, so all-zero runs need not be written. */
   untouched: boolean;
+}
+
+/** A source file for the copy thread (or the walk) to put in place; plain data, to post. */
+export interface CopyJob {
+  path: Uint8Array;
+  size: number;
+  inlineTail: number;
+  /** Byte offset of the file's first block in the image. */
+  dst: number;
+  /** Where its inline tail goes in the tails spool. */
+  tailAt: number;
+}
+
+/** A job's path as a Buffer: posted to a worker, a Buffer arrives as a plain Uint8Array. */
+const jobPath = (job: CopyJob): Buffer => Buffer.from(job.path.buffer, job.path.byteOffset, job.path.byteLength);
+
+/** Copies a job's file into a fresh image and returns its inline tail. */
+export function runCopy(job: CopyJob, image: DataSink, buf: Buffer): Buffer | null {
+  return copyWholeFile(jobPath(job), job.size, job.inlineTail, byteOffset(job.dst), image, buf);
+}
+
+/** A job's inline tail, read on its own: the last `inlineTail` bytes of the file (in `buf`). */
+export function readTail(job: CopyJob, buf: Buffer): Buffer {
+  const path = jobPath(job);
+  const shown = path.toString();
+  const fd = openSource(path, shown);
+  try {
+    const tail = buf.subarray(0, job.inlineTail);
+    readTailAt(fd, shown, tail, job.size);
+    return tail;
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 /** Copies a source file into a fresh image and returns its inline tail. */

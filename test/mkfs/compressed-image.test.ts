@@ -221,8 +221,9 @@ describeIfMount('small files of a compressed build', () => {
     out.cleanup();
   });
 
-  itIfMount('files smaller than a block that compression leaves whole are copied by the walk', async () => {
+  itIfMount('files smaller than a block that compression leaves whole are copied by the walk, with no copy thread', async () => {
     const add = vi.spyOn(FileCopier.prototype, 'add');
+    const start = vi.spyOn(FileCopier.prototype as unknown as { start(): void }, 'start');
     const small = Object.fromEntries(Array.from({ length: 300 }, (_, i) => [`s${i}`, file({ size: 1 + i * 13, pattern: 'text', seed: `s${i}` })]));
     const tree = await makeTree(
       dir({
@@ -241,6 +242,7 @@ describeIfMount('small files of a compressed build', () => {
       // Two builds; each offers the 299 small files not hard-linked (s1 is), and not the
       // exact block, the compressed file or the one with xattrs.
       expect(add).toHaveBeenCalledTimes(2 * 299);
+      expect(start).not.toHaveBeenCalled();
       await expectImageMatches(image, tree.root, { fsck: true, expectMtime: () => 0n });
     } finally {
       await tree.cleanup();

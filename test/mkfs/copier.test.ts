@@ -18,18 +18,22 @@ describe('copying the files of an uncompressed build from a directory', () => {
   const out = scratchDir('erofs-copier-');
   afterAll(() => out.cleanup());
 
-  /** A copier into a fresh image, with the thread pool's copies and a spool for the tails. */
-  const setup = (name: string) => {
+  /**
+   * A copier into a fresh image, with the thread pool's copies and a spool for the tails;
+   * the copy thread starts after `threadAfter` files copied by the walk.
+   */
+  const setup = (name: string, threadAfter?: number) => {
     const cfg = resolveOptions({ image: `${out.dir}/${name}.img`, source: out.dir, timestamp: 0 });
     const writer = ImageWriter.create(cfg.image);
     const tails = Spool.beside(writer);
     const ranges = new RangeCopier(writer);
-    const copier = new FileCopier(cfg, g, writer, tails, ranges);
-    const add = (file: string, bytes: Buffer | null): TreeInode => {
+    const copier = new FileCopier(cfg, g, writer, tails, ranges, threadAfter);
+    /** Adds a file, written first unless `bytes` is null; `claimed` is the size the walk saw. */
+    const add = (file: string, bytes: Buffer | null, claimed?: number): TreeInode => {
       const path = `${out.dir}/${name}-${file}`;
       if (bytes) writeFileSync(path, bytes);
       const inode = newInode(0o100644, { uid: 0, gid: 0, mtime: 0, mtimeNsec: 0 }, file, null);
-      inode.size = statSync(path).size;
+      inode.size = claimed ?? statSync(path).size;
       copier.add(inode, Buffer.from(path));
       return inode;
     };
@@ -37,8 +41,10 @@ describe('copying the files of an uncompressed build from a directory', () => {
     const finish = async (): Promise<{ image: Buffer; tails: Spool }> => {
       copier.settleTails();
       try {
+        await copier.finish();
         await ranges.finish();
       } finally {
+        await copier.close();
         await ranges.close();
       }
       writer.setSize((1 + copier.blocks) * B);
@@ -115,6 +121,30 @@ describe('copying the files of an uncompressed build from a directory', () => {
       expect(image.subarray(at, at + 65536).equals(f.subarray(0, 65536))).toBe(true);
       if (i > 0) expect(tails.read(inodes[i]!.dataOffset, i).equals(f.subarray(65536))).toBe(true);
     });
+  });
+
+  it('past the files the walk copies itself, a thread copies the rest; the tails it has not written yet are read for the inode writer', async () => {
+    const s = setup('threaded', 10);
+    const files = Array.from({ length: 300 }, (_, i) => randomBytes(1 + ((i * 977) % 9000)));
+    const inodes = files.map((f, i) => s.add(`f${i}`, f));
+    const { image, tails } = await s.finish();
+    files.forEach((f, i) => {
+      // A tail too long to go inline is in a block of its own.
+      const inline = inodes[i]!.dataOffset >= 0;
+      const blockBytes = inline ? f.length - (f.length % B) : f.length;
+      const at = inodes[i]!.dataBlk * B;
+      expect(image.subarray(at, at + blockBytes).equals(f.subarray(0, blockBytes))).toBe(true);
+      if (inline) expect(tails.read(inodes[i]!.dataOffset, f.length % B).equals(f.subarray(blockBytes))).toBe(true);
+    });
+  });
+
+  it('a file shorter than walked, copied by the thread, fails the build naming it', async () => {
+    const s = setup('thread-short', 2);
+    for (let i = 0; i < 5; i++) s.add(`f${i}`, randomBytes(100));
+    s.add('short', randomBytes(100), 5000);
+    const failed = await s.finish().catch((e: unknown) => e);
+    expect(failed).toBeInstanceOf(BuildError);
+    expect((failed as Error).message).toMatch(new RegExp(`^${s.path('short')}: file shrank while being read`));
   });
 
   it('the walk pauses every 16 entries while copies are in flight, so the next ones start, and every 512 otherwise', () => {
