@@ -183,7 +183,7 @@ async function buildFromTree(
           : (inode: TreeInode, path: Buffer): void => c.add(inode, path);
       feed?.hold();
       try {
-        const walk = walkSource(cfg, onFile, () => c.busy);
+        const walk = walkSource(cfg, onFile, () => ranges.busy);
         for (let step = walk.next(); ; step = walk.next()) {
           if (step.done) {
             root = step.value.root;

@@ -13,7 +13,7 @@ import { workerThreads } from '../builtins.js';
 import { type BlockGeometry, byteOffset } from '../format/types.js';
 import { allData } from './copy-range.js';
 import { BuildError, fileShrank } from './errors.js';
-import { checkSize, type CopyJob, copyWholeFile, KERNEL_COPY_MIN, openSource, readTail, readTailAt } from './file-copy.js';
+import { checkSize, type CopyJob, KERNEL_COPY_MIN, openSource, readTail, readTailAt, runCopy } from './file-copy.js';
 import type { BuildConfig } from './options.js';
 import { plannedInlineTail, superBlockAddr } from './planner.js';
 import type { RangeCopier } from './range-copier.js';
@@ -166,7 +166,7 @@ export class FileCopier {
       const job: CopyJob = { path, size, inlineTail, dst, tailAt: inode.dataOffset };
       if (this.toThread(job)) return;
       this.buf ??= Buffer.allocUnsafe(BUFFER_BYTES);
-      tail = copyWholeFile(path, size, inlineTail, byteOffset(dst), this.writer, this.buf);
+      tail = runCopy(job, this.writer, this.buf);
       this.copiedHere++;
     }
     if (tail) this.tailsOut.writeAt(byteOffset(inode.dataOffset), tail);
@@ -235,11 +235,6 @@ export class FileCopier {
       this.unsettled = this.unsettled.slice(this.unsettledHead);
       this.unsettledHead = 0;
     }
-  }
-
-  /** Whether copies are in flight on the thread pool: the next ones start at a turn of the event loop. */
-  get busy(): boolean {
-    return this.ranges?.busy ?? false;
   }
 
   /**

@@ -44,7 +44,10 @@ const jobPath = (job: CopyJob): Buffer => Buffer.from(job.path.buffer, job.path.
 
 /** Copies a job's file into a fresh image and returns its inline tail. */
 export function runCopy(job: CopyJob, image: DataSink, buf: Buffer): Buffer | null {
-  return copyWholeFile(jobPath(job), job.size, job.inlineTail, byteOffset(job.dst), image, buf);
+  const steps = copyFileData({ path: jobPath(job), size: job.size, inlineTail: job.inlineTail, dst: byteOffset(job.dst), spool: null, untouched: true }, image, buf);
+  let step = steps.next();
+  while (!step.done) step = steps.next();
+  return step.value;
 }
 
 /** A job's inline tail, read on its own: the last `inlineTail` bytes of the file (in `buf`). */
@@ -59,14 +62,6 @@ export function readTail(job: CopyJob, buf: Buffer): Buffer {
   } finally {
     fs.closeSync(fd);
   }
-}
-
-/** Copies a source file into a fresh image and returns its inline tail. */
-export function copyWholeFile(path: Buffer, size: number, inlineTail: number, dst: ByteOffset, image: DataSink, buf: Buffer): Buffer | null {
-  const steps = copyFileData({ path, size, inlineTail, dst, spool: null, untouched: true }, image, buf);
-  let step = steps.next();
-  while (!step.done) step = steps.next();
-  return step.value;
 }
 
 export function openSource(path: Buffer, shown: string): number {
