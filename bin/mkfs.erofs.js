@@ -31,10 +31,16 @@ process.on('worker', (worker) => {
   worker.once('exit', stop);
 });
 
+// The code cache (load-bundle.js) is saved after a build, from the functions still compiled
+// then: V8 would drop the bytecode of functions a long build stopped calling (the walk's,
+// after a minute of compression), and the next start would compile them again.
+v8.setFlagsFromString('--no-flush-bytecode');
+
 const { loadBundle } = require('./load-bundle.js');
 
 const bundle = loadBundle(require('node:path').join(__dirname, '../dist/cjs/mkfs.cjs'));
 bundle.exports.main(process.argv.slice(2)).then((code) => {
   process.exitCode = code;
-  bundle.saveCache();
+  // A failed build may have stopped short of its paths' code: it adds no path to the cache.
+  bundle.saveCache(code === 0 ? bundle.exports.codePaths() : []);
 });

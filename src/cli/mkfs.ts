@@ -308,6 +308,21 @@ function jsonReport(r: BuildResult, o: BuildOptions) {
 
 const LEVELS: Record<LogLevel, number> = { error: 0, warn: 2, info: 3, debug: 7 };
 
+let ranPaths: string[] = [];
+
+/**
+ * The code paths the last main() took, for the CLI's code cache (bin/load-bundle.js): the
+ * source kind and the algorithms, which between them pick nearly all the code a build runs.
+ */
+export function codePaths(): string[] {
+  return ranPaths;
+}
+
+function codePathsOf(o: BuildOptions): string[] {
+  const source = o.tar ? `tar-${o.tar.mode}` : 'dir';
+  return [source, ...(o.tar?.mode === 'full' || !o.tar ? (o.compression ?? []).map((c) => c.name) : [])];
+}
+
 export async function main(argv: readonly string[]): Promise<number> {
   buildOnWithoutOutput();
   let parsed: Parsed;
@@ -322,6 +337,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     return 1;
   }
   const { options, verbosity, quiet, json } = parsed;
+  ranPaths = codePathsOf(options);
   tuneMalloc();
   const bar = !quiet && process.stderr.isTTY ? new ProgressBar(process.stderr) : null;
   if (bar) options.onProgress = (p) => bar.update(p);

@@ -1,4 +1,4 @@
-import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { afterAll, describe, expect, it } from 'vitest';
 import { scratchDir } from '../helpers/build.js';
@@ -6,7 +6,8 @@ import { scratchDir } from '../helpers/build.js';
 interface Loaded {
   exports: { answer: () => number; file: string };
   cacheUsed: boolean;
-  saveCache(): void;
+  cachedPaths: string[] | null;
+  saveCache(paths?: string[]): void;
 }
 const { loadBundle } = createRequire(import.meta.url)('../../bin/load-bundle.js') as { loadBundle: (file: string) => Loaded };
 
@@ -41,6 +42,30 @@ describe('loading a CLI bundle with its code cache', () => {
     // It saves one for the new bytes.
     changed.saveCache();
     expect(loadBundle(file).cacheUsed).toBe(true);
+  });
+
+  it('a run down a code path the cache lacks saves it again, with every path so far', () => {
+    const file = `${out.dir}/five.cjs`;
+    writeFileSync(file, bundle(5));
+    loadBundle(file).saveCache(['dir']);
+    const tar = loadBundle(file);
+    expect(tar.cachedPaths).toEqual(['dir']);
+    tar.saveCache(['tar-index']);
+    const next = loadBundle(file);
+    expect(next.cacheUsed).toBe(true);
+    expect(next.cachedPaths).toEqual(['dir', 'tar-index']);
+    expect(next.exports.answer()).toBe(5);
+  });
+
+  it('a run down paths the cache has leaves it as it is', () => {
+    const file = `${out.dir}/six.cjs`;
+    writeFileSync(file, bundle(6));
+    loadBundle(file).saveCache(['dir', 'lz4']);
+    const before = statSync(`${file}.cache`, { bigint: true }).mtimeNs;
+    loadBundle(file).saveCache(['lz4']);
+    loadBundle(file).saveCache([]);
+    expect(statSync(`${file}.cache`, { bigint: true }).mtimeNs).toBe(before);
+    expect(loadBundle(file).cachedPaths).toEqual(['dir', 'lz4']);
   });
 
   it('where the cache cannot be written, the bundle still runs and nothing is left behind', () => {
