@@ -24,9 +24,9 @@ export interface CopyRange {
 }
 
 /**
- * Calls in flight at most: koffi keeps this many call stacks ready (more are allocated, a
- * quarter MiB each, up to its limit of 256 calls, past which it ends the process), and the
- * copies all write one file, whose lock lets one at a time through anyway.
+ * Calls in flight at most: koffi keeps call stacks ready for these (KOFFI_ASYNC_POOLS; more
+ * are mapped per call, up to its limit of 256 calls, past which it ends the process), and
+ * the copies all write one file, whose lock lets one at a time through anyway.
  */
 const IN_FLIGHT = 4;
 

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { closeSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { afterAll, describe, expect, it, vi } from 'vitest';
+import { KOFFI_ASYNC_POOLS, loadKoffi } from '../../src/ffi.js';
 import { byteOffset } from '../../src/format/types.js';
 import { BuildError, tarEndedEarly } from '../../src/mkfs/errors.js';
 import { RangeCopier } from '../../src/mkfs/range-copier.js';
@@ -17,6 +18,10 @@ describe('copying ranges of a source into the image', () => {
     writeFileSync(`${out.dir}/${name}`, bytes);
     return openSync(`${out.dir}/${name}`, 'r');
   };
+
+  it('koffi keeps a call stack ready for every call in flight and the one issued from a callback', () => {
+    expect(loadKoffi().config().resident_async_pools).toBeGreaterThanOrEqual(KOFFI_ASYNC_POOLS);
+  });
 
   it('puts every range at its place, copied off the main thread, and is done when finish() resolves', async () => {
     const src = randomBytes(3 << 20);
