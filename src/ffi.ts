@@ -45,7 +45,13 @@ export const KOFFI_ASYNC_POOLS = 8;
 
 function keepAsyncPools(koffi: Koffi): void {
   const config = koffi.config();
-  if ((config.resident_async_pools ?? 0) < KOFFI_ASYNC_POOLS) koffi.config({ ...config, resident_async_pools: KOFFI_ASYNC_POOLS });
+  if ((config.resident_async_pools ?? 0) >= KOFFI_ASYNC_POOLS) return;
+  try {
+    koffi.config({ ...config, resident_async_pools: KOFFI_ASYNC_POOLS });
+  } catch {
+    // koffi takes no settings once a library is loaded (a host that used it first, as a
+    // library's host may): calls then only cost more.
+  }
 }
 
 /** The native module koffi ships for this machine, if it is there and of the same version. */

@@ -1,7 +1,9 @@
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it, vi } from 'vitest';
-import { KOFFI_ASYNC_POOLS, loadKoffi } from '../../src/ffi.js';
+import { KOFFI_ASYNC_POOLS } from '../../src/ffi.js';
 import { byteOffset } from '../../src/format/types.js';
 import { BuildError, tarEndedEarly } from '../../src/mkfs/errors.js';
 import { RangeCopier } from '../../src/mkfs/range-copier.js';
@@ -19,8 +21,17 @@ describe('copying ranges of a source into the image', () => {
     return openSync(`${out.dir}/${name}`, 'r');
   };
 
+  // In processes of their own: koffi takes settings only before its first library is loaded.
+  const ffi = pathToFileURL(fileURLToPath(new URL('../../dist/ffi.js', import.meta.url))).href;
+  const poolsAfter = (before: string): number =>
+    Number(execFileSync(process.execPath, ['-e', `${before}; import('${ffi}').then((m) => console.log(m.loadKoffi().config().resident_async_pools))`], { encoding: 'utf8' }));
+
   it('koffi keeps a call stack ready for every call in flight and the one issued from a callback', () => {
-    expect(loadKoffi().config().resident_async_pools).toBeGreaterThanOrEqual(KOFFI_ASYNC_POOLS);
+    expect(poolsAfter('')).toBeGreaterThanOrEqual(KOFFI_ASYNC_POOLS);
+  });
+
+  it('koffi that a host loaded a library with first is used as it is', () => {
+    expect(poolsAfter(`require('koffi').load('libc.so.6')`)).toBe(4);
   });
 
   it('puts every range at its place, copied off the main thread, and is done when finish() resolves', async () => {
