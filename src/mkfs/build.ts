@@ -69,7 +69,7 @@ import {
   NativeLibraryError,
 } from '../compress/index.js';
 import { inodeOrder, isDir, isReg, sourcePath, type TreeInode } from './tree.js';
-import { walkSource } from './walker.js';
+import { WalkProgress, walkSource } from './walker.js';
 import { type DirectData, walkTar } from './tar-walker.js';
 import { planChunkedFiles } from './chunks.js';
 import { EROFS_DEVT_SLOT_SIZE, encodeDeviceSlot } from '../format/chunk.js';
@@ -171,7 +171,8 @@ async function buildFromTree(
       // with -z the walk reads the small files compression leaves as they are, and the
       // others are compressed.
       spool = Spool.beside(writer);
-      copier = new FileCopier(cfg, g, writer, spool, zsetup ? null : ranges);
+      const walked = new WalkProgress();
+      copier = new FileCopier(cfg, g, writer, spool, zsetup ? null : ranges, undefined, () => walked.entriesLeft());
       const c = copier;
       const f = feed;
       const onFile =
@@ -183,7 +184,7 @@ async function buildFromTree(
           : (inode: TreeInode, path: Buffer): void => c.add(inode, path);
       feed?.hold();
       try {
-        const walk = walkSource(cfg, onFile, () => ranges.busy);
+        const walk = walkSource(cfg, onFile, () => ranges.busy, walked);
         for (let step = walk.next(); ; step = walk.next()) {
           if (step.done) {
             root = step.value.root;

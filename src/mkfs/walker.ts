@@ -62,6 +62,22 @@ const PAUSE_EVERY_ENTRIES = 512;
 /** ...and after this many while big files are being copied, so the next copies start. */
 const PAUSE_EVERY_ENTRIES_COPYING = 16;
 
+/** How far a walk has got, updated as it goes: what is left of it can be estimated. */
+export class WalkProgress {
+  dirsWalked = 0;
+  /** Names in the directories walked (or being walked). */
+  namesSeen = 0;
+  /** Directories found and not walked yet. */
+  dirsPending = 0;
+  /** Names of the directory being walked not looked at yet. */
+  namesLeftHere = 0;
+
+  /** Entries still to come, taking every directory not walked yet to be as big as the average so far. */
+  entriesLeft(): number {
+    return this.namesLeftHere + (this.dirsWalked === 0 ? 0 : (this.dirsPending * this.namesSeen) / this.dirsWalked);
+  }
+}
+
 /**
  * Walks the source tree in inode order (directory by directory, depth first, names sorted),
  * pausing every PAUSE_EVERY_ENTRIES entries, and more often while `copying()` says so.
@@ -72,6 +88,7 @@ export function* walkSource(
   cfg: BuildConfig,
   onSettledFile?: (inode: TreeInode, path: Buffer) => void,
   copying?: () => boolean,
+  progress = new WalkProgress(),
 ): Generator<number, WalkResult, void> {
   const rootPath = Buffer.from(cfg.source);
   const hardlinks = new Map<string, TreeInode>();
@@ -129,9 +146,14 @@ export function* walkSource(
       throw new BuildError(`${path.toString()}: cannot read directory: ${describeFsError(e)}`);
     }
     names.sort();
+    progress.dirsWalked++;
+    progress.namesSeen += names.length;
+    progress.dirsPending = stack.length;
+    progress.namesLeftHere = names.length;
     const entries: TreeChild[] = [];
     const subdirs: Array<{ inode: TreeInode; path: Buffer; rel: string }> = [];
     for (const name of names) {
+      progress.namesLeftHere--;
       if (++looked % PAUSE_EVERY_ENTRIES === 0 || (looked % PAUSE_EVERY_ENTRIES_COPYING === 0 && copying?.())) yield inodeCount;
       let childRel = '';
       if (excluding) {
@@ -164,7 +186,10 @@ export function* walkSource(
       }
       child.nlink++;
       entries.push(asChild(name, child));
-      if (type === S_IFDIR) subdirs.push({ inode: child, path: childPath, rel: childRel });
+      if (type === S_IFDIR) {
+        subdirs.push({ inode: child, path: childPath, rel: childRel });
+        progress.dirsPending++;
+      }
       else if (type === S_IFREG && !linked && child.xattrs.length === 0) onSettledFile?.(child, childPath);
     }
     dir.children = entries;

@@ -6,7 +6,7 @@ import { FileCopier } from '../../src/mkfs/copier.js';
 import { BuildError } from '../../src/mkfs/errors.js';
 import { resolveOptions } from '../../src/mkfs/options.js';
 import { RangeCopier } from '../../src/mkfs/range-copier.js';
-import { walkSource } from '../../src/mkfs/walker.js';
+import { WalkProgress, walkSource } from '../../src/mkfs/walker.js';
 import { newInode, type TreeInode } from '../../src/mkfs/tree.js';
 import { ImageWriter, Spool } from '../../src/mkfs/writer.js';
 import { scratchDir } from '../helpers/build.js';
@@ -22,12 +22,12 @@ describe('copying the files of an uncompressed build from a directory', () => {
    * A copier into a fresh image, with the thread pool's copies and a spool for the tails;
    * the copy thread starts after `threadAfter` files copied by the walk.
    */
-  const setup = (name: string, threadAfter?: number) => {
+  const setup = (name: string, threadAfter?: number, entriesLeft?: () => number) => {
     const cfg = resolveOptions({ image: `${out.dir}/${name}.img`, source: out.dir, timestamp: 0 });
     const writer = ImageWriter.create(cfg.image);
     const tails = Spool.beside(writer);
     const ranges = new RangeCopier(writer);
-    const copier = new FileCopier(cfg, g, writer, tails, ranges, threadAfter);
+    const copier = new FileCopier(cfg, g, writer, tails, ranges, threadAfter, entriesLeft);
     /** Adds a file, written first unless `bytes` is null; `claimed` is the size the walk saw. */
     const add = (file: string, bytes: Buffer | null, claimed?: number): TreeInode => {
       const path = `${out.dir}/${name}-${file}`;
@@ -136,6 +136,57 @@ describe('copying the files of an uncompressed build from a directory', () => {
       expect(image.subarray(at, at + blockBytes).equals(f.subarray(0, blockBytes))).toBe(true);
       if (inline) expect(tails.read(inodes[i]!.dataOffset, f.length % B).equals(f.subarray(blockBytes))).toBe(true);
     });
+  });
+
+  it('no thread starts when the walk has few entries left to come, and the walk copies every file', async () => {
+    const threads = vi.fn();
+    process.on('worker', threads);
+    try {
+      const s = setup('few-left', 10, () => 8191);
+      const files = Array.from({ length: 100 }, (_, i) => randomBytes(1 + i * 37));
+      const inodes = files.map((f, i) => s.add(`f${i}`, f));
+      const { image, tails } = await s.finish();
+      expect(threads).not.toHaveBeenCalled();
+      files.forEach((f, i) => {
+        const blockBytes = f.length - (f.length % B);
+        const at = inodes[i]!.dataBlk * B;
+        expect(image.subarray(at, at + blockBytes).equals(f.subarray(0, blockBytes))).toBe(true);
+        expect(tails.read(inodes[i]!.dataOffset, f.length % B).equals(f.subarray(blockBytes))).toBe(true);
+      });
+    } finally {
+      process.off('worker', threads);
+    }
+  });
+
+  it('the thread starts once the walk has copied its share and has many entries left to come', async () => {
+    const threads = vi.fn();
+    process.on('worker', threads);
+    try {
+      const s = setup('many-left', 10, () => 8192);
+      for (let i = 0; i < 20; i++) s.add(`f${i}`, randomBytes(100));
+      await s.finish();
+      expect(threads).toHaveBeenCalledTimes(1);
+    } finally {
+      process.off('worker', threads);
+    }
+  });
+
+  it('the walk estimates the entries left from the average directory so far', () => {
+    const root = `${out.dir}/estimate`;
+    for (let d = 0; d < 10; d++) {
+      mkdirSync(`${root}/d${d}`, { recursive: true });
+      for (let f = 0; f < 50; f++) writeFileSync(`${root}/d${d}/f${String(f).padStart(2, '0')}`, 'x');
+    }
+    const cfg = resolveOptions({ image: `${out.dir}/estimate.img`, source: root, timestamp: 0 });
+    const progress = new WalkProgress();
+    const seen: number[] = [];
+    const walk = walkSource(cfg, (inode) => {
+      if (inode.name === 'f00') seen.push(progress.entriesLeft());
+    }, undefined, progress);
+    while (!walk.next().done);
+    // In d2, first file: 49 names left there, 7 directories to come, 160 names in the 4 walked.
+    expect(seen[2]).toBe(49 + (7 * 160) / 4);
+    expect(progress.entriesLeft()).toBe(0);
   });
 
   it('a file shorter than walked, copied by the thread, fails the build naming it', async () => {
