@@ -33,6 +33,16 @@ describeIfMount('a real root file system', () => {
     await expectImageMatches(image, tree.root);
   }, 600_000);
 
+  // Compressed, through the worker threads, 16 MiB segments of big files and output spilled
+  // to scratch files, as users build container layers and OS images.
+  for (const args of [['-zlz4', '--workers=2'], ['-zlz4hc,12', '-C65536', '-Eztailpacking']]) {
+    itIfMount(`${args.join(' ')} mounts with every file's bytes and every entry as in the source`, async () => {
+      const image = `${out.dir}/compressed.erofs`;
+      execFileSync(process.execPath, ['bin/mkfs.erofs.js', '--quiet', ...args, image, tree.root]);
+      await expectImageMatches(image, tree.root);
+    }, 600_000);
+  }
+
   itIfMount('is no larger than the reference mkfs.erofs image with the same options', async () => {
     // Debian's mkfs.erofs 1.5 only writes 4096-byte blocks.
     for (const args of [['-T0'], [], ['-x-1'], ['-T0', '-Enoinline_data'], ['-T0', '-Eforce-inode-extended']]) {

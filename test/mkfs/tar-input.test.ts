@@ -337,7 +337,7 @@ describeIfMount('images from tar streams (--tar)', () => {
     });
   }, 600_000);
 
-  itIfMount('a real root file system as a tar mounts exactly as GNU tar extracts it, in full and index mode', async () => {
+  itIfMount("a real root file system as a tar mounts exactly as GNU tar extracts it, in full mode (also compressed through a pipe with containerd's options) and index mode", async () => {
     const given = process.env.EROFS_REAL_TREE;
     const root = given && existsSync(given) ? given : '/etc';
     if (root === '/etc') console.warn('*** EROFS_REAL_TREE not set: using /etc as the real tree ***');
@@ -348,6 +348,10 @@ describeIfMount('images from tar streams (--tar)', () => {
     const full = img();
     await build(tar, full, { tar: { mode: 'full' } });
     await expectImageMatches(full, extracted);
+    // containerd's command line, compressed, the layer through a pipe on stdin.
+    const piped = img();
+    execFileSync('sh', ['-c', 'cat "$4" | exec "$1" "$2" --tar=f --aufs --quiet -Enoinline_data -zlz4 "$3"', 'sh', process.execPath, CLI, piped, tar]);
+    await expectImageMatches(piped, extracted);
     const index = img();
     await build(tar, index, { tar: { mode: 'index' } });
     const joined = `${out.dir}/root-joined.erofs`;
