@@ -18,8 +18,12 @@ const COALESCE_BYTES = 2 << 20;
 const SPOOL_READ_AHEAD = 256 << 10;
 /** Appends are merged into writes of up to this much. */
 const SPOOL_PENDING_BYTES = 256 << 10;
-/** A spool up to this size is read whole when first read (see Spool.read). */
-const SPOOL_READ_WHOLE = 8 << 20;
+/**
+ * A spool up to this size is read whole when first read (see Spool.read): the inline tails
+ * of a Debian root's 4,900 small files take 8.5 MB, read in one call rather than 5,000
+ * (10-20 ms of a 0.3 s build, for 8 MB more peak RSS).
+ */
+const SPOOL_READ_WHOLE = 16 << 20;
 
 /** Temporary files of builds in progress, so a signal handler can remove them. */
 const activeTemps = new Set<string>();
