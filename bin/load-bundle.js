@@ -6,8 +6,7 @@
 // A run compiles only the functions it calls, so the cache records which code paths the
 // runs that made it took (a directory or a tar, which algorithms): a run down a path it
 // lacks, say --tar=i after a directory build, would compile that path lazily on every start
-// (25-30 ms on a Debian root as a tar), and instead writes the cache again, its functions
-// added to those already in it.
+// (a few ms), and instead writes the cache again, its functions added to those already in it.
 //
 // V8 checks a cache against its own version and flags, but against the source's length only:
 // the cache file holds the source it was made for, and one made for other bytes is never

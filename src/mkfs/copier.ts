@@ -67,9 +67,9 @@ const BUFFER_BYTES = 1 << 20;
  * The thread starts once the walk has read this many files itself, if the walk has at least
  * THREAD_WORTH_ENTRIES entries still to come by its estimate: it costs 80-130 ms of CPU to
  * come online and 15 MB of memory, which a few thousand small files do not win back (a
- * Debian root's 4,900 build as fast without it, 10,000 of a few bytes 0.255 s without it
- * against 0.26 with it from the 4,096th on), and 100,000 win well (2.3 s against 1.8; 1.065
- * s from the 4,096th against 1.115 from the 8,192nd).
+ * Debian root's 4,900 build as fast without it, 10,000 of a few bytes 0.27 s without it
+ * against 0.31 with it from the 8,192nd on), and 100,000 win well (2.3 s against 1.8; 1.175
+ * s from the 4,096th against 1.205 from the 8,192nd).
  */
 const THREAD_START_FILES = 4096;
 const THREAD_WORTH_ENTRIES = 8192;
