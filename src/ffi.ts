@@ -37,9 +37,9 @@ export function loadKoffi(): Koffi {
 /**
  * Memory pools (a call stack and heap each) koffi keeps for calls made on libuv's thread
  * pool. Past them it maps a fresh pool for every call and unmaps it after: about 20 µs of
- * the main thread per call, a fifth of a copy's time on a Debian root, against 5 µs. The
- * range copier keeps four calls in flight and issues the next from a finished call's
- * callback, before koffi has taken that call's pool back: twice that covers it.
+ * the main thread per call in a micro-benchmark, against 5 µs. The range copier keeps four
+ * calls in flight and issues the next from a finished call's callback, before koffi has
+ * taken that call's pool back: twice that covers it.
  */
 export const KOFFI_ASYNC_POOLS = 8;
 
