@@ -32,6 +32,13 @@ export interface BlockingStream {
 /** Reads sized to what is asked: headers take a few KiB, data skipped is never read. */
 const FILE_READ_MIN = 8 << 10;
 const FILE_READ_MAX = 1 << 20;
+/**
+ * A pipe is read at least this much at a time (what it has, if less): nothing of it is
+ * skipped, and headers read 8 KiB at a time cost a Debian root through a pipe 4,500 reads
+ * and as many polls (1,100 at 64 KiB). The data of a big file past it is spliced on (see
+ * pipeMoving).
+ */
+const PIPE_READ_MIN = 64 << 10;
 const SLAB_SIZE = 1 << 20;
 
 export class ByteReader {
@@ -88,7 +95,7 @@ export class ByteReader {
 
   /** One read(2) of up to `limit` bytes (at `pos`, or the stream's position) into the slab. */
   private readInto(fd: number, limit: number, pos: number | null): boolean {
-    const want = Math.min(Math.max(FILE_READ_MIN, Math.min(this.wanted, FILE_READ_MAX)), limit);
+    const want = Math.min(Math.max(pos === null ? PIPE_READ_MIN : FILE_READ_MIN, Math.min(this.wanted, FILE_READ_MAX)), limit);
     if (want <= 0) {
       this.ended = true;
       return false;
@@ -97,6 +104,7 @@ export class ByteReader {
     // points into it: fresh memory for every read costs more than the read (page faults).
     // What read() returns is therefore only valid until the next read.
     if (this.buffered === 0) this.slabUsed = 0;
+    else if (this.slab.length - this.slabUsed < want) this.compact(want);
     if (this.slab.length - this.slabUsed < want) {
       this.slab = Buffer.allocUnsafe(Math.max(SLAB_SIZE, want));
       this.slabUsed = 0;
@@ -111,6 +119,22 @@ export class ByteReader {
     this.slabUsed += n;
     this.buffered += n;
     return true;
+  }
+
+  /**
+   * Moves the buffered bytes to the slab's start, where they are the slab's last bytes read
+   * (as they are but for a stream's first bytes) and `want` more fit after them: the slab is
+   * kept. A fresh one for each slab's worth read left megabytes of garbage behind (a Debian
+   * root through a pipe at 64 KiB reads: 7 MB more peak RSS).
+   */
+  private compact(want: number): void {
+    const start = this.slabUsed - this.buffered;
+    if (start < 0 || this.buffered + want > this.slab.length) return;
+    for (const c of this.chunks) if (c.buffer !== this.slab.buffer) return;
+    this.slab.copyWithin(0, start, this.slabUsed);
+    this.chunks = [this.slab.subarray(0, this.buffered)];
+    this.head = 0;
+    this.slabUsed = this.buffered;
   }
 
   /** Bytes the current read() still lacks: one file read can then bring them all. */

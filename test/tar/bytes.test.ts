@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { ByteReader } from '../../src/tar/bytes.js';
 import { openTarInput } from '../../src/tar/input.js';
 
@@ -49,6 +49,38 @@ describe('reading tar bytes without waiting', () => {
     const more = await r.read(95);
     expect(more.equals(bytes.subarray(210, 305))).toBe(true);
     expect(pipedNow(r, 25)).toEqual({ got: 25, data: bytes.subarray(305, 330) });
+  });
+
+  it('from a file read past its 1 MiB slab many times over, every byte in order, leftovers and all', () => {
+    // Reads that leave bytes buffered at the slab's end: they move to its start (the slab is
+    // kept), and what was read must come out the same.
+    const big = Buffer.alloc(3 << 20);
+    for (let i = 0; i < big.length; i++) big[i] = (i * 7 + (i >> 9)) % 256;
+    const path = join(dir, 'big');
+    writeFileSync(path, big);
+    const fd = openSync(path, 'r');
+    const compact = vi.spyOn(ByteReader.prototype as unknown as { compact: () => void }, 'compact');
+    try {
+      const r = new ByteReader({ fd, size: big.length });
+      let at = 0;
+      for (let k = 0; at < big.length; k++) {
+        // Reads a byte short of the 8 KiB a file read brings at least: bytes stay buffered
+        // (one more each time), and the slab fills up.
+        const n = Math.min(big.length - at, k % 7 === 0 ? 100 : 8191);
+        if (k % 7 === 0) {
+          const { got, data } = pipedNow(r, n);
+          expect(got).toBe(n);
+          expect(data.equals(big.subarray(at, at + n))).toBe(true);
+        } else expect(r.readNow(n)!.equals(big.subarray(at, at + n))).toBe(true);
+        at += n;
+      }
+      expect(r.offset).toBe(big.length);
+      expect(r.readNow(1)!.length).toBe(0);
+      expect(compact).toHaveBeenCalled();
+    } finally {
+      compact.mockRestore();
+      closeSync(fd);
+    }
   });
 
   it('from a file: never waits, also across reads and skips, and stops at its end', () => {
