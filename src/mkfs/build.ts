@@ -172,7 +172,7 @@ async function buildFromTree(
       // others are compressed.
       spool = Spool.beside(writer);
       const walked = new WalkProgress();
-      copier = new FileCopier(cfg, g, writer, spool, zsetup ? null : ranges, undefined, () => walked.entriesLeft());
+      copier = new FileCopier(cfg, g, writer, spool, zsetup ? null : ranges, { entriesLeft: () => walked.entriesLeft() });
       const c = copier;
       const f = feed;
       const onFile =

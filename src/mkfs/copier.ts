@@ -74,6 +74,14 @@ const BUFFER_BYTES = 1 << 20;
 const THREAD_START_FILES = 4096;
 const THREAD_WORTH_ENTRIES = 8192;
 
+/** When the copy thread starts (see THREAD_START_FILES). */
+export interface CopyThreadRule {
+  /** Files the walk copies itself first. */
+  afterFiles?: number;
+  /** The walk's estimate of the entries it has still to come (see WalkProgress). */
+  entriesLeft?: () => number;
+}
+
 export class FileCopier {
   private worker: Worker | null = null;
   private readonly firstBlk: number;
@@ -109,10 +117,7 @@ export class FileCopier {
      * thread reads for less than a thread's start costs.
      */
     private readonly ranges: RangeCopier | null,
-    /** Files the walk copies itself before the copy thread starts. */
-    private readonly threadAfterFiles = THREAD_START_FILES,
-    /** The walk's estimate of the entries it has still to come (see WalkProgress). */
-    private readonly entriesLeft: () => number = () => Infinity,
+    private readonly thread: CopyThreadRule = {},
   ) {
     this.firstBlk = superBlockAddr(g) + 1;
     this.nextBlk = this.firstBlk;
@@ -221,7 +226,12 @@ export class FileCopier {
   /** Queues a job for the copy thread (started once the walk has copied enough itself); false: copy it here. */
   private toThread(job: CopyJob): boolean {
     if (!this.ranges || this.ended) return false;
-    if (!this.worker && this.copiedHere >= this.threadAfterFiles && this.entriesLeft() >= THREAD_WORTH_ENTRIES) this.start();
+    if (
+      !this.worker &&
+      this.copiedHere >= (this.thread.afterFiles ?? THREAD_START_FILES) &&
+      (this.thread.entriesLeft?.() ?? Infinity) >= THREAD_WORTH_ENTRIES
+    )
+      this.start();
     if (!this.worker || this.queued - Atomics.load(this.done, 0) >= THREAD_BACKLOG_FILES) return false;
     this.batch.push(job);
     if (job.inlineTail > 0) this.unsettled.push({ n: this.queued, job });

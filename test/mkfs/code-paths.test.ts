@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { codePaths, main } from '../../src/cli/mkfs.js';
 import { scratchDir } from '../helpers/build.js';
+import { keepSignalHandlers } from '../helpers/signals.js';
 import { makeTar } from '../helpers/tar.js';
 
 // What the CLI tells its code cache (bin/load-bundle.js) about a run: the source kind and
@@ -10,14 +11,7 @@ import { makeTar } from '../helpers/tar.js';
 describe('the code paths a build reports for the code cache', () => {
   const out = scratchDir('erofs-paths-');
   afterAll(() => out.cleanup());
-  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
-  const handlers = signals.map((s) => process.listeners(s));
-  // main() installs the CLI's signal handlers, which stay behind in a process not its own.
-  afterEach(() => {
-    signals.forEach((s, i) => {
-      for (const h of process.listeners(s)) if (!handlers[i]!.includes(h)) process.off(s, h);
-    });
-  });
+  afterEach(keepSignalHandlers());
 
   const tree = join(out.dir, 'tree');
   mkdirSync(tree);

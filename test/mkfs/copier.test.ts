@@ -27,7 +27,7 @@ describe('copying the files of an uncompressed build from a directory', () => {
     const writer = ImageWriter.create(cfg.image);
     const tails = Spool.beside(writer);
     const ranges = new RangeCopier(writer);
-    const copier = new FileCopier(cfg, g, writer, tails, ranges, threadAfter, entriesLeft);
+    const copier = new FileCopier(cfg, g, writer, tails, ranges, { afterFiles: threadAfter, entriesLeft });
     /** Adds a file, written first unless `bytes` is null; `claimed` is the size the walk saw. */
     const add = (file: string, bytes: Buffer | null, claimed?: number): TreeInode => {
       const path = `${out.dir}/${name}-${file}`;
@@ -138,37 +138,43 @@ describe('copying the files of an uncompressed build from a directory', () => {
     });
   });
 
-  it('no thread starts when the walk has few entries left to come, and the walk copies every file', async () => {
-    const threads = vi.fn();
-    process.on('worker', threads);
+  /** What `run` returns, and how many threads it started (Node announces each Worker on `process`). */
+  const countingThreads = async <T>(run: () => Promise<T>): Promise<{ threads: number; result: T }> => {
+    const started = vi.fn();
+    process.on('worker', started);
     try {
-      const s = setup('few-left', 10, () => 8191);
-      const files = Array.from({ length: 100 }, (_, i) => randomBytes(1 + i * 37));
-      const inodes = files.map((f, i) => s.add(`f${i}`, f));
-      const { image, tails } = await s.finish();
-      expect(threads).not.toHaveBeenCalled();
-      files.forEach((f, i) => {
-        const blockBytes = f.length - (f.length % B);
-        const at = inodes[i]!.dataBlk * B;
-        expect(image.subarray(at, at + blockBytes).equals(f.subarray(0, blockBytes))).toBe(true);
-        expect(tails.read(inodes[i]!.dataOffset, f.length % B).equals(f.subarray(blockBytes))).toBe(true);
-      });
+      const result = await run();
+      return { threads: started.mock.calls.length, result };
     } finally {
-      process.off('worker', threads);
+      process.off('worker', started);
     }
+  };
+
+  it('no thread starts when the walk has few entries left to come, and the walk copies every file', async () => {
+    const s = setup('few-left', 10, () => 8191);
+    const files = Array.from({ length: 100 }, (_, i) => randomBytes(1 + i * 37));
+    // The thread would start as files are added: they count too.
+    const { threads, result } = await countingThreads(async () => {
+      const inodes = files.map((f, i) => s.add(`f${i}`, f));
+      return { inodes, ...(await s.finish()) };
+    });
+    expect(threads).toBe(0);
+    const { inodes, image, tails } = result;
+    files.forEach((f, i) => {
+      const blockBytes = f.length - (f.length % B);
+      const at = inodes[i]!.dataBlk * B;
+      expect(image.subarray(at, at + blockBytes).equals(f.subarray(0, blockBytes))).toBe(true);
+      expect(tails.read(inodes[i]!.dataOffset, f.length % B).equals(f.subarray(blockBytes))).toBe(true);
+    });
   });
 
   it('the thread starts once the walk has copied its share and has many entries left to come', async () => {
-    const threads = vi.fn();
-    process.on('worker', threads);
-    try {
-      const s = setup('many-left', 10, () => 8192);
+    const s = setup('many-left', 10, () => 8192);
+    const { threads } = await countingThreads(async () => {
       for (let i = 0; i < 20; i++) s.add(`f${i}`, randomBytes(100));
       await s.finish();
-      expect(threads).toHaveBeenCalledTimes(1);
-    } finally {
-      process.off('worker', threads);
-    }
+    });
+    expect(threads).toBe(1);
   });
 
   it('the walk estimates the entries left from the average directory so far', () => {

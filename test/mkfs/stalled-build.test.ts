@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, expect, it, vi } from 'vitest';
 import { ImageWriter } from '../../src/mkfs/writer.js';
+import { keepSignalHandlers } from '../helpers/signals.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'erofs-stall-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -22,8 +23,7 @@ const { main } = await import('../../src/cli/mkfs.js');
 it('a build that stops without finishing ends with status 70 and says so, leaving no temporary image', async () => {
   const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
   const before = process.exitCode;
-  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
-  const handlers = signals.map((s) => process.listeners(s));
+  const restoreSignalHandlers = keepSignalHandlers();
   try {
     void main(['--quiet', join(dir, 'out.erofs'), dir]);
     await new Promise((r) => setImmediate(r));
@@ -36,9 +36,6 @@ it('a build that stops without finishing ends with status 70 and says so, leavin
   } finally {
     process.exitCode = before;
     stderr.mockRestore();
-    // The CLI's signal handlers stay behind in this process, which is not the CLI's own.
-    signals.forEach((s, i) => {
-      for (const h of process.listeners(s)) if (!handlers[i]!.includes(h)) process.off(s, h);
-    });
+    restoreSignalHandlers();
   }
 });
