@@ -48,6 +48,13 @@ export interface Compressor {
    */
   readonly slowOnIncompressible?: boolean;
   /**
+   * Set where a result does not depend on input more than this many bytes past what it
+   * consumed, for any src of 256 KiB or more: a caller may offer a prefix of its input and
+   * offer the rest only when the compressor came that close to the prefix's end. Absent: a
+   * result may depend on all of src (zstd and DEFLATE search over its length).
+   */
+  readonly stableBeyond?: number;
+  /**
    * Compress the longest prefix of src whose compressed form fits in dstCapacity bytes.
    * Returns null if not even a useful prefix fits (or src is empty).
    * `data` may be a view of the compressor's own buffer, valid until its next call: copy it

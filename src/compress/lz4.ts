@@ -47,6 +47,8 @@ const LZ4HC_OPT_MIN_LEVEL = 10;
 /** liblz4's greedy encoder uses a different hash table for inputs below this size. */
 const LZ4_64KLIMIT = 65536 + MFLIMIT - 1;
 const PROBE_GROWTH = 16;
+/** Past both probe margins: what compressDestSize stops short of leaves the result as it is. */
+const STABLE_BEYOND = 64 << 10;
 /** Multiplicative hash constant (Knuth's golden-ratio prime). */
 const PRIME32 = -1640531535; // 2654435761 as int32
 const PRIME32_B = 0x2f0b3c4d;
@@ -446,6 +448,12 @@ export class Lz4Compressor implements Compressor {
   readonly dictSize = 0;
   /** lz4hc searches its hash chains at every position of data it cannot shrink. */
   readonly slowOnIncompressible: boolean;
+  /**
+   * compressDestSize keeps a result only when it stops PROBE_MARGIN_* short of the window it
+   * offered, or the window was all of src (see PROBE_GROWTH); 256 KiB of src or more picks
+   * the greedy encoder's table for large input (LZ4_64KLIMIT).
+   */
+  readonly stableBeyond = STABLE_BEYOND;
   private readonly hc: boolean;
   private readonly native: Lz4Native | null;
   private readonly js: Lz4JsEncoder | null;

@@ -101,6 +101,11 @@ export class LzmaCompressor implements Compressor {
   readonly level: number;
   readonly backend = 'native' as const;
   readonly slowOnIncompressible = true;
+  /**
+   * The encoder looks ahead of what it encodes by its optimum parser's 4 KiB and a longest
+   * match (273 bytes); compressDestSize offers more input only where the encoder took all.
+   */
+  readonly stableBeyond = 64 << 10;
   private dict: number;
   private readonly explicitDict: boolean;
   private maxDictUsed = 0;

@@ -97,6 +97,59 @@ describe('output that is a file as it is', () => {
   });
 });
 
+describe('a compressor whose result does not depend on input past what it took', () => {
+  /** Random bytes, a run of zeros, text, another run, random: the runs end on either side of the first window. */
+  function runsOfZeros(zeros: number, seed: number): Uint8Array {
+    return Buffer.concat([randomBytes(40_000, seed), new Uint8Array(zeros), textBytes(90_000, seed), new Uint8Array(zeros >> 1), randomBytes(30_000, seed + 1)]);
+  }
+
+  /** compressSteps' output bytes and result for one file, from a compressor made fresh. */
+  function run(name: 'lz4' | 'lz4hc' | 'lzma', level: number | undefined, pclusterBytes: number, path: string, size: number, wholeWindow: boolean) {
+    const c = createCompressor(name, { level, maxPclusterBytes: pclusterBytes });
+    if (wholeWindow) Object.defineProperty(c, 'stableBeyond', { value: undefined });
+    const p: ZParams = { specs: [{ name }], maxPclusterBytes: pclusterBytes, ztailpacking: true, maxExtentBytes: 1 << 30, blkszbits: 12 };
+    const out = Buffer.alloc(size + 2 * pclusterBytes);
+    let end = 0;
+    const buffers = zBuffers(p);
+    const res = drain(
+      compressSteps(c, p, { ...jobFor(path, size), pclusterBytes, inlineStart: 64 }, buffers, (at, bytes) => {
+        out.set(bytes, at);
+        end = Math.max(end, at + bytes.length);
+      }),
+    );
+    return { res, out: out.subarray(0, end), queue: buffers.queue };
+  }
+
+  const cases: Array<['lz4' | 'lz4hc' | 'lzma', number | undefined, number]> = [
+    ['lz4', undefined, 4096],
+    ['lz4', undefined, 65536],
+    ['lz4hc', 9, 4096],
+    ['lz4hc', 12, 65536],
+    ...(HAVE.lzma ? ([['lzma', undefined, 4096], ['lzma', undefined, 65536]] as const) : []),
+  ];
+
+  it('is offered a shorter window first, and gives the pclusters the whole window gives', () => {
+    const files = jobsFor('zero-runs', [150_000, 190_000, 200_000, 260_000, 600_000].map((n, i) => runsOfZeros(n, 30 + i)));
+    files.push(...jobsFor('text', [textBytes(1_200_000, 41)]));
+    for (const [name, level, pclusterBytes] of cases) {
+      for (const job of files) {
+        const short = run(name, level, pclusterBytes, job.path.toString(), job.size, false);
+        const whole = run(name, level, pclusterBytes, job.path.toString(), job.size, true);
+        expect(short.res, `${name} -C${pclusterBytes} ${job.path.toString()}`).toEqual(whole.res);
+        expect(short.out.equals(whole.out), `${name} -C${pclusterBytes} ${job.path.toString()}`).toBe(true);
+      }
+    }
+  });
+
+  it('reads no more than twice its first window into the buffer, unless the input compresses to within 64 KiB of its end', () => {
+    const [text, run_] = jobsFor('window', [textBytes(2_000_000, 51), new Uint8Array(2_000_000).fill(0x61)]);
+    const touched = (queue: Uint8Array) => queue.findLastIndex((b) => b !== 0) + 1;
+    expect(touched(run('lz4', undefined, 4096, text!.path.toString(), text!.size, false).queue)).toBeLessThanOrEqual(512 << 10);
+    expect(touched(run('lz4', undefined, 4096, text!.path.toString(), text!.size, true).queue)).toBeGreaterThan(1_900_000);
+    expect(touched(run('lz4', undefined, 4096, run_!.path.toString(), run_!.size, false).queue)).toBeGreaterThan(1_900_000);
+  });
+});
+
 describe('compression steps with tail packing', () => {
   const tailParams: ZParams = { specs: [{ name: 'lz4hc' }], maxPclusterBytes: 16384, ztailpacking: true, maxExtentBytes: 1 << 30, blkszbits: 12 };
 
