@@ -34,6 +34,8 @@ const NO_XATTRS: Xattr[] = [];
 const DOT = '.';
 const DOTDOT = '..';
 const U16 = 0xffff;
+/** erofs_xattr_ibody_header.h_shared_count is a u8. */
+const MAX_SHARED_PER_INODE = 255;
 const U32 = 0xffffffff;
 
 export interface InodePlan {
@@ -430,7 +432,9 @@ export function planInodes(cfg: BuildConfig, g: BlockGeometry, order: readonly T
     const inlineXattrs: Xattr[] = inode.xattrs.length === 0 ? NO_XATTRS : [];
     let entryBytes = 0;
     for (const x of inode.xattrs) {
-      const s = sharedIndex.get(xattrKeyString(x));
+      // h_shared_count is a byte: past 255, shared xattrs are stored inline as well, as the
+      // reference does.
+      const s = sharedXattrIds.length < MAX_SHARED_PER_INODE ? sharedIndex.get(xattrKeyString(x)) : undefined;
       if (s !== undefined) sharedXattrIds.push(s);
       else {
         inlineXattrs.push(x);
@@ -440,9 +444,10 @@ export function planInodes(cfg: BuildConfig, g: BlockGeometry, order: readonly T
     let xattrSize =
       inode.xattrs.length === 0 ? 0 : EROFS_XATTR_IBODY_HEADER_SIZE + sharedXattrIds.length * 4 + entryBytes;
     if (i === 0 && cfg.rootXattrIsize > xattrSize) {
-      xattrSize = Math.max(EROFS_XATTR_IBODY_HEADER_SIZE, alignUp(cfg.rootXattrIsize, 4));
+      // Linux refuses an xattr area that is its header alone ("xattr_isize 12 ... is not
+      // supported yet"): the least it reads is the header and one 4-byte slot.
+      xattrSize = Math.max(EROFS_XATTR_IBODY_HEADER_SIZE + 4, alignUp(cfg.rootXattrIsize, 4));
     }
-    if (sharedXattrIds.length > 255) throw new BuildError(`${pathOf(inode)}: too many shared xattrs`);
     if (xattrSize > EROFS_XATTR_IBODY_HEADER_SIZE + U16 * 4) throw new BuildError(`${pathOf(inode)}: xattrs too large`);
 
     const extended = chooseExtended(cfg, inode, () => pathOf(inode));

@@ -44,6 +44,9 @@ const AUFS_WH_DIROPQ = '.wh..wh..opq';
 const OVL_OPAQUE = Buffer.from('trusted.overlay.opaque');
 const OVL_ORIGIN = Buffer.from('trusted.overlay.origin');
 const NO_XATTRS: Xattr[] = [];
+/** Linux's dev_t: 12 bits of major, 20 of minor (MINORBITS). */
+const MAX_MAJOR = 0xfff;
+const MAX_MINOR = 0xfffff;
 
 const MODE_OF: Record<Exclude<TarEntry['type'], 'hardlink'>, number> = {
   file: S_IFREG,
@@ -237,6 +240,10 @@ async function walkMembers(
           break;
         case 'chardev':
         case 'blockdev':
+          // i_rdev holds Linux's 32-bit dev_t: more bits would be cut off, another device read back.
+          if (entry.devmajor > MAX_MAJOR || entry.devminor > MAX_MINOR) {
+            fail(`device number ${entry.devmajor}:${entry.devminor} does not fit an EROFS inode (major up to ${MAX_MAJOR}, minor up to ${MAX_MINOR})`);
+          }
           inode.rdev = encodeDev(entry.devmajor, entry.devminor);
           break;
         case 'file':

@@ -13,7 +13,7 @@ import {
 } from '../format/constants.js';
 import { decodeXattrEntryHeader, splitXattrName, xattrPrefix } from '../format/xattr.js';
 import { xxh32 } from '../format/xxhash.js';
-import { CorruptImageError } from './errors.js';
+import { CorruptImageError, UnsupportedFeatureError } from './errors.js';
 import type { ImageReader } from './image.js';
 import type { Inode } from './inode.js';
 import { COMPAT_PLAIN_XATTR_PFX, type SuperInfo } from './super.js';
@@ -122,6 +122,9 @@ export interface XattrIbodyInfo {
 export function readXattrs(img: ImageReader, sb: SuperInfo, inode: Inode, prefixes: () => readonly LongPrefix[]): XattrIbodyInfo {
   const ctx = { nid: inode.nid };
   if (inode.xattrSize === 0) return { nameFilter: 0xffffffff, sharedIds: [], entries: [] };
+  // i_xattr_icount 1: Linux refuses every xattr access of such an inode, and with it the
+  // permission checks that read ACLs ("xattr_isize 12 of nid ... is not supported yet").
+  if (inode.xattrSize === EROFS_XATTR_IBODY_HEADER_SIZE) throw new UnsupportedFeatureError('an xattr area of only its header (i_xattr_icount 1), which Linux refuses', ctx);
   const start = inode.pos + inode.inodeSize;
   const end = start + inode.xattrSize;
   const area = img.read(start, inode.xattrSize, 'inline xattr area');

@@ -85,6 +85,19 @@ describeIfMount('trees at the edges of the format', () => {
     }
   });
 
+  itIfMount('files sharing more than 255 xattrs keep them all: 255 shared (a byte counts them), the rest inline', async () => {
+    // tmpfs, unlike ext4, holds 300 xattrs on one inode.
+    const fs = scratchDir('erofs-tmpfs-');
+    execFileSync('mount', ['-t', 'tmpfs', 'tmpfs', fs.dir]);
+    try {
+      const many = Object.fromEntries(Array.from({ length: 300 }, (_, i) => [`user.k${i}`, `value ${i}`]));
+      await roundTrip('many-shared-xattrs', dir({ a: file('a', { xattrs: many }), b: file('b', { xattrs: many }), c: file('c', { xattrs: many }) }), [4096], fs.dir);
+    } finally {
+      execFileSync('umount', [fs.dir]);
+      fs.cleanup();
+    }
+  });
+
   itIfMount('a file of 64 MiB of mixed data is streamed and read back exactly', async () => {
     await roundTrip('large', dir({ big: file({ size: 64 << 20, pattern: 'random', seed: 'big' }), zero: file({ size: 16 << 20, pattern: 'zero' }) }));
   });

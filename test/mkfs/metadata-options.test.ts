@@ -117,4 +117,18 @@ describeIfMount('metadata options', () => {
     const icount = img.readUInt16LE(rootNid * 32 + 2);
     expect(12 + (icount - 1) * 4).toBeGreaterThanOrEqual(256);
   });
+
+  itIfMount('--root-xattr-isize of 12 bytes or less gives the root its header and one slot: Linux refuses an xattr area of the header alone', async () => {
+    const { readFileSync } = await import('node:fs');
+    const { llistxattr } = await import('../helpers/libc.js');
+    for (const bytes of [1, 4, 12]) {
+      await build(tree.root, image(`rootx-${bytes}`), { rootXattrIsize: bytes });
+      const img = readFileSync(image(`rootx-${bytes}`));
+      const rootNid = img.readUInt16LE(1024 + 14);
+      expect(img.readUInt16LE(rootNid * 32 + 2), `${bytes} bytes`).toBe(2);
+      // The kernel reads the root's xattrs (it answered EOPNOTSUPP to a header alone).
+      await withMount(image(`rootx-${bytes}`), (mnt) => expect(llistxattr(mnt)).toEqual([]));
+      await expectImageMatches(image(`rootx-${bytes}`), tree.root);
+    }
+  });
 });

@@ -182,6 +182,17 @@ describeIfMount('tar members as the kernel sees them after --tar=f', () => {
     );
   });
 
+  itIfMount('300 xattrs on each of three files, all inline (tar xattrs are never shared, as in the reference)', async () => {
+    const pax = Object.fromEntries(Array.from({ length: 300 }, (_, i) => [`SCHILY.xattr.user.k${i}`, `value ${i}`]));
+    await mounted(makeTar(['a', 'b', 'c'].map((name) => ({ name, data: name, pax }))), (mnt) => {
+      for (const name of ['a', 'b', 'c']) {
+        const x = readXattrs(`${mnt}/${name}`);
+        expect(x.size).toBe(300);
+        for (let i = 0; i < 300; i++) expect(x.get(`user.k${i}`)?.toString()).toBe(`value ${i}`);
+      }
+    });
+  });
+
   itIfMount('ACLs given only as PAX text (as bsdtar writes them) become ACL xattrs', async () => {
     const { encodeAcl } = await import('../helpers/acl.js');
     await mounted(
@@ -315,6 +326,11 @@ describeIfMount('hostile tar streams', () => {
   itIfMount('a member below a symlink or a file is refused, never followed', async () => {
     await rejects(makeTar([{ name: 'l', type: '2', linkname: '/etc' }, file('l/passwd', 'pwned')]), /"l\/passwd" at offset 512: a parent is not a directory/);
     await rejects(makeTar([file('f', '1'), file('f/g', '2')]), /"f\/g" at offset 1024: a parent is not a directory/);
+  });
+
+  itIfMount('device numbers an inode cannot hold: major past 4095 or minor past 1048575 (Linux dev_t)', async () => {
+    await rejects(makeTar([{ name: 'big-major', type: '3', devmajor: 5000, devminor: 3 }]), /"big-major" at offset 0: device number 5000:3 does not fit/);
+    await rejects(makeTar([{ name: 'big-minor', type: '4', devmajor: 1, devminor: 1 << 20 }]), /"big-minor" at offset 0: device number 1:1048576 does not fit/);
   });
 
   itIfMount('hard links to nothing (yet) or to a directory', async () => {
