@@ -547,6 +547,8 @@ export function placeLayout(g: BlockGeometry, planned: InodePlans, opts: Placeme
     }
   }
   if (next > U32) throw new BuildError('image too large: more than 2^32 blocks');
+  const lastMetaBlock = alloc.blockCount === 1 ? superBlock : metaStart + alloc.blockCount - 2;
+  if (next === dataStart) endWithUnitBody(plans, g, unitSize, lastMetaBlock);
 
   return {
     geometry: g,
@@ -559,6 +561,37 @@ export function placeLayout(g: BlockGeometry, planned: InodePlans, opts: Placeme
     totalBlocks: next,
     metaBlocks: alloc.blockCount,
   };
+}
+
+/**
+ * Debian 12's fsck.erofs (1.5) reads an xattr header after every inode, even one without
+ * xattrs: an image whose last bytes are such a bare inode fails it (a read past the end).
+ * Where the image ends with a metadata block whose last unit is bare, the units that run
+ * without gaps to its end are laid out again, the last one with bytes after its inode (xattrs
+ * or inline data) moved to the end. Units move by whole slots within the block: nothing in
+ * them depends on more than their offset modulo 32, but an inline pcluster, which must not
+ * start just anywhere in a page, does; its unit and those before it stay.
+ */
+function endWithUnitBody(plans: readonly InodePlan[], g: BlockGeometry, unitSize: (p: InodePlan) => number, block: number): void {
+  const start = block * g.blksz;
+  const end = start + g.blksz;
+  const units = plans.filter((p) => p.metaOffset >= start && p.metaOffset < end).sort((a, b) => a.metaOffset - b.metaOffset);
+  const span = (p: InodePlan): number => alignUp(unitSize(p), EROFS_ISLOTSIZE);
+  const hasBody = (p: InodePlan): boolean => p.xattrSize > 0 || p.inlineTail > 0;
+  const last = units.at(-1);
+  if (!last || hasBody(last) || last.metaOffset + span(last) !== end) return;
+  let first = units.length - 1;
+  while (first > 0 && units[first - 1]!.metaOffset + span(units[first - 1]!) === units[first]!.metaOffset && units[first - 1]!.inlinePcluster === 0) first--;
+  let k = units.length - 1;
+  while (k >= first && !hasBody(units[k]!)) k--;
+  if (k < first) return;
+  const moved = units[k]!;
+  let at: number = moved.metaOffset;
+  for (let i = k + 1; i < units.length; i++) {
+    units[i]!.metaOffset = byteOffset(at);
+    at += span(units[i]!);
+  }
+  moved.metaOffset = byteOffset(at);
 }
 
 /** Plans grouped by the metadata block their unit starts in (a counting sort: no comparisons). */
