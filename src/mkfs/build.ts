@@ -483,7 +483,8 @@ async function writeImage(
     EROFS_FEATURE_COMPAT_MTIME |
     (cfg.sbChecksum ? EROFS_FEATURE_COMPAT_SB_CHKSUM : 0) |
     (filterUsed ? EROFS_FEATURE_COMPAT_XATTR_FILTER : 0);
-  sb.rootNid = planNid(layout.root);
+  sb.rootNid = planNid(layout.root, layout);
+  sb.metaBlkaddr = layout.metaBlkaddr;
   sb.inos = BigInt(layout.plans.length);
   sb.epoch = BigInt(cfg.buildTime);
   sb.blocks = layout.totalBlocks;
@@ -611,7 +612,7 @@ function writeData(
     content = encodeDirectory(
       direntsOf(inode).map((e) => ({
         name: e.name,
-        nid: planNid(layout.plans[e.inode.ino - 1]!),
+        nid: planNid(layout.plans[e.inode.ino - 1]!, layout),
         fileType: fileTypeOf(e.inode.mode),
       })),
       g.blksz,

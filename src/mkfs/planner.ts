@@ -70,8 +70,9 @@ export interface InodePlan {
   metaOffset: ByteOffset;
 }
 
-/** meta_blkaddr is 0: a nid is the inode's byte offset in 32-byte slots. */
-export const planNid = (p: InodePlan): Nid => nid(p.metaOffset / EROFS_ISLOTSIZE);
+/** A nid counts 32-byte slots from meta_blkaddr (see Layout.metaBlkaddr). */
+export const planNid = (p: InodePlan, layout: Pick<Layout, 'metaBlkaddr' | 'geometry'>): Nid =>
+  nid((p.metaOffset - layout.metaBlkaddr * layout.geometry.blksz) / EROFS_ISLOTSIZE);
 
 /**
  * EROFS_NULL_ADDR (no data block) as a plan keeps it: 2^32 - 1 is no small integer, and V8
@@ -107,6 +108,12 @@ export interface Layout {
   root: InodePlan;
   sharedXattrs: SharedXattr[];
   xattrBlkaddr: BlockAddr;
+  /**
+   * Where nids count from: 0, or, where the root's nid (16 bits in the superblock) would not
+   * fit otherwise, the first metadata block after data written ahead, the superblock's block
+   * then holding no inode.
+   */
+  metaBlkaddr: BlockAddr;
   /** First block after the metadata area; file and directory data start here. */
   dataStart: BlockAddr;
   totalBlocks: number;
@@ -490,7 +497,6 @@ export function placeLayout(g: BlockGeometry, planned: InodePlans, opts: Placeme
   const superBlock = superBlockAddr(g);
   const metaStart = superBlock + 1 + opts.preDataBlocks;
   const alloc = new MetaAllocator(g, (rel) => (rel === 0 ? superBlock : metaStart + rel - 1));
-  alloc.reserveHead(EROFS_SUPER_OFFSET + opts.superBytes - superBlock * g.blksz);
 
   const unitSize = (p: InodePlan): number => inodeSize(p.extended) + p.xattrSize + p.inlineTail;
   const place = (p: InodePlan): void => {
@@ -505,16 +511,25 @@ export function placeLayout(g: BlockGeometry, planned: InodePlans, opts: Placeme
   // The root goes first so that its nid fits the superblock's 16-bit field.
   const root = plans[0]!;
   const headBytes = alignUp(EROFS_SUPER_OFFSET + opts.superBytes - superBlock * g.blksz, EROFS_ISLOTSIZE);
-  const rootUnit = inodeSize(root.extended) + root.xattrSize + root.inlineTail;
-  if (rootUnit > g.blksz - headBytes && root.inlineTail > 0 && (metaStart * g.blksz) / EROFS_ISLOTSIZE > U16) {
-    // Past pre-written data the root's nid would not fit the superblock's 16 bits: keep it
-    // in the superblock's block, its directory data out of line.
-    root.datalayout = EROFS_INODE_FLAT_PLAIN;
-    root.dataBlocks += 1;
-    root.inlineTail = 0;
+  const room = g.blksz - headBytes;
+  // Past pre-written data the root's nid would not fit the superblock's 16 bits: it stays in
+  // the superblock's block, its directory data out of line if that makes it fit. A root
+  // whose xattrs alone do not fit starts the metadata after the data, where nids then count
+  // from, the superblock's block holding no inode (the reference moves meta_blkaddr so too).
+  const pastNids = (metaStart * g.blksz) / EROFS_ISLOTSIZE > U16;
+  let relocated = false;
+  if (pastNids && unitSize(root) > room) {
+    if (unitSize(root) - root.inlineTail > room) relocated = true;
+    else {
+      root.datalayout = EROFS_INODE_FLAT_PLAIN;
+      root.dataBlocks += 1;
+      root.inlineTail = 0;
+    }
   }
+  alloc.reserveHead(relocated ? g.blksz : headBytes);
+  const metaBlkaddr = blockAddr(relocated ? metaStart : 0);
   place(root);
-  if (planNid(root) > U16) throw new BuildError('the root inode and its xattrs do not fit in the superblock\'s block (its nid must stay below 65536)');
+  if (planNid(root, { metaBlkaddr, geometry: g }) > U16) throw new Error('internal: the root inode has a nid past 16 bits');
   const sharedOffsets = alloc.allocSequence(shared.map(entrySize));
   // Biggest units first (equal ones in inode order): packs metadata blocks tighter than
   // placing them in inode order, which can strand the tail of a block no later unit fits.
@@ -557,6 +572,7 @@ export function placeLayout(g: BlockGeometry, planned: InodePlans, opts: Placeme
     root: plans[0]!,
     sharedXattrs: shared.map((xattr, i) => ({ xattr, offset: sharedOffsets[i]! })),
     xattrBlkaddr,
+    metaBlkaddr,
     dataStart: blockAddr(dataStart),
     totalBlocks: next,
     metaBlocks: alloc.blockCount,

@@ -98,6 +98,26 @@ describeIfMount('trees at the edges of the format', () => {
     }
   });
 
+  itIfMount('a root whose xattrs do not fit the superblock\'s block, past 2 MiB of data: the metadata starts after the data (meta_blkaddr) and the root keeps a 16-bit nid', async () => {
+    for (const [blockSize, xattrBytes] of [
+      [4096, 2900],
+      [512, 400],
+    ] as const) {
+      const tree = await makeTree(dir({ data: file({ size: 3 << 20, pattern: 'random', seed: 'ahead' }), small: file('s') }, { xattrs: { 'user.big': Buffer.alloc(xattrBytes, 0x78) } }));
+      try {
+        const image = `${out.dir}/meta-after-data-${blockSize}.erofs`;
+        await build(tree.root, image, { blockSize });
+        const { readFileSync } = await import('node:fs');
+        const sb = readFileSync(image).subarray(1024, 1024 + 128);
+        expect(sb.readUInt32LE(40), 'meta_blkaddr').toBeGreaterThan(0);
+        expect(sb.readUInt16LE(14), 'root nid').toBe(0);
+        await expectImageMatches(image, tree.root, { blockSize });
+      } finally {
+        await tree.cleanup();
+      }
+    }
+  });
+
   itIfMount("an image that ends with its metadata block ends with an inode something follows: Debian 12's fsck.erofs reads an xattr header past a bare one", async () => {
     // All in the superblock's block, full, with empty files' bare compact inodes last but
     // for the reordering (three small files have inline data).

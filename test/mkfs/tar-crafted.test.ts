@@ -182,6 +182,16 @@ describeIfMount('tar members as the kernel sees them after --tar=f', () => {
     );
   });
 
+  itIfMount('a root entry with xattrs the superblock\'s block cannot hold, after 3 MiB of data: the metadata starts after the data', async () => {
+    const big = Buffer.alloc(3 << 20, 0x61);
+    const image = `${out.dir}/t${n}.erofs`;
+    await mounted(makeTar([{ name: 'data', data: big }, { name: './', type: '5', mode: 0o755, pax: { 'SCHILY.xattr.user.big': 'x'.repeat(2900) } }]), (mnt) => {
+      expect(readXattrs(mnt).get('user.big')?.toString()).toBe('x'.repeat(2900));
+      expect(readFileSync(`${mnt}/data`).equals(big)).toBe(true);
+    });
+    expect(readFileSync(image).readUInt32LE(1024 + 40)).toBeGreaterThan(0);
+  });
+
   itIfMount('300 xattrs on each of three files, all inline (tar xattrs are never shared, as in the reference)', async () => {
     const pax = Object.fromEntries(Array.from({ length: 300 }, (_, i) => [`SCHILY.xattr.user.k${i}`, `value ${i}`]));
     await mounted(makeTar(['a', 'b', 'c'].map((name) => ({ name, data: name, pax }))), (mnt) => {
