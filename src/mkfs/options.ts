@@ -149,8 +149,10 @@ const PCLUSTER_MAX = 1 << 20;
 const LZ4_MAX_PCLUSTER_BLOCKS = 256;
 
 function resolveCompression(o: BuildOptions, blksz: number, log: Logger): CompressionConfig | null {
+  // As the reference: options that shape compressed data do nothing in an uncompressed
+  // build, so a script that passes them whether or not it compresses still works.
   const compressOnly = (what: string, v: unknown) => {
-    if (v !== undefined && v !== false) throw new UsageError(`${what} needs compression (-z)`);
+    if (v !== undefined && v !== false) log('warn', `${what} has no effect without compression (-z): ignored`);
   };
   if (!o.compression || o.compression.length === 0) {
     compressOnly('-C', o.pclusterSize);

@@ -82,7 +82,6 @@ describe('bad input is reported in one line and leaves no image behind', () => {
     [['-zlz4hc,13'], /level/],
     [['-zlz4', '-C', '5000'], /invalid physical cluster size 5000/],
     [['-b', '2048', '-zlz4hc', '-C', '1048576'], /physical cluster size 1048576 is 512 blocks: Linux mounts LZ4 images with at most 256/],
-    [['-Eztailpacking'], /-Eztailpacking needs compression/],
     [['--chunksize=4096'], /option --chunksize is not supported yet/],
     [['--tar=x'], /invalid --tar mode x/],
     [['--aufs'], /--aufs needs --tar/],
@@ -98,6 +97,13 @@ describe('bad input is reported in one line and leaves no image behind', () => {
       expect(readFileSync(image(), 'utf8')).toBe('previous image');
     });
   }
+
+  it('options that shape compressed data are ignored with a warning in an uncompressed build, as the reference does', async () => {
+    const r = await cli(['-Eztailpacking', '-C', '65536', '--max-extent-bytes', '8192', image(), tree.root]);
+    expect(r.code).toBe(0);
+    for (const what of ['-Eztailpacking', '-C', '--max-extent-bytes']) expect(r.stderr).toContain(`${what} has no effect without compression (-z): ignored`);
+    expect(readFileSync(image()).readUInt32LE(1024)).toBe(0xe0f5e1e2);
+  });
 
   it('SOURCE_DATE_EPOCH that is not a number', async () => {
     const r = await cli([image(), tree.root], { SOURCE_DATE_EPOCH: 'soon' });
