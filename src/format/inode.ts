@@ -135,9 +135,13 @@ export function xattrIcount(bytes: number): number {
   return bytes === 0 ? 0 : (bytes - EROFS_XATTR_IBODY_HEADER_SIZE) / EROFS_XATTR_ENTRY_SIZE + 1;
 }
 
+/** The largest device numbers i_rdev holds: Linux's dev_t, 12 bits of major and 20 of minor (MINORBITS). */
+export const MAX_DEV_MAJOR = 0xfff;
+export const MAX_DEV_MINOR = 0xfffff;
+
 /** Linux new_encode_dev(): 12-bit major and 20-bit minor in 32 bits. */
 export function encodeDev(major: number, minor: number): number {
-  return ((minor & 0xff) | ((major & 0xfff) << 8) | ((minor & ~0xff) << 12)) >>> 0;
+  return ((minor & 0xff) | ((major & MAX_DEV_MAJOR) << 8) | ((minor & ~0xff) << 12)) >>> 0;
 }
 
 export function decodeDev(dev: number): { major: number; minor: number } {

@@ -496,7 +496,9 @@ export function placeLayout(g: BlockGeometry, planned: InodePlans, opts: Placeme
   const { plans, shared } = planned;
   const superBlock = superBlockAddr(g);
   const metaStart = superBlock + 1 + opts.preDataBlocks;
-  const alloc = new MetaAllocator(g, (rel) => (rel === 0 ? superBlock : metaStart + rel - 1));
+  /** Metadata block `rel` of the allocator: the superblock's, then those after pre-written data. */
+  const metaBlock = (rel: number): number => (rel === 0 ? superBlock : metaStart + rel - 1);
+  const alloc = new MetaAllocator(g, metaBlock);
 
   const unitSize = (p: InodePlan): number => inodeSize(p.extended) + p.xattrSize + p.inlineTail;
   const place = (p: InodePlan): void => {
@@ -562,8 +564,7 @@ export function placeLayout(g: BlockGeometry, planned: InodePlans, opts: Placeme
     }
   }
   if (next > U32) throw new BuildError('image too large: more than 2^32 blocks');
-  const lastMetaBlock = alloc.blockCount === 1 ? superBlock : metaStart + alloc.blockCount - 2;
-  if (next === dataStart) endWithUnitBody(plans, g, unitSize, lastMetaBlock);
+  if (next === dataStart) endWithUnitBody(plans, g, unitSize, metaBlock(alloc.blockCount - 1));
 
   return {
     geometry: g,

@@ -4,7 +4,7 @@
 
 import { getgid, getuid } from 'node:process';
 import { EROFS_NAME_LEN, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFBLK } from '../format/constants.js';
-import { encodeDev } from '../format/inode.js';
+import { encodeDev, MAX_DEV_MAJOR, MAX_DEV_MINOR } from '../format/inode.js';
 import { compareXattrs, splitXattrName, type Xattr } from '../format/xattr.js';
 import { aclTextToXattr } from '../tar/acl.js';
 import { ByteReader, type SeekableFile } from '../tar/bytes.js';
@@ -44,9 +44,6 @@ const AUFS_WH_DIROPQ = '.wh..wh..opq';
 const OVL_OPAQUE = Buffer.from('trusted.overlay.opaque');
 const OVL_ORIGIN = Buffer.from('trusted.overlay.origin');
 const NO_XATTRS: Xattr[] = [];
-/** Linux's dev_t: 12 bits of major, 20 of minor (MINORBITS). */
-const MAX_MAJOR = 0xfff;
-const MAX_MINOR = 0xfffff;
 
 const MODE_OF: Record<Exclude<TarEntry['type'], 'hardlink'>, number> = {
   file: S_IFREG,
@@ -241,8 +238,8 @@ async function walkMembers(
         case 'chardev':
         case 'blockdev':
           // i_rdev holds Linux's 32-bit dev_t: more bits would be cut off, another device read back.
-          if (entry.devmajor > MAX_MAJOR || entry.devminor > MAX_MINOR) {
-            fail(`device number ${entry.devmajor}:${entry.devminor} does not fit an EROFS inode (major up to ${MAX_MAJOR}, minor up to ${MAX_MINOR})`);
+          if (entry.devmajor > MAX_DEV_MAJOR || entry.devminor > MAX_DEV_MINOR) {
+            fail(`device number ${entry.devmajor}:${entry.devminor} does not fit an EROFS inode (major up to ${MAX_DEV_MAJOR}, minor up to ${MAX_DEV_MINOR})`);
           }
           inode.rdev = encodeDev(entry.devmajor, entry.devminor);
           break;

@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process';
+import { readFileSync, statSync } from 'node:fs';
 import { afterAll, expect } from 'vitest';
 import { build, expectImageMatches, scratchDir } from '../helpers/build.js';
 import { describeIfMount, itIfMount } from '../helpers/mount.js';
@@ -107,7 +108,6 @@ describeIfMount('trees at the edges of the format', () => {
       try {
         const image = `${out.dir}/meta-after-data-${blockSize}.erofs`;
         await build(tree.root, image, { blockSize });
-        const { readFileSync } = await import('node:fs');
         const sb = readFileSync(image).subarray(1024, 1024 + 128);
         expect(sb.readUInt32LE(40), 'meta_blkaddr').toBeGreaterThan(0);
         expect(sb.readUInt16LE(14), 'root nid').toBe(0);
@@ -126,7 +126,6 @@ describeIfMount('trees at the edges of the format', () => {
     try {
       const image = `${out.dir}/ends-with-body.erofs`;
       await build(tree.root, image, { timestamp: 0 });
-      const { statSync } = await import('node:fs');
       expect(statSync(image).size).toBe(4096);
       await expectImageMatches(image, tree.root, { expectMtime: () => 0n });
     } finally {

@@ -2,7 +2,8 @@ import { afterAll, beforeAll, expect } from 'vitest';
 import { build, cli, expectImageMatches, scratchDir } from '../helpers/build.js';
 import { describeIfMount, itIfMount, withMount } from '../helpers/mount.js';
 import { dir, file, hardlink, makeTree, symlink, type Tree } from '../helpers/tree.js';
-import { lstatSync } from 'node:fs';
+import { lstatSync, readFileSync } from 'node:fs';
+import { llistxattr } from '../helpers/libc.js';
 
 const NS = 1_000_000_000n;
 const OLD = { sec: 1_000_000_000, nsec: 5 };
@@ -84,7 +85,6 @@ describeIfMount('metadata options', () => {
     expect(r.code).toBe(0);
     await expectImageMatches(image('noxattr'), tree.root, { ignoreXattrs: true });
     await withMount(image('noxattr'), async (mnt) => {
-      const { llistxattr } = await import('../helpers/libc.js');
       expect(llistxattr(`${mnt}/old`)).toEqual([]);
     });
   });
@@ -102,7 +102,6 @@ describeIfMount('metadata options', () => {
   itIfMount('-L and -U are recorded in the superblock', async () => {
     const r = await cli(['-L', 'my-label', '-U', '0123abcd-4567-89ab-cdef-0123456789ab', '--quiet', image('label'), tree.root]);
     expect(r.code).toBe(0);
-    const { readFileSync } = await import('node:fs');
     const sb = readFileSync(image('label')).subarray(1024, 1152);
     expect(sb.subarray(48, 64).toString('hex')).toBe('0123abcd456789abcdef0123456789ab');
     expect(sb.subarray(64, 80).toString('latin1').replace(/\0+$/, '')).toBe('my-label');
@@ -111,7 +110,6 @@ describeIfMount('metadata options', () => {
   itIfMount('--root-xattr-isize reserves inline xattr room in the root inode', async () => {
     await build(tree.root, image('rootx'), { rootXattrIsize: 256 });
     await expectImageMatches(image('rootx'), tree.root);
-    const { readFileSync } = await import('node:fs');
     const img = readFileSync(image('rootx'));
     const rootNid = img.readUInt16LE(1024 + 14);
     const icount = img.readUInt16LE(rootNid * 32 + 2);
@@ -119,8 +117,6 @@ describeIfMount('metadata options', () => {
   });
 
   itIfMount('--root-xattr-isize of 12 bytes or less gives the root its header and one slot: Linux refuses an xattr area of the header alone', async () => {
-    const { readFileSync } = await import('node:fs');
-    const { llistxattr } = await import('../helpers/libc.js');
     for (const bytes of [1, 4, 12]) {
       await build(tree.root, image(`rootx-${bytes}`), { rootXattrIsize: bytes });
       const img = readFileSync(image(`rootx-${bytes}`));

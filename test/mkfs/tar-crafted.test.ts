@@ -11,7 +11,7 @@ describeIfMount('tar members as the kernel sees them after --tar=f', () => {
   afterAll(() => out.cleanup());
   let n = 0;
 
-  /** Builds an image from `tar` bytes with -T1000 (plus args) and mounts it for `check`. */
+  /** Builds an image from `tar` bytes with -T1000 (plus args) and mounts it for `check`; returns the image's path. */
   async function mounted(tar: Buffer, check: (mnt: string) => void, args: string[] = []): Promise<string> {
     const src = `${out.dir}/t${n}.tar`;
     const image = `${out.dir}/t${n++}.erofs`;
@@ -20,7 +20,7 @@ describeIfMount('tar members as the kernel sees them after --tar=f', () => {
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     await withMount(image, check);
-    return r.stderr;
+    return image;
   }
 
   const mode = (p: string) => lstatSync(p).mode & 0o7777;
@@ -184,8 +184,7 @@ describeIfMount('tar members as the kernel sees them after --tar=f', () => {
 
   itIfMount('a root entry with xattrs the superblock\'s block cannot hold, after 3 MiB of data: the metadata starts after the data', async () => {
     const big = Buffer.alloc(3 << 20, 0x61);
-    const image = `${out.dir}/t${n}.erofs`;
-    await mounted(makeTar([{ name: 'data', data: big }, { name: './', type: '5', mode: 0o755, pax: { 'SCHILY.xattr.user.big': 'x'.repeat(2900) } }]), (mnt) => {
+    const image = await mounted(makeTar([{ name: 'data', data: big }, { name: './', type: '5', mode: 0o755, pax: { 'SCHILY.xattr.user.big': 'x'.repeat(2900) } }]), (mnt) => {
       expect(readXattrs(mnt).get('user.big')?.toString()).toBe('x'.repeat(2900));
       expect(readFileSync(`${mnt}/data`).equals(big)).toBe(true);
     });
