@@ -75,7 +75,7 @@ import { planChunkedFiles } from './chunks.js';
 import { EROFS_DEVT_SLOT_SIZE, encodeDeviceSlot } from '../format/chunk.js';
 import { ImageWriter, Spool } from './writer.js';
 import { FileCopier } from './copier.js';
-import { RangeCopier } from './range-copier.js';
+import { RangeCopier, SYNC_COPY_BELOW } from './range-copier.js';
 import { copyFileData } from './file-copy.js';
 import { eventLoopTurn } from './event-loop.js';
 
@@ -146,8 +146,9 @@ async function buildFromTree(
   let feed: ZFeed | null = null;
   let copier: FileCopier | null = null;
   // Copies made on libuv's thread pool: big files of uncompressed builds, and output the
-  // compression workers spilled to their scratch files.
-  const ranges = new RangeCopier(writer);
+  // compression workers spilled to their scratch files (short runs of it copied here: the
+  // workers have the other cores).
+  const ranges = new RangeCopier(writer, { copyHereBelow: cfg.compression ? SYNC_COPY_BELOW : 0 });
   try {
     const zsetup = cfg.compression ? compressionSetup(cfg, cfg.compression, g) : null;
     // Workers start (threads, modules, libraries) while the tree is walked, once it has

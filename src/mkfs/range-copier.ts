@@ -3,6 +3,13 @@
 // their scratch files. The kernel copies on another core while the main thread goes on
 // (walking, placing, writing the metadata). A Node worker would cost more to start (a
 // tenth of a second of CPU, more on a busy machine) than the copies take.
+//
+// A call on the pool costs the main thread about 0.1 ms (koffi's marshalling, waking a pool
+// thread, the callback), as much as the kernel takes to copy 256 KiB. Where every core is
+// busy compressing, the pool's work only takes a core from the compression: shorter ranges
+// are then copied at once, here, and ranges that continue the one before in both files
+// (consecutive files' output spilled by one worker: most of them, a few KiB each) become
+// one call.
 
 import { byteOffset } from '../format/types.js';
 import { type AsyncCopy, asyncCopy } from './copy-range.js';
@@ -30,10 +37,23 @@ export interface CopyRange {
  */
 const IN_FLIGHT = 4;
 
+/** Where the cores are busy, ranges shorter than this are copied at once, on the calling thread. */
+export const SYNC_COPY_BELOW = 256 << 10;
+
+export interface RangeCopierOptions {
+  /**
+   * Ranges shorter than this are copied here (0: none). A short one without settled() is
+   * held back until the next range shows whether it continues it.
+   */
+  copyHereBelow?: number;
+}
+
 export class RangeCopier {
   private readonly copyAsync: AsyncCopy | null = asyncCopy();
   private queue: CopyRange[] = [];
   private head = 0;
+  /** The latest range, held back while the next may continue it. */
+  private pending: CopyRange | null = null;
   private inFlight = 0;
   private failure: Error | null = null;
   private stopped = false;
@@ -42,14 +62,21 @@ export class RangeCopier {
   private idle: Array<() => void> = [];
   private release: (() => void) | null = null;
 
-  constructor(private readonly writer: ImageWriter) {}
+  private readonly copyHereBelow: number;
+
+  constructor(
+    private readonly writer: ImageWriter,
+    options: RangeCopierOptions = {},
+  ) {
+    this.copyHereBelow = options.copyHereBelow ?? 0;
+  }
 
   /**
-   * Copies a range into the image: queued, or at once where the calls cannot be made on the
-   * thread pool. It lands after every write made to the image before (the writer's merge
-   * buffer goes out first: compressed output can be written over by the file after it);
-   * nothing may write to its range again before finish(). Throws the failure of an earlier
-   * copy (the range is settled as not copied).
+   * Copies a range into the image: queued for the pool, or at once if short (see
+   * copyHereBelow) or where the calls cannot be made on the pool. It lands after every write
+   * made to the image before (the writer's merge buffer goes out first: compressed output
+   * can be written over by the file after it); nothing may write to its range again before
+   * finish(). Throws the failure of an earlier copy (the range is settled as not copied).
    */
   copy(r: CopyRange): void {
     if (this.failure) {
@@ -62,14 +89,40 @@ export class RangeCopier {
       return;
     }
     this.writer.flush();
-    if (!this.copyAsync) {
+    const p = this.pending;
+    if (p && continues(p, r)) {
+      this.pending = { ...p, length: p.length + r.length };
+      if (this.pending.length >= this.copyHereBelow) this.flushPending();
+      return;
+    }
+    try {
+      this.flushPending();
+    } catch (e) {
+      r.settled?.(false);
+      throw e;
+    }
+    this.pending = r;
+    // Only a range to copy here that a next one may continue waits: a long one is copied
+    // on the pool while the build goes on.
+    if (r.settled || r.length >= this.copyHereBelow) this.flushPending();
+  }
+
+  /** Copies the range held back: at once if short (or where the pool cannot), else on the pool. */
+  private flushPending(): void {
+    const r = this.pending;
+    if (!r) return;
+    this.pending = null;
+    if (!this.copyAsync || r.length < this.copyHereBelow) {
       let copied = false;
       try {
         this.copyHere(r);
         copied = true;
+      } catch (e) {
+        this.failure ??= e as Error;
       } finally {
-        r.settled?.(copied);
+        this.settle(r, copied);
       }
+      if (this.failure) throw this.failure;
       return;
     }
     this.queue.push(r);
@@ -84,12 +137,15 @@ export class RangeCopier {
 
   /** Ranges queued or in flight. */
   get backlog(): number {
-    return this.queue.length - this.head + this.inFlight;
+    return this.queue.length - this.head + this.inFlight + (this.pending ? 1 : 0);
   }
 
-  /** Whether copies were handed to the thread pool: they may read the source until close(). */
+  /**
+   * Whether copies were handed to the thread pool, or one is held back: they may read the
+   * source until close().
+   */
   get inUse(): boolean {
-    return this.used;
+    return this.used || this.pending !== null;
   }
 
   /**
@@ -102,7 +158,11 @@ export class RangeCopier {
 
   private pump(): void {
     // After a failure (or once closed) what is queued is dropped.
-    if (this.failure || this.stopped) while (this.head < this.queue.length) this.settle(this.queue[this.head++]!, false);
+    if (this.failure || this.stopped) {
+      if (this.pending) this.settle(this.pending, false);
+      this.pending = null;
+      while (this.head < this.queue.length) this.settle(this.queue[this.head++]!, false);
+    }
     while (this.inFlight < IN_FLIGHT && this.head < this.queue.length) this.issue(this.queue[this.head++]!);
     if (this.head === this.queue.length) {
       this.queue = [];
@@ -157,6 +217,7 @@ export class RangeCopier {
 
   /** Waits until every range is in the image; throws the first failure. */
   async finish(): Promise<void> {
+    if (!this.failure) this.flushPending();
     await this.drained();
     if (this.failure) throw this.failure;
   }
@@ -166,7 +227,7 @@ export class RangeCopier {
     this.release = release;
   }
 
-  /** Drops what is queued and waits for the calls in flight: the descriptors may be closed then. */
+  /** Drops what is queued or held back and waits for the calls in flight: the descriptors may be closed then. */
   async close(): Promise<void> {
     this.stopped = true;
     this.pump();
@@ -175,4 +236,16 @@ export class RangeCopier {
     this.release = null;
     release?.();
   }
+}
+
+/** Whether `r` goes on where `p` ends, in the same source and in the image, and may be copied with it. */
+function continues(p: CopyRange, r: CopyRange): boolean {
+  return (
+    r.fd === p.fd &&
+    r.at === p.at + p.length &&
+    r.dst === p.dst + p.length &&
+    r.endedAt === p.endedAt &&
+    p.settled === undefined &&
+    r.settled === undefined
+  );
 }

@@ -6,7 +6,7 @@ import { afterAll, describe, expect, it, vi } from 'vitest';
 import { KOFFI_ASYNC_POOLS } from '../../src/ffi.js';
 import { byteOffset } from '../../src/format/types.js';
 import { BuildError, tarEndedEarly } from '../../src/mkfs/errors.js';
-import { RangeCopier } from '../../src/mkfs/range-copier.js';
+import { RangeCopier, SYNC_COPY_BELOW } from '../../src/mkfs/range-copier.js';
 import { ImageWriter } from '../../src/mkfs/writer.js';
 import { scratchDir } from '../helpers/build.js';
 
@@ -61,6 +61,84 @@ describe('copying ranges of a source into the image', () => {
     for (const r of plan) expect(img.subarray(r.dst, r.dst + r.length).equals(src.subarray(r.at, r.at + r.length))).toBe(true);
   });
 
+  it('with copyHereBelow, shorter ranges are copied at once, on the calling thread, longer ones off it', async () => {
+    const src = randomBytes(3 << 20);
+    const fd = source('busy.tar', src);
+    const w = ImageWriter.create(`${out.dir}/busy.img`);
+    const here = vi.spyOn(w, 'copyFrom');
+    const ranges = new RangeCopier(w, { copyHereBelow: SYNC_COPY_BELOW });
+    const plan = [
+      { at: 0, dst: 8192, length: SYNC_COPY_BELOW },
+      { at: SYNC_COPY_BELOW, dst: 0, length: 4096 },
+      { at: 1 << 20, dst: 1 << 20, length: 2 << 20 },
+      ...Array.from({ length: 12 }, (_, i) => ({ at: 300_000 + i * 1000, dst: (4 << 20) + i * 4096, length: 1000 })),
+    ];
+    let settled = 0;
+    for (const r of plan) ranges.copy({ fd, ...r, endedAt: tarEnded('busy.tar'), settled: (copied) => (settled += copied ? 1 : 0) });
+    expect(ranges.busy).toBe(true);
+    await ranges.finish();
+    await ranges.close();
+    expect(settled).toBe(plan.length);
+    expect(here.mock.calls.map((c) => c[3])).toEqual(plan.filter((r) => r.length < SYNC_COPY_BELOW).map((r) => r.length));
+    w.setSize(5 << 20);
+    w.commit();
+    closeSync(fd);
+    const img = readFileSync(`${out.dir}/busy.img`);
+    for (const r of plan) expect(img.subarray(r.dst, r.dst + r.length).equals(src.subarray(r.at, r.at + r.length))).toBe(true);
+  });
+
+  it('with copyHereBelow, short ranges that go on where the one before ends, in the source and in the image, are one copy', async () => {
+    const src = randomBytes(64 << 10);
+    const fd = source('spill.bin', src);
+    const w = ImageWriter.create(`${out.dir}/spill.img`);
+    const here = vi.spyOn(w, 'copyFrom');
+    const ranges = new RangeCopier(w, { copyHereBelow: SYNC_COPY_BELOW });
+    const endedAt = (): Error => new Error('spill file cut short');
+    // Four pieces in a row, then one that skips a block of the image, then one after it.
+    const plan = [
+      { at: 0, dst: 4096, length: 8192 },
+      { at: 8192, dst: 12288, length: 4096 },
+      { at: 12288, dst: 16384, length: 12288 },
+      { at: 24576, dst: 28672, length: 4096 },
+      { at: 28672, dst: 36864, length: 8192 },
+      { at: 36864, dst: 45056, length: 4096 },
+    ];
+    for (const r of plan) ranges.copy({ fd, ...r, endedAt });
+    // The last run is held back until finish() shows nothing continues it.
+    expect(here.mock.calls.map((c) => [c[1], c[2], c[3]])).toEqual([[0, 4096, 28672]]);
+    expect(ranges.inUse).toBe(true);
+    await ranges.finish();
+    await ranges.close();
+    expect(here.mock.calls.map((c) => [c[1], c[2], c[3]])).toEqual([
+      [0, 4096, 28672],
+      [28672, 36864, 12288],
+    ]);
+    w.setSize(64 << 10);
+    w.commit();
+    closeSync(fd);
+    const img = readFileSync(`${out.dir}/spill.img`);
+    for (const r of plan) expect(img.subarray(r.dst, r.dst + r.length).equals(src.subarray(r.at, r.at + r.length))).toBe(true);
+    expect(img.subarray(32768, 36864).equals(Buffer.alloc(4096))).toBe(true);
+  });
+
+  it('with copyHereBelow, ranges with their own settled() are copied one by one, even where they continue each other', async () => {
+    const src = randomBytes(16 << 10);
+    const fd = source('files.bin', src);
+    const w = ImageWriter.create(`${out.dir}/files.img`);
+    const here = vi.spyOn(w, 'copyFrom');
+    const ranges = new RangeCopier(w, { copyHereBelow: SYNC_COPY_BELOW });
+    const settled: boolean[] = [];
+    for (let i = 0; i < 4; i++) ranges.copy({ fd, at: i * 4096, dst: i * 4096, length: 4096, endedAt: tarEnded('files.bin'), settled: (copied) => settled.push(copied) });
+    // Each settled as it is copied: a file's descriptor closes at once.
+    expect(settled).toEqual([true, true, true, true]);
+    expect(here).toHaveBeenCalledTimes(4);
+    await ranges.finish();
+    await ranges.close();
+    w.commit();
+    closeSync(fd);
+    expect(readFileSync(`${out.dir}/files.img`).equals(src)).toBe(true);
+  });
+
   it('a copy lands after the writes made to its range before it, still in the merge buffer', async () => {
     const src = randomBytes(3 * 4096);
     const fd = source('over.bin', src);
@@ -104,6 +182,25 @@ describe('copying ranges of a source into the image', () => {
     expect(() => ranges.copy({ fd, at: 0, dst: 0, length: 4096, endedAt: tarEnded('short.tar'), settled: (copied) => settled.push(copied) })).toThrow(/ended early/);
     expect(settled).toEqual([false, false]);
     await ranges.close();
+    w.abort();
+    closeSync(fd);
+  });
+
+  it('with copyHereBelow, a short range past the end of its source fails at once, or at finish() if it was held back', async () => {
+    const fd = source('shorter.tar', randomBytes(10_000));
+    const w = ImageWriter.create(`${out.dir}/shorter.img`);
+    const settled: boolean[] = [];
+    const ranges = new RangeCopier(w, { copyHereBelow: SYNC_COPY_BELOW });
+    expect(() => ranges.copy({ fd, at: 8192, dst: 0, length: 4096, endedAt: tarEnded('shorter.tar'), settled: (copied) => settled.push(copied) })).toThrow(
+      /^shorter\.tar: the tar file ended early/,
+    );
+    expect(settled).toEqual([false]);
+    await ranges.close();
+    const held = new RangeCopier(w, { copyHereBelow: SYNC_COPY_BELOW });
+    held.copy({ fd, at: 8192, dst: 0, length: 4096, endedAt: tarEnded('shorter.tar') });
+    const failed = await held.finish().catch((e: unknown) => e);
+    expect((failed as Error).message).toMatch(/^shorter\.tar: the tar file ended early/);
+    await held.close();
     w.abort();
     closeSync(fd);
   });
