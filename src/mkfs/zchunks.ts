@@ -39,6 +39,8 @@ export class ChunkedCompressor {
   private pieceStart = 0;
   /** Where the job in progress starts in the spill file, once it went there; else -1. */
   private spillAt = -1;
+  /** Chunks a spilled job filled alone: its bytes are in the spill file, the chunks free to fill again here. */
+  private free: ArrayBuffer[] = [];
 
   constructor(
     private readonly compressors: readonly Compressor[],
@@ -105,15 +107,30 @@ export class ChunkedCompressor {
       if (this.spill && this.pieces.length >= SPILL_AFTER_CHUNKS) {
         this.spillAt = this.spill.length;
         for (const piece of this.pieces) this.spill.append(piece);
+        this.freeChunksOf(this.pieces);
         this.pieces = [];
         return 0;
       }
-      this.chunk = new Uint8Array(this.recycled() ?? new ArrayBuffer(CHUNK_BYTES));
+      this.chunk = new Uint8Array(this.free.pop() ?? this.recycled() ?? new ArrayBuffer(CHUNK_BYTES));
       this.used = 0;
       this.pieceStart = 0;
       this.begun.push(this.chunk.buffer as ArrayBuffer);
     }
     return this.chunk.length - this.used;
+  }
+
+  /**
+   * The chunks that hold nothing but these pieces of the job going to the spill file (all
+   * but the first piece's, and that one too if the job began it): not sent with the
+   * replies, filled again here. Fresh chunks cost a page fault per 4 KiB, 0.2 ms each.
+   */
+  private freeChunksOf(pieces: readonly Uint8Array[]): void {
+    const own = new Set<ArrayBuffer>();
+    pieces.forEach((piece, i) => {
+      if (i > 0 || piece.byteOffset === 0) own.add(piece.buffer as ArrayBuffer);
+    });
+    this.begun = this.begun.filter((chunk) => !own.has(chunk));
+    this.free.push(...own);
   }
 
   private put(bytes: Uint8Array): void {

@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readdirSync, readSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
@@ -349,6 +349,43 @@ describe('the main thread in the compression pool', () => {
       expect(new Set(outcomes.filter((o) => o.spilled).map((o) => o.spilled!.fd)).size).toBe(2);
     } finally {
       await pool.close();
+    }
+  });
+
+  it('fills again the chunks a job going to the spill file had filled alone, and sends them with no reply', async () => {
+    const { ChunkedCompressor, CHUNK_BYTES } = await import('../../src/mkfs/zchunks.js');
+    const { FdAppender } = await import('../../src/mkfs/writer.js');
+    // A small job, one of five chunks (random data stays raw), then another small one.
+    const list = jobsFor('refill', [textBytes(9000, 81), randomBytes(5 * CHUNK_BYTES, 82), textBytes(9000, 83)]);
+    const expected = list.map(expectedOutput);
+    const spillPath = join(dir, 'refill-spill');
+    writeFileSync(spillPath, '');
+    const fd = openSync(spillPath, 'r+');
+    // Every chunk the compressor cannot fill again itself comes from here.
+    const given: ArrayBuffer[] = [];
+    const give = (): ArrayBuffer => {
+      given.push(new ArrayBuffer(CHUNK_BYTES));
+      return given[given.length - 1]!;
+    };
+    const chunked = new ChunkedCompressor([createCompressor('lz4', {})], lz4, zBuffers(lz4), give, new FdAppender(fd, spillPath));
+    try {
+      const [first, big, last] = list.map((job, id) => chunked.run(id, job));
+      expect(Buffer.concat(first!.data!).equals(expected[0]!)).toBe(true);
+      expect(big!.data).toEqual([]);
+      expect(big!.spilled).toBe(0);
+      const spilled = Buffer.alloc(expected[1]!.length);
+      readSync(fd, spilled, 0, spilled.length, 0);
+      expect(spilled.equals(expected[1]!)).toBe(true);
+      expect(Buffer.concat(last!.data!).equals(expected[2]!)).toBe(true);
+      // The first chunk, shared by the first two jobs, and three the big one filled alone
+      // before it went to the spill file; the last job fills one of those three again.
+      expect(given).toHaveLength(4);
+      const reused = last!.data![0]!.buffer;
+      expect(given.slice(1)).toContain(reused);
+      // Sent with the replies: the chunks replies point into, not the other two.
+      expect(chunked.takeChunks()).toEqual([given[0], reused]);
+    } finally {
+      closeSync(fd);
     }
   });
 
