@@ -75,7 +75,7 @@ import { planChunkedFiles } from './chunks.js';
 import { EROFS_DEVT_SLOT_SIZE, encodeDeviceSlot } from '../format/chunk.js';
 import { ImageWriter, Spool } from './writer.js';
 import { FileCopier } from './copier.js';
-import { RangeCopier, SYNC_COPY_BELOW } from './range-copier.js';
+import { COPY_HERE_BELOW, RangeCopier } from './range-copier.js';
 import { copyFileData } from './file-copy.js';
 import { eventLoopTurn } from './event-loop.js';
 
@@ -148,7 +148,7 @@ async function buildFromTree(
   // Copies made on libuv's thread pool: big files of uncompressed builds, and output the
   // compression workers spilled to their scratch files (short runs of it copied here: the
   // workers have the other cores).
-  const ranges = new RangeCopier(writer, { copyHereBelow: cfg.compression ? SYNC_COPY_BELOW : 0 });
+  const ranges = new RangeCopier(writer, { copyHereBelow: cfg.compression ? COPY_HERE_BELOW : 0 });
   try {
     const zsetup = cfg.compression ? compressionSetup(cfg, cfg.compression, g) : null;
     // Workers start (threads, modules, libraries) while the tree is walked, once it has

@@ -37,8 +37,8 @@ export interface CopyRange {
  */
 const IN_FLIGHT = 4;
 
-/** Where the cores are busy, ranges shorter than this are copied at once, on the calling thread. */
-export const SYNC_COPY_BELOW = 256 << 10;
+/** Where every core compresses, ranges shorter than this are copied at once, on the calling thread. */
+export const COPY_HERE_BELOW = 256 << 10;
 
 export interface RangeCopierOptions {
   /**

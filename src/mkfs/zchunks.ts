@@ -122,7 +122,7 @@ export class ChunkedCompressor {
   /**
    * The chunks that hold nothing but these pieces of the job going to the spill file (all
    * but the first piece's, and that one too if the job began it): not sent with the
-   * replies, filled again here. Fresh chunks cost a page fault per 4 KiB, 0.2 ms each.
+   * replies, filled again here. A fresh chunk costs a page fault per 4 KiB: 0.2 ms.
    */
   private freeChunksOf(pieces: readonly Uint8Array[]): void {
     const own = new Set<ArrayBuffer>();

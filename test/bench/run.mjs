@@ -36,6 +36,9 @@ function which(cmd) {
 /** One build: wall and CPU seconds, peak RSS in MiB (needs GNU time), image bytes; null if it failed. */
 function measure(argv, image) {
   rmSync(image, { force: true });
+  // The last build's image is still being written back: each build starts from a clean
+  // page cache, untimed, or it pays for the one before.
+  spawnSync('sync');
   const start = process.hrtime.bigint();
   const cmd = timeBin ? [timeBin, '-f', '%M %U %S', ...argv] : argv;
   const r = spawnSync(cmd[0], cmd.slice(1), { encoding: 'utf8', stdio: ['ignore', 'ignore', 'pipe'], env: childEnv });

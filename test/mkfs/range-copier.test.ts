@@ -6,7 +6,7 @@ import { afterAll, describe, expect, it, vi } from 'vitest';
 import { KOFFI_ASYNC_POOLS } from '../../src/ffi.js';
 import { byteOffset } from '../../src/format/types.js';
 import { BuildError, tarEndedEarly } from '../../src/mkfs/errors.js';
-import { RangeCopier, SYNC_COPY_BELOW } from '../../src/mkfs/range-copier.js';
+import { COPY_HERE_BELOW, RangeCopier, type RangeCopierOptions } from '../../src/mkfs/range-copier.js';
 import { ImageWriter } from '../../src/mkfs/writer.js';
 import { scratchDir } from '../helpers/build.js';
 
@@ -34,12 +34,33 @@ describe('copying ranges of a source into the image', () => {
     expect(poolsAfter(`require('koffi').load('libc.so.6')`)).toBe(4);
   });
 
-  it('puts every range at its place, copied off the main thread, and is done when finish() resolves', async () => {
+  type Planned = { at: number; dst: number; length: number };
+
+  /**
+   * Copies the planned ranges of a random source (each with its settled()), expects each in
+   * its place and every one settled as copied; returns the lengths copied on the calling thread.
+   */
+  const copyPlan = async (name: string, plan: Planned[], options: RangeCopierOptions = {}): Promise<number[]> => {
     const src = randomBytes(3 << 20);
-    const fd = source('three.tar', src);
-    const w = ImageWriter.create(`${out.dir}/three.img`);
+    const fd = source(`${name}.tar`, src);
+    const w = ImageWriter.create(`${out.dir}/${name}.img`);
     const here = vi.spyOn(w, 'copyFrom');
-    const ranges = new RangeCopier(w);
+    const ranges = new RangeCopier(w, options);
+    let settled = 0;
+    for (const r of plan) ranges.copy({ fd, ...r, endedAt: tarEnded(`${name}.tar`), settled: (copied) => (settled += copied ? 1 : 0) });
+    expect(ranges.busy).toBe(true);
+    await ranges.finish();
+    await ranges.close();
+    expect(settled).toBe(plan.length);
+    w.setSize(Math.max(...plan.map((r) => r.dst + r.length)));
+    w.commit();
+    closeSync(fd);
+    const img = readFileSync(`${out.dir}/${name}.img`);
+    for (const r of plan) expect(img.subarray(r.dst, r.dst + r.length).equals(src.subarray(r.at, r.at + r.length))).toBe(true);
+    return here.mock.calls.map((c) => c[3]);
+  };
+
+  it('puts every range at its place, copied off the main thread, and is done when finish() resolves', async () => {
     // More ranges than calls in flight, one of several MiB, placed out of source order.
     const plan = [
       { at: 0, dst: 8192, length: 65536 },
@@ -47,52 +68,29 @@ describe('copying ranges of a source into the image', () => {
       { at: 1 << 20, dst: 1 << 20, length: 2 << 20 },
       ...Array.from({ length: 12 }, (_, i) => ({ at: 70000 + i * 1000, dst: 80 * 1024 + i * 4096, length: 1000 })),
     ];
-    let settled = 0;
-    for (const r of plan) ranges.copy({ fd, ...r, endedAt: tarEnded('three.tar'), settled: (copied) => (settled += copied ? 1 : 0) });
-    expect(ranges.busy).toBe(true);
-    await ranges.finish();
-    await ranges.close();
-    expect(settled).toBe(plan.length);
-    expect(here).not.toHaveBeenCalled();
-    w.setSize(3 << 20);
-    w.commit();
-    closeSync(fd);
-    const img = readFileSync(`${out.dir}/three.img`);
-    for (const r of plan) expect(img.subarray(r.dst, r.dst + r.length).equals(src.subarray(r.at, r.at + r.length))).toBe(true);
+    expect(await copyPlan('three', plan)).toEqual([]);
   });
 
   it('with copyHereBelow, shorter ranges are copied at once, on the calling thread, longer ones off it', async () => {
-    const src = randomBytes(3 << 20);
-    const fd = source('busy.tar', src);
-    const w = ImageWriter.create(`${out.dir}/busy.img`);
-    const here = vi.spyOn(w, 'copyFrom');
-    const ranges = new RangeCopier(w, { copyHereBelow: SYNC_COPY_BELOW });
     const plan = [
-      { at: 0, dst: 8192, length: SYNC_COPY_BELOW },
-      { at: SYNC_COPY_BELOW, dst: 0, length: 4096 },
+      { at: 0, dst: 8192, length: COPY_HERE_BELOW },
+      { at: COPY_HERE_BELOW, dst: 0, length: 4096 },
       { at: 1 << 20, dst: 1 << 20, length: 2 << 20 },
       ...Array.from({ length: 12 }, (_, i) => ({ at: 300_000 + i * 1000, dst: (4 << 20) + i * 4096, length: 1000 })),
     ];
-    let settled = 0;
-    for (const r of plan) ranges.copy({ fd, ...r, endedAt: tarEnded('busy.tar'), settled: (copied) => (settled += copied ? 1 : 0) });
-    expect(ranges.busy).toBe(true);
-    await ranges.finish();
-    await ranges.close();
-    expect(settled).toBe(plan.length);
-    expect(here.mock.calls.map((c) => c[3])).toEqual(plan.filter((r) => r.length < SYNC_COPY_BELOW).map((r) => r.length));
-    w.setSize(5 << 20);
-    w.commit();
-    closeSync(fd);
-    const img = readFileSync(`${out.dir}/busy.img`);
-    for (const r of plan) expect(img.subarray(r.dst, r.dst + r.length).equals(src.subarray(r.at, r.at + r.length))).toBe(true);
+    expect(await copyPlan('busy', plan, { copyHereBelow: COPY_HERE_BELOW })).toEqual(plan.filter((r) => r.length < COPY_HERE_BELOW).map((r) => r.length));
   });
 
+  /** A random source of `bytes`, an image, and a copier that copies short ranges here, its copyFrom watched. */
+  const copyingHere = (name: string, bytes: number) => {
+    const src = randomBytes(bytes);
+    const fd = source(`${name}.bin`, src);
+    const w = ImageWriter.create(`${out.dir}/${name}.img`);
+    return { src, fd, w, here: vi.spyOn(w, 'copyFrom'), ranges: new RangeCopier(w, { copyHereBelow: COPY_HERE_BELOW }) };
+  };
+
   it('with copyHereBelow, short ranges that go on where the one before ends, in the source and in the image, are one copy', async () => {
-    const src = randomBytes(64 << 10);
-    const fd = source('spill.bin', src);
-    const w = ImageWriter.create(`${out.dir}/spill.img`);
-    const here = vi.spyOn(w, 'copyFrom');
-    const ranges = new RangeCopier(w, { copyHereBelow: SYNC_COPY_BELOW });
+    const { src, fd, w, here, ranges } = copyingHere('spill', 64 << 10);
     const endedAt = (): Error => new Error('spill file cut short');
     // Four pieces in a row, then one that skips a block of the image, then one after it.
     const plan = [
@@ -122,11 +120,7 @@ describe('copying ranges of a source into the image', () => {
   });
 
   it('with copyHereBelow, ranges with their own settled() are copied one by one, even where they continue each other', async () => {
-    const src = randomBytes(16 << 10);
-    const fd = source('files.bin', src);
-    const w = ImageWriter.create(`${out.dir}/files.img`);
-    const here = vi.spyOn(w, 'copyFrom');
-    const ranges = new RangeCopier(w, { copyHereBelow: SYNC_COPY_BELOW });
+    const { src, fd, w, here, ranges } = copyingHere('files', 16 << 10);
     const settled: boolean[] = [];
     for (let i = 0; i < 4; i++) ranges.copy({ fd, at: i * 4096, dst: i * 4096, length: 4096, endedAt: tarEnded('files.bin'), settled: (copied) => settled.push(copied) });
     // Each settled as it is copied: a file's descriptor closes at once.
@@ -190,13 +184,13 @@ describe('copying ranges of a source into the image', () => {
     const fd = source('shorter.tar', randomBytes(10_000));
     const w = ImageWriter.create(`${out.dir}/shorter.img`);
     const settled: boolean[] = [];
-    const ranges = new RangeCopier(w, { copyHereBelow: SYNC_COPY_BELOW });
+    const ranges = new RangeCopier(w, { copyHereBelow: COPY_HERE_BELOW });
     expect(() => ranges.copy({ fd, at: 8192, dst: 0, length: 4096, endedAt: tarEnded('shorter.tar'), settled: (copied) => settled.push(copied) })).toThrow(
       /^shorter\.tar: the tar file ended early/,
     );
     expect(settled).toEqual([false]);
     await ranges.close();
-    const held = new RangeCopier(w, { copyHereBelow: SYNC_COPY_BELOW });
+    const held = new RangeCopier(w, { copyHereBelow: COPY_HERE_BELOW });
     held.copy({ fd, at: 8192, dst: 0, length: 4096, endedAt: tarEnded('shorter.tar') });
     const failed = await held.finish().catch((e: unknown) => e);
     expect((failed as Error).message).toMatch(/^shorter\.tar: the tar file ended early/);
