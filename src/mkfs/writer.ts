@@ -196,6 +196,9 @@ export class ImageWriter extends FdWriter {
   /** Buffers of blocks written out, for the next blocks. */
   private metaFree: Buffer[] = [];
   private metaBlksz = 0;
+  /** The metadata block used last, and its number (-1: none). */
+  private lastMetaBlk = -1;
+  private lastMeta: Buffer | null = null;
 
   private constructor(
     readonly imagePath: string,
@@ -251,18 +254,27 @@ export class ImageWriter extends FdWriter {
   }
 
   /**
-   * The cached bytes [off, off + length) of the metadata, to be filled in place; null when
-   * they run into the next block (then writeMeta them).
+   * The cached metadata block that holds [off, off + length), to be filled in place at
+   * off % blksz; null when the range runs into the next block (then writeMeta it).
    */
-  metaRange(off: ByteOffset, length: number, blksz: number): Buffer | null {
+  metaBlockOf(off: ByteOffset, length: number, blksz: number): Buffer | null {
     const blk = Math.floor(off / blksz);
-    const inBlock = off - blk * blksz;
-    if (inBlock + length > blksz) return null;
+    if (off - blk * blksz + length > blksz) return null;
     this.metaBlksz = blksz;
-    return this.metaBlock(blk).subarray(inBlock, inBlock + length);
+    return this.metaBlock(blk);
   }
 
   private metaBlock(blk: number): Buffer {
+    // Units come block by block: most land in the block the one before did, whose place at
+    // the end of the LRU order no other block has taken since.
+    if (blk === this.lastMetaBlk) return this.lastMeta!;
+    const b = this.lruMetaBlock(blk);
+    this.lastMetaBlk = blk;
+    this.lastMeta = b;
+    return b;
+  }
+
+  private lruMetaBlock(blk: number): Buffer {
     let b = this.meta.get(blk);
     if (b) {
       // Most recently used last.
@@ -295,6 +307,8 @@ export class ImageWriter extends FdWriter {
     this.metaFree = [];
     this.meta.clear();
     this.metaEvicted.clear();
+    this.lastMetaBlk = -1;
+    this.lastMeta = null;
   }
 
   readAt(off: ByteOffset, length: number): Buffer {

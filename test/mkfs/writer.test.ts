@@ -37,6 +37,33 @@ describe('the image writer', () => {
     expect(img.subarray(blocks * blksz).equals(data)).toBe(true);
   });
 
+  it('units filled in place in their cached block land where they belong, run after run in one block and back in evicted ones', () => {
+    const blksz = 512;
+    const blocks = 300; // more than the cache holds
+    const expected = Buffer.alloc(blocks * blksz);
+    const w = ImageWriter.create(`${out.dir}/units.img`);
+    let i = 0;
+    const put = (off: number, len: number) => {
+      const fill = (i++ % 251) + 1;
+      expected.fill(fill, off, off + len);
+      const block = w.metaBlockOf(byteOffset(off), len, blksz);
+      if (block) block.fill(fill, off % blksz, (off % blksz) + len);
+      else w.writeMeta(byteOffset(off), Buffer.alloc(len, fill), blksz);
+    };
+    // Runs of units in one block (the last block used again and again), crossing into the
+    // next now and then; then the same blocks again from the start, long since evicted.
+    for (let pass = 0; pass < 2; pass++) {
+      for (let blk = 0; blk < blocks - 1; blk++) {
+        for (let k = 0; k < 7; k++) put(blk * blksz + k * 64 + pass * 32, 32);
+        if (blk % 5 === 0) put(blk * blksz + 496, 48);
+      }
+    }
+    w.flushMeta();
+    w.setSize(blocks * blksz);
+    w.commit();
+    expect(readFileSync(`${out.dir}/units.img`).equals(expected)).toBe(true);
+  });
+
   it("file data merges across the rest of its own last block, written as zeros, and only there", () => {
     const path = `${out.dir}/owned.bin`;
     // Old bytes everywhere show which ranges a write covered.
