@@ -2,6 +2,7 @@
 
 import { EROFS_DIRENT_SIZE } from './constants.js';
 import type { Nid } from './types.js';
+import { writeLatin1 } from '../latin1.js';
 
 export interface DirEntry {
   name: Uint8Array;
@@ -66,7 +67,7 @@ export function encodeDirectory(entries: readonly DirEntryIn[], blksz: number): 
       v.setUint8(d + 10, e.fileType);
       const name = e.name;
       const at = blockStart + nameoff;
-      if (typeof name === 'string') for (let j = 0; j < name.length; j++) out[at + j] = name.charCodeAt(j);
+      if (typeof name === 'string') writeLatin1(out, name, at);
       else out.set(name, at);
       nameoff += name.length;
     }

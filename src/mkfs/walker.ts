@@ -9,6 +9,7 @@ import type { BuildConfig } from './options.js';
 import { asChild, childInode, newInode, type TreeChild, type TreeInode } from './tree.js';
 import { readXattrs, XattrReadError } from './xattr-source.js';
 import { lstatSource, type SourceStat } from './stat.js';
+import { writeLatin1 } from '../latin1.js';
 
 const SLASH = 0x2f;
 /** Shared by every inode without xattrs, the usual case: one array, not one per inode. */
@@ -48,7 +49,7 @@ function joinTerminated(dir: Buffer, name: string): Buffer {
   const out = Buffer.allocUnsafe(dir.length + name.length + 2);
   dir.copy(out, 0);
   out[dir.length] = SLASH;
-  out.write(name, dir.length + 1, 'latin1');
+  writeLatin1(out, name, dir.length + 1);
   out[out.length - 1] = 0;
   return out;
 }
