@@ -238,14 +238,10 @@ export class RangeCopier {
   }
 }
 
-/** Whether `r` goes on where `p` ends, in the same source and in the image, and may be copied with it. */
+/**
+ * Whether `r` goes on where the held-back `p` ends, in the same source and in the image, and
+ * may be copied with it (`p` has no settled(): only such ranges are held back).
+ */
 function continues(p: CopyRange, r: CopyRange): boolean {
-  return (
-    r.fd === p.fd &&
-    r.at === p.at + p.length &&
-    r.dst === p.dst + p.length &&
-    r.endedAt === p.endedAt &&
-    p.settled === undefined &&
-    r.settled === undefined
-  );
+  return r.fd === p.fd && r.at === p.at + p.length && r.dst === p.dst + p.length && r.endedAt === p.endedAt && r.settled === undefined;
 }
