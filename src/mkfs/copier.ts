@@ -18,7 +18,7 @@ import type { BuildConfig } from './options.js';
 import { plannedInlineTail, superBlockAddr } from './planner.js';
 import type { RangeCopier } from './range-copier.js';
 import type { TreeInode } from './tree.js';
-import { workerScript } from './worker-script.js';
+import { type WorkerBoot, workerScript } from './worker-script.js';
 import { FdWriter, type ImageWriter, type Spool } from './writer.js';
 
 /** What the thread is started with. */
@@ -33,6 +33,7 @@ export interface CopierData {
    * [2]: jobs whose inline tails are in the spool file (written out after each batch).
    */
   progress: SharedArrayBuffer;
+  boot: WorkerBoot | null;
 }
 
 export interface CopyMessage {
@@ -126,6 +127,7 @@ export class FileCopier {
   }
 
   private start(): void {
+    const { script, boot } = workerScript('copy-worker', ['copy']);
     const data: CopierData = {
       imageFd: this.writer.descriptor,
       imagePath: this.writer.imagePath,
@@ -133,9 +135,10 @@ export class FileCopier {
       tailsPath: this.tails.path,
       bufferBytes: BUFFER_BYTES,
       progress: this.done.buffer as SharedArrayBuffer,
+      boot,
     };
     // No execArgv: the host's (say --input-type) may not apply to a worker script.
-    const worker = new (workerThreads().Worker)(workerScript('copy-worker'), { workerData: data, execArgv: [], resourceLimits: { maxYoungGenerationSizeMb: 2 } });
+    const worker = new (workerThreads().Worker)(script, { workerData: data, execArgv: [], resourceLimits: { maxYoungGenerationSizeMb: 2 } });
     this.finished = new Promise<void>((resolve, reject) => {
       worker.on('message', (m: CopyReply) => {
         if (m.error !== undefined) this.error ??= m.internal ? new Error(`file-copy thread: ${m.error}`) : new BuildError(m.error);

@@ -1,14 +1,38 @@
-// Where a worker thread's script is: beside the CLI bundle (dist/cjs/NAME.cjs), else the
-// compiled module beside this one (dist/mkfs/NAME.js). Tests run the TypeScript sources and
-// workers need JavaScript, so from src/ they get the compiled one.
+// How a worker thread starts. In the CLI its script is a bundle beside the CLI's
+// (dist/cjs/NAME.cjs), started through bin/worker.js, which loads it with its code cache as
+// the CLI's own bundle is; else it is the compiled module beside this one
+// (dist/mkfs/NAME.js). Tests run the TypeScript sources and workers need JavaScript, so from
+// src/ they get the compiled one.
 
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
-export function workerScript(name: string): URL {
-  for (const file of [`./${name}.cjs`, `./${name}.js`]) {
-    const local = new URL(file, import.meta.url);
-    if (existsSync(fileURLToPath(local))) return local;
+/** What bin/worker.js reads from workerData.boot. */
+export interface WorkerBoot {
+  /** The bundle's path. */
+  bundle: string;
+  /** The code paths its cache is to record at the thread's clean end; null: save none. */
+  codePaths: string[] | null;
+}
+
+export interface WorkerEntry {
+  script: URL;
+  /** To go in workerData.boot; null where the script is the worker's own module. */
+  boot: WorkerBoot | null;
+}
+
+/**
+ * Worker NAME's entry. `codePaths` name the code the thread runs (its cache records them);
+ * give them to one thread of a kind only, null to the others.
+ */
+export function workerScript(name: string, codePaths: string[] | null): WorkerEntry {
+  const bundle = new URL(`./${name}.cjs`, import.meta.url);
+  if (existsSync(fileURLToPath(bundle))) {
+    const boot = new URL('../../bin/worker.js', import.meta.url);
+    if (existsSync(fileURLToPath(boot))) return { script: boot, boot: { bundle: fileURLToPath(bundle), codePaths } };
+    return { script: bundle, boot: null };
   }
-  return new URL(`../../dist/mkfs/${name}.js`, import.meta.url);
+  const local = new URL(`./${name}.js`, import.meta.url);
+  if (existsSync(fileURLToPath(local))) return { script: local, boot: null };
+  return { script: new URL(`../../dist/mkfs/${name}.js`, import.meta.url), boot: null };
 }

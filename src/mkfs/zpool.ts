@@ -6,7 +6,7 @@ import type { Worker } from 'node:worker_threads';
 import type { Compressor } from '../compress/compressor.js';
 import { workerThreads } from '../builtins.js';
 import { BuildError } from './errors.js';
-import { workerScript } from './worker-script.js';
+import { type WorkerBoot, workerScript } from './worker-script.js';
 import { ChunkedCompressor, CHUNK_BYTES, type ZReply } from './zchunks.js';
 import { runSliced, zBuffers, type ZJob, type ZParams, type ZResult } from './zdata.js';
 import { FdAppender, type Spool } from './writer.js';
@@ -24,6 +24,7 @@ export interface ZWorkerData {
   spill: { fd: number; path: string } | null;
   /** Int32 [0]: nonzero once the pool is closing; jobs still queued are dropped. */
   stop: SharedArrayBuffer;
+  boot: WorkerBoot | null;
 }
 
 /**
@@ -122,9 +123,10 @@ export class ZPool {
       for (const file of this.threadSpills) file.dispose();
       throw e;
     }
-    const script = workerScript('zworker');
     const { Worker } = workerThreads();
     for (let i = 0; i < size; i++) {
+      // Every thread runs the code of every algorithm in use.
+      const { script, boot } = workerScript('zworker', i === 0 ? params.specs.map((s) => s.name) : null);
       const file = this.threadSpills[i] ?? null;
       const spillFd = file?.readableFd() ?? -1;
       // A small young generation: workers allocate little but their pclusters, and every
@@ -134,6 +136,7 @@ export class ZPool {
         params,
         spill: file ? { fd: spillFd, path: file.path } : null,
         stop: this.stop.buffer as SharedArrayBuffer,
+        boot,
       };
       const worker = new Worker(script, { workerData: data, execArgv: [], resourceLimits: { maxYoungGenerationSizeMb: 2 } });
       worker.on('message', (answer: ZAnswer) => this.settle(worker, answer, spillFd));

@@ -1,5 +1,7 @@
-import { mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { Worker } from 'node:worker_threads';
+import { execFileSync } from 'node:child_process';
 import { afterAll, describe, expect, it } from 'vitest';
 import { scratchDir } from '../helpers/build.js';
 
@@ -79,5 +81,76 @@ describe('loading a CLI bundle with its code cache', () => {
     expect(() => loaded.saveCache()).not.toThrow();
     expect(loadBundle(file).exports.answer()).toBe(4);
     expect(readdirSync(dir).sort()).toEqual(['four.cjs', 'four.cjs.cache']);
+  });
+});
+
+describe('a worker thread of the CLI starting through bin/worker.js', () => {
+  const out = scratchDir('erofs-worker-boot-');
+  afterAll(() => out.cleanup());
+  const boot = new URL('../../bin/worker.js', import.meta.url);
+
+  /** A worker bundle that posts back workerData.value and ends with `exitCode` (on the main thread, as the tests load it to read its cache, it does nothing). */
+  const workerBundle = (exitCode: number): string =>
+    `'use strict';\nconst { parentPort, workerData } = require('node:worker_threads');\n` +
+    `if (parentPort) {\n  parentPort.postMessage(workerData.value);\n  process.exitCode = ${exitCode};\n}\n`;
+
+  /** Runs the bundle in FILE as the CLI starts a worker; its message and exit code. */
+  const run = (file: string, codePaths: string[] | null): Promise<{ message: unknown; code: number }> =>
+    new Promise((resolve, reject) => {
+      let message: unknown;
+      const worker = new Worker(boot, { workerData: { value: 42, boot: { bundle: file, codePaths } } });
+      worker.on('message', (m) => (message = m));
+      worker.on('error', reject);
+      worker.on('exit', (code) => resolve({ message, code }));
+    });
+
+  it('runs the bundle with the workerData it was given, and at a clean end saves its cache with the code paths named', async () => {
+    const file = `${out.dir}/clean.cjs`;
+    writeFileSync(file, workerBundle(0));
+    expect(await run(file, ['lz4', 'lzma'])).toEqual({ message: 42, code: 0 });
+    const next = loadBundle(file);
+    expect(next.cacheUsed).toBe(true);
+    expect(next.cachedPaths).toEqual(['lz4', 'lzma']);
+  });
+
+  it('a thread given no code paths saves no cache', async () => {
+    const file = `${out.dir}/quiet.cjs`;
+    writeFileSync(file, workerBundle(0));
+    expect(await run(file, null)).toEqual({ message: 42, code: 0 });
+    expect(existsSync(`${file}.cache`)).toBe(false);
+  });
+
+  it('a thread that ends with a failure saves no cache', async () => {
+    const file = `${out.dir}/failed.cjs`;
+    writeFileSync(file, workerBundle(1));
+    expect(await run(file, ['lz4'])).toEqual({ message: 42, code: 1 });
+    expect(existsSync(`${file}.cache`)).toBe(false);
+  });
+});
+
+describe('the CLI\'s compression threads keep a code cache', () => {
+  const out = scratchDir('erofs-worker-cache-');
+  afterAll(() => out.cleanup());
+
+  it('a compressed build leaves the compression bundle\'s cache beside it, naming the algorithm', () => {
+    // A copy of the CLI as installed, so that no other test's build writes the same cache.
+    const repo = new URL('../../', import.meta.url);
+    const install = `${out.dir}/install`;
+    cpSync(new URL('bin', repo), `${install}/bin`, { recursive: true });
+    cpSync(new URL('package.json', repo), `${install}/package.json`);
+    mkdirSync(`${install}/dist/cjs`, { recursive: true });
+    for (const name of ['mkfs.cjs', 'zworker.cjs']) cpSync(new URL(`dist/cjs/${name}`, repo), `${install}/dist/cjs/${name}`);
+    symlinkSync(new URL('node_modules', repo), `${install}/node_modules`);
+    mkdirSync(`${out.dir}/tree`);
+    // Past the 1 MiB from which the build starts its compression threads.
+    writeFileSync(`${out.dir}/tree/text`, 'compressible text '.repeat(200_000));
+
+    execFileSync(process.execPath, [`${install}/bin/mkfs.erofs.js`, '--quiet', '-zlz4hc', `${out.dir}/z.erofs`, `${out.dir}/tree`]);
+    const cache = readFileSync(`${install}/dist/cjs/zworker.cjs.cache`);
+    // Layout (load-bundle.js): magic, u32 source length, source, u32 paths length, paths.
+    const magic = 'erofs-ts code cache 2\n'.length;
+    const sourceLength = cache.readUInt32LE(magic);
+    const pathsAt = magic + 4 + sourceLength;
+    expect(cache.toString('utf8', pathsAt + 4, pathsAt + 4 + cache.readUInt32LE(pathsAt))).toBe('lz4hc');
   });
 });
