@@ -13,10 +13,11 @@ import { workerThreads } from '../builtins.js';
 import { type BlockGeometry, byteOffset } from '../format/types.js';
 import { allData } from './copy-range.js';
 import { BuildError, fileShrank } from './errors.js';
-import { checkSize, type CopyJob, KERNEL_COPY_MIN, openSource, readTail, readTailAt, runCopy } from './file-copy.js';
+import { checkSize, type CopyJob, KERNEL_COPY_MIN, openSource, placeWhole, readTail, readTailAt, runCopy } from './file-copy.js';
 import type { BuildConfig } from './options.js';
 import { plannedInlineTail, superBlockAddr } from './planner.js';
 import type { RangeCopier } from './range-copier.js';
+import { SmallFileReads } from './small-reads.js';
 import type { TreeInode } from './tree.js';
 import { type WorkerBoot, workerScript } from './worker-script.js';
 import { FdWriter, type ImageWriter, type Spool } from './writer.js';
@@ -94,6 +95,8 @@ export class FileCopier {
   /** Inline tails of the walk's own copies go to their place in the spool through this. */
   private readonly tailsOut: FdWriter;
   private buf: Buffer | null = null;
+  /** Small files the walk reads itself, in batches (undefined: not tried yet; null: one by one). */
+  private reads: SmallFileReads<CopyJob> | null | undefined;
   private batch: CopyJob[] = [];
   private batchBytes = 0;
   private error: Error | null = null;
@@ -174,15 +177,31 @@ export class FileCopier {
     inode.dataOffset = inline ? this.tails.reserve(inlineTail) : -1;
     this.nextBlk += Math.ceil((size - inlineTail) / blksz);
     this.bytes += size;
-    let tail = this.copyAhead(path, size, inlineTail, dst);
+    const tail = this.copyAhead(path, size, inlineTail, dst);
     if (tail === undefined) {
       const job: CopyJob = { path, size, inlineTail, dst, tailAt: inode.dataOffset };
       if (this.toThread(job)) return;
-      this.buf ??= Buffer.allocUnsafe(BUFFER_BYTES);
-      tail = runCopy(job, this.writer, this.buf);
+      // The walk copies it: in a batch of reads where it can, else now.
       this.copiedHere++;
+      if (this.reads === undefined) this.reads = SmallFileReads.create((j: CopyJob, bytes) => this.readDone(j, bytes));
+      if (!this.reads?.add(path, size, job)) this.copyHere(job);
+    } else if (tail) this.tailsOut.writeAt(byteOffset(inode.dataOffset), tail);
+  }
+
+  /** A small file of a batch of reads: its bytes, or null to read it now. */
+  private readDone(job: CopyJob, bytes: Buffer | null): void {
+    if (!bytes) {
+      this.copyHere(job);
+      return;
     }
-    if (tail) this.tailsOut.writeAt(byteOffset(inode.dataOffset), tail);
+    const tail = placeWhole({ size: job.size, inlineTail: job.inlineTail, dst: byteOffset(job.dst), untouched: true }, bytes, this.writer);
+    if (tail) this.tailsOut.writeAt(byteOffset(job.tailAt), tail);
+  }
+
+  private copyHere(job: CopyJob): void {
+    this.buf ??= Buffer.allocUnsafe(BUFFER_BYTES);
+    const tail = runCopy(job, this.writer, this.buf);
+    if (tail) this.tailsOut.writeAt(byteOffset(job.tailAt), tail);
   }
 
   /**
@@ -290,6 +309,8 @@ export class FileCopier {
   private endJobs(): void {
     if (this.ended) return;
     this.ended = true;
+    this.reads?.flush();
+    this.reads?.close();
     if (this.worker) this.post(true);
     this.tailsOut.flush();
   }
@@ -306,6 +327,7 @@ export class FileCopier {
    * worker.terminate(): stopped inside a koffi call, the thread would abort the process.
    */
   async close(): Promise<void> {
+    this.reads?.close();
     if (!this.worker) return;
     Atomics.store(this.done, 1, 1);
     const m: CopyMessage = { stop: true };

@@ -181,11 +181,20 @@ function copySmall(fd: number, shown: string, f: FileData, sink: DataSink, buf: 
     if (n === 0 || (n < ask && got === size)) break;
   }
   if (got < size) throw fileShrank(shown, size, got);
-  const blockBytes = size - f.inlineTail;
+  const tail = placeWhole(f, buf.subarray(0, size), sink);
+  return tail && Buffer.from(tail);
+}
+
+/**
+ * A file read whole (`data`, its `size` bytes): its blocks to the sink; returns its inline
+ * tail, a view of `data` (null if none).
+ */
+export function placeWhole(f: Pick<FileData, 'size' | 'inlineTail' | 'dst' | 'untouched'>, data: Buffer, sink: DataSink): Buffer | null {
+  const blockBytes = f.size - f.inlineTail;
   // All-zero blocks are left as holes where nothing was written yet.
-  const blocks = buf.subarray(0, blockBytes);
+  const blocks = data.subarray(0, blockBytes);
   if (blockBytes > 0 && (!f.untouched || !isZero(blocks))) sink.writeAt(f.dst, blocks);
-  return f.inlineTail > 0 ? Buffer.from(buf.subarray(blockBytes, size)) : null;
+  return f.inlineTail > 0 ? data.subarray(blockBytes, f.size) : null;
 }
 
 /**

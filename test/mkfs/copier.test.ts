@@ -204,6 +204,15 @@ describe('copying the files of an uncompressed build from a directory', () => {
     expect((failed as Error).message).toMatch(new RegExp(`^${s.path('short')}: file shrank while being read`));
   });
 
+  it('a small file the walk reads in a batch, shorter than walked, fails the build naming it once the batch is read', async () => {
+    const s = setup('batch-short');
+    for (let i = 0; i < 10; i++) s.add(`f${i}`, randomBytes(100 + i));
+    s.add('short', randomBytes(100), 3000);
+    const failed = await s.finish().catch((e: unknown) => e);
+    expect(failed).toBeInstanceOf(BuildError);
+    expect((failed as Error).message).toMatch(new RegExp(`^${s.path('short')}: file shrank while being read`));
+  });
+
   it('the walk pauses every 16 entries while copies are in flight, so the next ones start, and every 512 otherwise', () => {
     const root = `${out.dir}/pauses`;
     mkdirSync(root);
