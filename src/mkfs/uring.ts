@@ -120,7 +120,6 @@ export class Uring {
     private readonly sqeBytes: Uint8Array,
     private readonly sq: { head: number; tail: number; mask: number; array: number },
     private readonly cq: { head: number; tail: number; mask: number; cqes: number },
-    readonly entries: number,
   ) {
     this.sqTail = Atomics.load(ring, sq.tail);
   }
@@ -183,7 +182,6 @@ export class Uring {
       new Uint8Array(sqeBuffer),
       { head, tail, mask: ring[mask]!, array: sqOff(SQ_ARRAY) / 4 },
       { head: cHead, tail: cTail, mask: ring[cMask]!, cqes: cqOff(CQ_CQES) / 4 },
-      Math.min(sqEntries, entries),
     );
   }
 

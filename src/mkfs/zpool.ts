@@ -125,7 +125,7 @@ export class ZPool {
     }
     const { Worker } = workerThreads();
     for (let i = 0; i < size; i++) {
-      // Every thread runs the code of every algorithm in use.
+      // The first thread's code cache records the algorithms (each thread runs them all).
       const { script, boot } = workerScript('zworker', i === 0 ? params.specs.map((s) => s.name) : null);
       const file = this.threadSpills[i] ?? null;
       const spillFd = file?.readableFd() ?? -1;
