@@ -117,7 +117,10 @@ export class SmallFileReads<T> {
       });
     } catch {
       // The ring is not to be trusted any more: these files and the rest are read one by one.
-      this.close();
+      // Its buffers stay allocated: requests handed over may still be writing into them.
+      const ring = this.ring!;
+      this.ring = null;
+      ring.close();
       results.fill(-1, 0, n);
     }
     for (let k = 0; k < n; k++) {
@@ -129,7 +132,7 @@ export class SmallFileReads<T> {
     }
   }
 
-  /** Frees the ring and its buffers; files still queued are dropped. */
+  /** Frees the ring and its buffers (every batch run has completed); files still queued are dropped. */
   close(): void {
     if (!this.ring) return;
     this.ring.close();

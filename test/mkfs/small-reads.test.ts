@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { appendFileSync, readFileSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { release } from 'node:os';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { BATCH_BYTES, BATCH_FILES, SmallFileReads } from '../../src/mkfs/small-reads.js';
+import { Uring } from '../../src/mkfs/uring.js';
 import { scratchDir } from '../helpers/build.js';
 
 /** io_uring with linked file slots: Linux 5.18 or later, where no sysctl turns it off. */
@@ -88,6 +89,26 @@ describe('small files read whole in batches through io_uring', () => {
     ]);
     expect(seen[0]!.bytes!.equals(before)).toBe(true);
     expect(seen[5]!.bytes!.equals(after)).toBe(true);
+  });
+
+  it.runIf(uringExpected())('after a failed system call gives the batch back without bytes and refuses the rest', () => {
+    const { reads, seen } = reader();
+    const run = vi.spyOn(Uring.prototype, 'run').mockImplementationOnce(() => {
+      throw new Error('io_uring_enter failed: errno 5');
+    });
+    try {
+      reads!.add(Buffer.from(file('one', randomBytes(10))), 10, 'one');
+      reads!.add(Buffer.from(file('two', randomBytes(20))), 20, 'two');
+      reads!.flush();
+      expect(seen).toEqual([
+        { name: 'one', bytes: null },
+        { name: 'two', bytes: null },
+      ]);
+      expect(reads!.add(Buffer.from(file('three', randomBytes(5))), 5, 'three')).toBe(false);
+      reads!.close();
+    } finally {
+      run.mockRestore();
+    }
   });
 
   it.runIf(uringExpected())('refuses, queueing nothing, a file too big for a batch, a path too long, and anything once closed', () => {
