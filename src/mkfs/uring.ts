@@ -7,6 +7,7 @@
 // file slot finds the file at run time). Elsewhere, in a sandbox that refuses io_uring, or
 // on a big-endian machine, open() returns null and callers read as before.
 
+import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { loadKoffi } from '../ffi.js';
 
@@ -49,7 +50,10 @@ const P_CQ_ENTRIES = 4;
 const P_FEATURES = 20;
 const P_SQ_OFF = 40;
 const P_CQ_OFF = 80;
-const SQ_HEAD_TAIL_MASK = [0, 4, 8];
+/** Where head, tail and mask are in either ring's offsets. */
+const RING_HEAD = 0;
+const RING_TAIL = 4;
+const RING_MASK = 8;
 const SQ_ARRAY = 24;
 const CQ_CQES = 20;
 
@@ -69,7 +73,6 @@ interface Libc {
   syscall: (...args: unknown[]) => number | bigint;
   mmap: (addr: null, length: number, prot: number, flags: number, fd: number, offset: number) => unknown;
   munmap: (addr: unknown, length: number) => number;
-  close: (fd: number) => number;
 }
 
 let libc: Libc | null | undefined;
@@ -84,7 +87,6 @@ function loadLibc(): Libc | null {
       syscall: lib.func('long syscall(long number, ...)') as Libc['syscall'],
       mmap: lib.func('void *mmap(void *addr, size_t length, int prot, int flags, int fd, long offset)') as Libc['mmap'],
       munmap: lib.func('int munmap(void *addr, size_t length)') as Libc['munmap'],
-      close: lib.func('int close(int fd)') as Libc['close'],
     };
   } catch {
     libc = null;
@@ -107,21 +109,29 @@ export class Uring {
   /** Entries queued since the last submit. */
   private queued = 0;
   private sqTail: number;
+  /** The rings and the submission entries, as words (and the entries as bytes). */
+  private readonly ring: Uint32Array;
+  private readonly ringI32: Int32Array;
+  private readonly sqe: Uint32Array;
+  private readonly sqeBytes: Uint8Array;
 
   private constructor(
     private readonly c: Libc,
     private readonly fd: number,
     private readonly maps: Array<{ ptr: unknown; length: number }>,
-    /** The rings (head, tail, masks, the SQ index array, the completions), as words. */
-    private readonly ring: Uint32Array,
-    private readonly ringI32: Int32Array,
-    /** The submission entries, as words. */
-    private readonly sqe: Uint32Array,
-    private readonly sqeBytes: Uint8Array,
-    private readonly sq: { head: number; tail: number; mask: number; array: number },
+    /** The rings (head, tail, masks, the SQ index array, the completions). */
+    ringBuffer: ArrayBuffer,
+    /** The submission entries. */
+    sqeBuffer: ArrayBuffer,
+    /** Word indexes in `ring`. */
+    private readonly sq: { tail: number; mask: number; array: number },
     private readonly cq: { head: number; tail: number; mask: number; cqes: number },
   ) {
-    this.sqTail = Atomics.load(ring, sq.tail);
+    this.ring = new Uint32Array(ringBuffer);
+    this.ringI32 = new Int32Array(ringBuffer);
+    this.sqe = new Uint32Array(sqeBuffer);
+    this.sqeBytes = new Uint8Array(sqeBuffer);
+    this.sqTail = Atomics.load(this.ring, sq.tail);
   }
 
   /** A ring, or null where io_uring cannot be used here (see the module's comment). */
@@ -140,7 +150,7 @@ export class Uring {
     const maps: Array<{ ptr: unknown; length: number }> = [];
     const fail = (): null => {
       for (const m of maps) c.munmap(m.ptr, m.length);
-      c.close(fd);
+      fs.closeSync(fd);
       return null;
     };
     const features = params.readUInt32LE(P_FEATURES);
@@ -170,18 +180,14 @@ export class Uring {
     const ringBuffer = koffi.view(ringMap.ptr, ringBytes);
     const sqeBuffer = koffi.view(sqeMap.ptr, sqEntries * SQE_BYTES);
     const ring = new Uint32Array(ringBuffer);
-    const [head, tail, mask] = SQ_HEAD_TAIL_MASK.map((o) => sqOff(o) / 4) as [number, number, number];
-    const [cHead, cTail, cMask] = SQ_HEAD_TAIL_MASK.map((o) => cqOff(o) / 4) as [number, number, number];
     return new Uring(
       c,
       fd,
       maps,
-      ring,
-      new Int32Array(ringBuffer),
-      new Uint32Array(sqeBuffer),
-      new Uint8Array(sqeBuffer),
-      { head, tail, mask: ring[mask]!, array: sqOff(SQ_ARRAY) / 4 },
-      { head: cHead, tail: cTail, mask: ring[cMask]!, cqes: cqOff(CQ_CQES) / 4 },
+      ringBuffer,
+      sqeBuffer,
+      { tail: sqOff(RING_TAIL) / 4, mask: ring[sqOff(RING_MASK) / 4]!, array: sqOff(SQ_ARRAY) / 4 },
+      { head: cqOff(RING_HEAD) / 4, tail: cqOff(RING_TAIL) / 4, mask: ring[cqOff(RING_MASK) / 4]!, cqes: cqOff(CQ_CQES) / 4 },
     );
   }
 
@@ -255,6 +261,6 @@ export class Uring {
   close(): void {
     for (const m of this.maps) this.c.munmap(m.ptr, m.length);
     this.maps.length = 0;
-    this.c.close(this.fd);
+    fs.closeSync(this.fd);
   }
 }
