@@ -4,6 +4,11 @@
 // every start had cost each lz4 build 15-20 ms of a core its two threads both want.
 'use strict';
 
+// The main thread put V8's default flags back for this thread's start (v8-flags.js); the
+// bundle loads under the flags of threads at work. (Were another thread started meanwhile,
+// this one's bundle would only compile, not load from its cache.)
+require('./v8-flags.js').useFlags('threads');
+
 const { workerData } = require('node:worker_threads');
 const { loadBundle } = require('./load-bundle.js');
 

@@ -308,6 +308,9 @@ function jsonReport(r: BuildResult, o: BuildOptions) {
 
 const LEVELS: Record<LogLevel, number> = { error: 0, warn: 2, info: 3, debug: 7 };
 
+// For bin/mkfs.erofs.js, which sets V8 flags around its worker threads' start.
+export { setWorkerStartHook } from '../mkfs/worker-script.js';
+
 let ranPaths: string[] = [];
 
 /**

@@ -9,7 +9,6 @@
 
 import * as fs from 'node:fs';
 import type { Worker } from 'node:worker_threads';
-import { workerThreads } from '../builtins.js';
 import { type BlockGeometry, byteOffset } from '../format/types.js';
 import { allData } from './copy-range.js';
 import { BuildError, fileShrank } from './errors.js';
@@ -19,7 +18,7 @@ import { plannedInlineTail, superBlockAddr } from './planner.js';
 import type { RangeCopier } from './range-copier.js';
 import { SmallFileReads } from './small-reads.js';
 import type { TreeInode } from './tree.js';
-import { type WorkerBoot, workerScript } from './worker-script.js';
+import { startWorker, type WorkerBoot, workerScript } from './worker-script.js';
 import { FdWriter, type ImageWriter, type Spool } from './writer.js';
 
 /** What the thread is started with. */
@@ -130,7 +129,7 @@ export class FileCopier {
   }
 
   private start(): void {
-    const { script, boot } = workerScript('copy-worker', ['copy']);
+    const entry = workerScript('copy-worker', ['copy']);
     const data: CopierData = {
       imageFd: this.writer.descriptor,
       imagePath: this.writer.imagePath,
@@ -138,10 +137,9 @@ export class FileCopier {
       tailsPath: this.tails.path,
       bufferBytes: BUFFER_BYTES,
       progress: this.done.buffer as SharedArrayBuffer,
-      boot,
+      boot: entry.boot,
     };
-    // No execArgv: the host's (say --input-type) may not apply to a worker script.
-    const worker = new (workerThreads().Worker)(script, { workerData: data, execArgv: [], resourceLimits: { maxYoungGenerationSizeMb: 2 } });
+    const worker = startWorker(entry, data);
     this.finished = new Promise<void>((resolve, reject) => {
       worker.on('message', (m: CopyReply) => {
         if (m.error !== undefined) this.error ??= m.internal ? new Error(`file-copy thread: ${m.error}`) : new BuildError(m.error);

@@ -5,7 +5,9 @@
 // src/ they get the compiled one.
 
 import { existsSync } from 'node:fs';
+import type { Worker } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
+import { workerThreads } from '../builtins.js';
 
 /** What bin/worker.js reads from workerData.boot. */
 export interface WorkerBoot {
@@ -35,4 +37,24 @@ export function workerScript(name: string, codePaths: string[] | null): WorkerEn
   const local = new URL(`./${name}.js`, import.meta.url);
   if (existsSync(fileURLToPath(local))) return { script: local, boot: null };
   return { script: new URL(`../../dist/mkfs/${name}.js`, import.meta.url), boot: null };
+}
+
+let beforeBootedStart: (() => void) | null = null;
+
+/**
+ * What the CLI runs just before a thread of its own (one with a boot) starts: it puts V8's
+ * default flags back (bin/v8-flags.js) while the thread loads Node's built-in modules,
+ * whose code cache V8 accepts only under the flags it was made with.
+ */
+export function setWorkerStartHook(hook: (() => void) | null): void {
+  beforeBootedStart = hook;
+}
+
+/** Starts worker NAME (see workerScript) with `data` as its workerData. */
+export function startWorker<T extends { boot: WorkerBoot | null }>(entry: WorkerEntry, data: T): Worker {
+  if (entry.boot) beforeBootedStart?.();
+  // A small young generation: workers allocate little but their buffers, and every megabyte
+  // of it is a megabyte of peak RSS per worker. No execArgv: the host's (say --input-type)
+  // may not apply to a worker script.
+  return new (workerThreads().Worker)(entry.script, { workerData: data, execArgv: [], resourceLimits: { maxYoungGenerationSizeMb: 2 } });
 }

@@ -4,9 +4,8 @@
 
 import type { Worker } from 'node:worker_threads';
 import type { Compressor } from '../compress/compressor.js';
-import { workerThreads } from '../builtins.js';
 import { BuildError } from './errors.js';
-import { type WorkerBoot, workerScript } from './worker-script.js';
+import { startWorker, type WorkerBoot, workerScript } from './worker-script.js';
 import { ChunkedCompressor, CHUNK_BYTES, type ZReply } from './zchunks.js';
 import { runSliced, zBuffers, type ZJob, type ZParams, type ZResult } from './zdata.js';
 import { FdAppender, type Spool } from './writer.js';
@@ -123,22 +122,18 @@ export class ZPool {
       for (const file of this.threadSpills) file.dispose();
       throw e;
     }
-    const { Worker } = workerThreads();
     for (let i = 0; i < size; i++) {
       // The first thread's code cache records the algorithms (each thread runs them all).
-      const { script, boot } = workerScript('zworker', i === 0 ? params.specs.map((s) => s.name) : null);
+      const entry = workerScript('zworker', i === 0 ? params.specs.map((s) => s.name) : null);
       const file = this.threadSpills[i] ?? null;
       const spillFd = file?.readableFd() ?? -1;
-      // A small young generation: workers allocate little but their pclusters, and every
-      // megabyte of it is a megabyte of peak RSS per worker.
-      // No execArgv: the host's (say --input-type) may not apply to a worker script.
       const data: ZWorkerData = {
         params,
         spill: file ? { fd: spillFd, path: file.path } : null,
         stop: this.stop.buffer as SharedArrayBuffer,
-        boot,
+        boot: entry.boot,
       };
-      const worker = new Worker(script, { workerData: data, execArgv: [], resourceLimits: { maxYoungGenerationSizeMb: 2 } });
+      const worker = startWorker(entry, data);
       worker.on('message', (answer: ZAnswer) => this.settle(worker, answer, spillFd));
       worker.on('error', (e) => this.fail(new Error(`compression worker failed: ${e.message}`)));
       this.exited.push(new Promise((resolve) => worker.once('exit', () => resolve())));

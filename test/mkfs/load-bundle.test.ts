@@ -132,7 +132,7 @@ describe('the CLI\'s compression threads keep a code cache', () => {
   const out = scratchDir('erofs-worker-cache-');
   afterAll(() => out.cleanup());
 
-  it('a compressed build leaves the compression bundle\'s cache beside it, naming the algorithm', () => {
+  it('a compressed build leaves the compression bundle\'s cache beside it, naming the algorithm, which the next build uses', () => {
     // A copy of the CLI as installed, so that no other test's build writes the same cache.
     const repo = new URL('../../', import.meta.url);
     const install = `${out.dir}/install`;
@@ -152,5 +152,12 @@ describe('the CLI\'s compression threads keep a code cache', () => {
     const sourceLength = cache.readUInt32LE(magic);
     const pathsAt = magic + 4 + sourceLength;
     expect(cache.toString('utf8', pathsAt + 4, pathsAt + 4 + cache.readUInt32LE(pathsAt))).toBe('lz4hc');
+
+    // The next build of the same kind loads both caches (each under the V8 flags it was
+    // saved under, bin/v8-flags.js) and so writes neither again.
+    const caches = ['mkfs.cjs.cache', 'zworker.cjs.cache'].map((name) => `${install}/dist/cjs/${name}`);
+    const before = caches.map((file) => ({ bytes: readFileSync(file), mtime: statSync(file).mtimeMs }));
+    execFileSync(process.execPath, [`${install}/bin/mkfs.erofs.js`, '--quiet', '-zlz4hc', `${out.dir}/z2.erofs`, `${out.dir}/tree`]);
+    expect(caches.map((file) => ({ bytes: readFileSync(file), mtime: statSync(file).mtimeMs }))).toEqual(before);
   });
 });
