@@ -791,13 +791,13 @@ export class ZFeed {
 }
 
 /**
- * Input below which the main thread compresses alone: a worker thread costs about 0.1 s of
- * CPU and 20-30 MB to start, more than it saves on a small tree (a container layer of a few
- * files builds in 0.15 s alone, 0.3 s with a worker). Plain LZ4 gains from a worker only
- * past some 50 MB (21 MB: 0.27 s alone, 0.35 s with one; 53 MB: even).
+ * Input below which the main thread compresses alone: a worker thread costs CPU and 20-30 MB
+ * to start, more than it saves on a small tree. Plain LZ4 gains from a worker only past some
+ * 30 MB (with threads starting in 25 ms, bin/v8-flags.js: 21 MB 0.11 s alone, 0.14 s with
+ * one; 42 MB 0.18 s alone, 0.16 s with one; 53 MB 0.28 s, 0.24 s).
  */
 const POOL_START_BYTES = 1 << 20;
-const POOL_START_BYTES_LZ4 = 64 << 20;
+const POOL_START_BYTES_LZ4 = 32 << 20;
 
 function newWork(inode: TreeInode, job: ZJob): ZWork {
   return { inode, job, segments: segmentsOf(job), results: [], submitted: 0, ahead: 0 };
