@@ -32,8 +32,12 @@ export interface ZWorkerData {
  */
 export type ZMessage = { jobs: Array<{ id: number; job: ZJob }>; spare: ArrayBuffer[] } | { stop: true };
 
-/** Written chunks kept to fill again, at most, per thread (more are left to the collector). */
-const SPARE_CHUNKS_PER_THREAD = 8;
+/**
+ * Written chunks kept to fill again, at most, per thread (more are left to the collector):
+ * enough to take back the chunks the workers filled while the tree was walked (see
+ * zworker.ts); peak RSS is no higher for it, fewer chunks going to the collector.
+ */
+const SPARE_CHUNKS_PER_THREAD = 32;
 
 /**
  * Input bytes queued on each worker's port: enough that it keeps working while the main
