@@ -516,4 +516,15 @@ export class Spool {
     }
     activeTemps.delete(this.path);
   }
+
+  /**
+   * dispose() on libuv's thread pool: dropping a file of tens of megabytes from the page
+   * cache takes milliseconds of the thread that closes and unlinks it.
+   */
+  disposeAsync(): Promise<void> {
+    const done = new Promise<void>((resolve) => fs.close(this.fd, () => fs.unlink(this.path, () => resolve())));
+    return done.then(() => {
+      activeTemps.delete(this.path);
+    });
+  }
 }

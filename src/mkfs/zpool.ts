@@ -329,7 +329,7 @@ export class ZPool {
     for (const w of this.workers) w.postMessage(m);
     await Promise.all(this.exited);
     // The workers wrote through these descriptors: they go once the threads have ended.
-    for (const file of this.threadSpills) file.dispose();
-    this.batchSpill?.dispose();
+    const files = this.batchSpill ? [...this.threadSpills, this.batchSpill] : this.threadSpills;
+    await Promise.all(files.map((file) => file.disposeAsync()));
   }
 }
