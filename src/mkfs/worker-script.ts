@@ -50,7 +50,7 @@ export function setWorkerStartHook(hook: (() => void) | null): void {
   beforeBootedStart = hook;
 }
 
-/** Starts worker NAME (see workerScript) with `data` as its workerData. */
+/** Starts the worker thread `entry` names (see workerScript), with `data` as its workerData. */
 export function startWorker<T extends { boot: WorkerBoot | null }>(entry: WorkerEntry, data: T): Worker {
   if (entry.boot) beforeBootedStart?.();
   // A small young generation: workers allocate little but their buffers, and every megabyte

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
@@ -16,8 +17,7 @@ describe("the CLI's sets of V8 flags", () => {
     for (const set of names) expect(set).toEqual(names[0]);
   });
 
-  it('the default set holds V8 defaults: the values `node --v8-options` reports', async () => {
-    const { execFileSync } = await import('node:child_process');
+  it('the default set holds V8 defaults: the values `node --v8-options` reports', () => {
     const options = execFileSync(process.execPath, ['--v8-options'], { encoding: 'utf8' });
     for (const flag of SETS.default!) {
       const name = flagName(flag);
