@@ -12,6 +12,9 @@ export const EROFS_BLOCK_MAP_ENTRY_SIZE = 4;
 export const EROFS_CHUNK_INDEX_SIZE = 8;
 export const EROFS_DEVT_SLOT_SIZE = 128;
 
+/** A constant: V8's interpreter computes `2 ** 32` at every evaluation. */
+const TWO32 = 2 ** 32;
+
 /** The smallest chunk size (as bits) that holds `size` bytes in one chunk, within the format's range. */
 export function chunkBitsFor(size: number, blkszbits: number): number {
   let bits = blkszbits;
@@ -32,9 +35,9 @@ export function encodeChunkIndexes(count: number, chunkBlocks: number, startBlk:
   const v = new DataView(out.buffer);
   for (let i = 0; i < count; i++) {
     const blk = startBlk + i * chunkBlocks;
-    v.setUint16(i * 8, Math.floor(blk / 2 ** 32), true);
+    v.setUint16(i * 8, Math.floor(blk / TWO32), true);
     v.setUint16(i * 8 + 2, deviceId, true);
-    v.setUint32(i * 8 + 4, blk % 2 ** 32, true);
+    v.setUint32(i * 8 + 4, blk % TWO32, true);
   }
   return out;
 }
@@ -58,9 +61,9 @@ export function encodeDeviceSlot(d: DeviceSlot): Uint8Array {
   const out = new Uint8Array(EROFS_DEVT_SLOT_SIZE);
   out.set(d.tag.subarray(0, 64), 0);
   const v = new DataView(out.buffer);
-  v.setUint32(64, d.blocks % 2 ** 32, true);
-  v.setUint32(68, d.mappedBlkaddr % 2 ** 32, true);
-  v.setUint32(72, Math.floor(d.blocks / 2 ** 32), true);
-  v.setUint16(76, Math.floor(d.mappedBlkaddr / 2 ** 32), true);
+  v.setUint32(64, d.blocks % TWO32, true);
+  v.setUint32(68, d.mappedBlkaddr % TWO32, true);
+  v.setUint32(72, Math.floor(d.blocks / TWO32), true);
+  v.setUint16(76, Math.floor(d.mappedBlkaddr / TWO32), true);
   return out;
 }
