@@ -7,13 +7,11 @@ import {
   EROFS_CHUNK_FORMAT_BLKBITS_MASK,
   EROFS_CHUNK_FORMAT_INDEXES,
 } from './constants.js';
+import { TWO32 } from './types.js';
 
 export const EROFS_BLOCK_MAP_ENTRY_SIZE = 4;
 export const EROFS_CHUNK_INDEX_SIZE = 8;
 export const EROFS_DEVT_SLOT_SIZE = 128;
-
-/** A constant: V8's interpreter computes `2 ** 32` at every evaluation. */
-const TWO32 = 2 ** 32;
 
 /** The smallest chunk size (as bits) that holds `size` bytes in one chunk, within the format's range. */
 export function chunkBitsFor(size: number, blkszbits: number): number {

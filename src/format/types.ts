@@ -12,6 +12,9 @@ export type Nid = Branded<number, 'Nid'>;
 /** Absolute byte position within the image file. */
 export type ByteOffset = Branded<number, 'ByteOffset'>;
 
+/** 2^32, for 64-bit fields as two 32-bit halves: a constant, as V8's interpreter computes `2 ** 32` at every evaluation. */
+export const TWO32 = 2 ** 32;
+
 export const blockAddr = (n: number): BlockAddr => n as BlockAddr;
 export const nid = (n: number): Nid => n as Nid;
 export const byteOffset = (n: number): ByteOffset => n as ByteOffset;

@@ -4,6 +4,7 @@
 
 import * as fs from 'node:fs';
 import { cString, loadKoffi } from '../ffi.js';
+import { TWO32 } from '../format/types.js';
 
 export interface SourceStat {
   mode: number;
@@ -36,7 +37,6 @@ const buf = Buffer.alloc(STATX_SIZE);
 const u32 = new Uint32Array(buf.buffer, buf.byteOffset, STATX_SIZE / 4);
 const i32 = new Int32Array(buf.buffer, buf.byteOffset, STATX_SIZE / 4);
 const u16 = new Uint16Array(buf.buffer, buf.byteOffset, STATX_SIZE / 2);
-const TWO32 = 2 ** 32;
 const LO = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1 ? 0 : 1;
 const HI = 1 - LO;
 /**

@@ -10,6 +10,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { loadKoffi } from '../ffi.js';
+import { TWO32 } from '../format/types.js';
 
 // The system call numbers are the same on every architecture (they came after the tables
 // were unified).
@@ -207,8 +208,8 @@ export class Uring {
 
   setAddr(index: number, addr: number): void {
     const w = index * (SQE_BYTES / 4) + W_ADDR;
-    this.sqe[w] = addr % 2 ** 32;
-    this.sqe[w + 1] = Math.floor(addr / 2 ** 32);
+    this.sqe[w] = addr % TWO32;
+    this.sqe[w + 1] = Math.floor(addr / TWO32);
   }
 
   setLen(index: number, len: number): void {
