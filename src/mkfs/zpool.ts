@@ -75,6 +75,12 @@ export class ZPool {
   /** Resolve when each worker has ended. */
   private readonly exited: Array<Promise<void>> = [];
   private readonly stop = new Int32Array(new SharedArrayBuffer(4));
+  /**
+   * Workers whose thread runs: jobs go to one only from then on. Posted earlier, they would
+   * wait the thread's start (25 ms or more) on its port, where the main thread cannot take
+   * them back: a tree of 20 MB then waits for the one worker's 16 MB.
+   */
+  private readonly online = new Set<Worker>();
   /** Input bytes posted to each worker and not answered yet. */
   private readonly outstanding = new Map<Worker, number>();
   /** Each posted batch's input bytes, in the order the worker answers them. */
@@ -138,6 +144,10 @@ export class ZPool {
         boot: entry.boot,
       };
       const worker = startWorker(entry, data);
+      worker.once('online', () => {
+        this.online.add(worker);
+        this.pump();
+      });
       worker.on('message', (answer: ZAnswer) => this.settle(worker, answer, spillFd));
       worker.on('error', (e) => this.fail(new Error(`compression worker failed: ${e.message}`)));
       this.exited.push(new Promise((resolve) => worker.once('exit', () => resolve())));
@@ -163,6 +173,11 @@ export class ZPool {
     this.queuedBytes += job.length;
     this.pump();
     return result;
+  }
+
+  /** Jobs queued and not yet given to a thread. */
+  get queuedJobs(): number {
+    return this.queue.length;
   }
 
   /** Whether a result compress() returned is in (awaiting it takes no wait). */
@@ -222,7 +237,7 @@ export class ZPool {
     while (this.queue.length > 0) {
       if (this.holding && this.queue.length < BATCH_FILES && this.queuedBytes < BATCH_BYTES) return;
       let best: Worker | null = null;
-      for (const w of this.workers) if (!best || this.outstanding.get(w)! < this.outstanding.get(best)!) best = w;
+      for (const w of this.online) if (!best || this.outstanding.get(w)! < this.outstanding.get(best)!) best = w;
       if (!best || this.outstanding.get(best)! >= perWorker) return;
       const { batch, bytes } = this.takeBatch();
       this.outstanding.set(best, this.outstanding.get(best)! + bytes);
