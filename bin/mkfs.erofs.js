@@ -20,7 +20,7 @@ bundle.exports.main(process.argv.slice(2)).then((code) => {
   // A failed build may have stopped short of its paths' code: it adds no path to the cache.
   bundle.saveCache(code === 0 ? bundle.exports.codePaths() : []);
   // Everything is done and written (on Linux, stdout and stderr are written synchronously,
-  // pipes included): the process ends now rather than after Node frees its heap, its
-  // buffers and the threads' memory one by one, 10 ms after a build of a Debian root.
+  // pipes included): the process ends now rather than after Node frees its heap and buffers
+  // one by one (2 ms after a build of a Debian root).
   process.exit();
 });
