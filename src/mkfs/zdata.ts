@@ -793,8 +793,9 @@ export class ZFeed {
 /**
  * Input below which the main thread compresses alone: a worker thread costs CPU and 20-30 MB
  * to start, more than it saves on a small tree. Plain LZ4 gains from a worker only past some
- * 30 MB (with threads starting in 25 ms, bin/v8-flags.js: 21 MB 0.11 s alone, 0.14 s with
- * one; 42 MB 0.18 s alone, 0.16 s with one; 53 MB 0.28 s, 0.24 s).
+ * 30 MB (with threads starting in 25 ms, bin/v8-flags.js, and given jobs once they run:
+ * 21 MB 0.13 s alone, 0.14 s with one; 42 MB 0.18 s alone, 0.16 s with one; 53 MB 0.28 s,
+ * 0.24 s).
  */
 const POOL_START_BYTES = 1 << 20;
 const POOL_START_BYTES_LZ4 = 32 << 20;
