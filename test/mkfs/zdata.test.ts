@@ -538,3 +538,52 @@ describe('placing compressed files in order', () => {
   });
 });
 
+
+describe('sending big files ahead of their turn', () => {
+  /** What a feed with lz4 hands its pool from start(): each segment's length, and whether it went first. */
+  async function firstSubmissions(walking: boolean): Promise<Array<{ length: number; first: boolean }>> {
+    const { ZFeed, SEGMENT_BYTES } = await import('../../src/mkfs/zdata.js');
+    const { newInode } = await import('../../src/mkfs/tree.js');
+    const { geometry } = await import('../../src/format/types.js');
+    const sent: Array<{ length: number; first: boolean }> = [];
+    // A fast algorithm: no rate measured yet, so no segment counts as slow.
+    const pool = {
+      threads: 2,
+      compress: (job: ZJob, first = false) => {
+        sent.push({ length: job.length, first });
+        return new Promise(() => {});
+      },
+      isDelivered: () => false,
+      runQueued: async () => false,
+      rate: () => 0,
+      hold: () => {},
+      release: () => {},
+      close: async () => {},
+    };
+    type Feed = InstanceType<typeof ZFeed>;
+    const feed = new ZFeed(() => pool as unknown as NonNullable<Feed['pool']>, { specs: [{ name: 'lz4' }] } as unknown as ConstructorParameters<typeof ZFeed>[1], geometry(12));
+    const ids = { uid: 0, gid: 0, mtime: 0, mtimeNsec: 0 };
+    // More small files than the pool may have in flight (three segments' worth), then a big one.
+    const small = Array.from({ length: 64 }, (_, i) => feed.adopt(newInode(0o100644, ids, `s${i}`, null), jobFor(`s${i}`, 1 << 20)));
+    const big = feed.adopt(newInode(0o100644, ids, 'big', null), jobFor('big', 2 * SEGMENT_BYTES));
+    if (walking) feed.hold();
+    feed.start([...small, big]);
+    return sent;
+  }
+
+  it('go first once the walk is over, for a fast algorithm too (no thread is left alone with a big last file)', async () => {
+    const { SEGMENT_BYTES } = await import('../../src/mkfs/zdata.js');
+    const sent = await firstSubmissions(false);
+    expect(sent.slice(0, 2)).toEqual([
+      { length: SEGMENT_BYTES, first: true },
+      { length: SEGMENT_BYTES, first: true },
+    ]);
+    expect(sent.slice(2).every((s) => s.length === 1 << 20 && !s.first)).toBe(true);
+  });
+
+  it('wait their turn while a fast algorithm\'s walk goes on (the main thread then reads the small files)', async () => {
+    const sent = await firstSubmissions(true);
+    expect(sent.length).toBeGreaterThan(0);
+    expect(sent.every((s) => s.length === 1 << 20 && !s.first)).toBe(true);
+  });
+});
