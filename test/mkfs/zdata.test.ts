@@ -539,14 +539,14 @@ describe('placing compressed files in order', () => {
 });
 
 
-describe('sending big files ahead of their turn', () => {
-  /** What a feed with lz4 hands its pool from start(): each segment's length, and whether it went first. */
-  async function firstSubmissions(walking: boolean): Promise<Array<{ length: number; first: boolean }>> {
+describe('handing files to the pool', () => {
+  /** What a feed hands its pool from start() on (each segment's length, and whether it went first), before any is placed. */
+  async function firstSubmissions(algorithm: string, walking: boolean): Promise<Array<{ length: number; first: boolean }>> {
     const { ZFeed, SEGMENT_BYTES } = await import('../../src/mkfs/zdata.js');
     const { newInode } = await import('../../src/mkfs/tree.js');
     const { geometry } = await import('../../src/format/types.js');
     const sent: Array<{ length: number; first: boolean }> = [];
-    // A fast algorithm: no rate measured yet, so no segment counts as slow.
+    // No rate measured yet, so no segment counts as slow.
     const pool = {
       threads: 2,
       compress: (job: ZJob, first = false) => {
@@ -561,7 +561,7 @@ describe('sending big files ahead of their turn', () => {
       close: async () => {},
     };
     type Feed = InstanceType<typeof ZFeed>;
-    const feed = new ZFeed(() => pool as unknown as NonNullable<Feed['pool']>, { specs: [{ name: 'lz4' }] } as unknown as ConstructorParameters<typeof ZFeed>[1], geometry(12));
+    const feed = new ZFeed(() => pool as unknown as NonNullable<Feed['pool']>, { specs: [{ name: algorithm }] } as unknown as ConstructorParameters<typeof ZFeed>[1], geometry(12));
     const ids = { uid: 0, gid: 0, mtime: 0, mtimeNsec: 0 };
     // More small files than the pool may have in flight (three segments' worth), then a big one.
     const small = Array.from({ length: 64 }, (_, i) => feed.adopt(newInode(0o100644, ids, `s${i}`, null), jobFor(`s${i}`, 1 << 20)));
@@ -571,19 +571,24 @@ describe('sending big files ahead of their turn', () => {
     return sent;
   }
 
-  it('go first once the walk is over, for a fast algorithm too (no thread is left alone with a big last file)', async () => {
+  it('sends big files ahead of their turn once the walk is over, for a fast algorithm too (no thread is left alone with a big last file)', async () => {
     const { SEGMENT_BYTES } = await import('../../src/mkfs/zdata.js');
-    const sent = await firstSubmissions(false);
+    const sent = await firstSubmissions('lz4', false);
     expect(sent.slice(0, 2)).toEqual([
       { length: SEGMENT_BYTES, first: true },
       { length: SEGMENT_BYTES, first: true },
     ]);
-    expect(sent.slice(2).every((s) => s.length === 1 << 20 && !s.first)).toBe(true);
+    expect(sent.slice(2)).toEqual(Array.from({ length: 3 * 16 }, () => ({ length: 1 << 20, first: false })));
   });
 
-  it('wait their turn while a fast algorithm\'s walk goes on (the main thread then reads the small files)', async () => {
-    const sent = await firstSubmissions(true);
+  it('sends big files in their turn while a fast algorithm\'s walk goes on (the main thread then reads the small files)', async () => {
+    const sent = await firstSubmissions('lz4', true);
     expect(sent.length).toBeGreaterThan(0);
     expect(sent.every((s) => s.length === 1 << 20 && !s.first)).toBe(true);
+  });
+
+  it('has half its input budget in flight while plain LZ4\'s walk goes on (nothing is placed, and more output would be spilled), all of it for slower algorithms', async () => {
+    expect((await firstSubmissions('lz4', true)).length).toBe(3 * 8);
+    expect((await firstSubmissions('zstd', true)).length).toBe(3 * 16);
   });
 });
