@@ -143,9 +143,9 @@ export class MetaAllocator {
   private readonly limit: number[] = [];
   /** buckets[k]: blocks (relative index) with exactly k free 32-byte slots. */
   private readonly buckets: number[][];
+  /** Bit k set: buckets[k] has a block. The best fit is then a bit scan, not a walk through up to 128 buckets. */
+  private readonly nonEmpty: Uint32Array;
   private readonly slotsPerBlock: number;
-  /** No bucket above this one has a block (it may itself be empty). */
-  private top = 0;
 
   constructor(
     private readonly g: BlockGeometry,
@@ -154,20 +154,43 @@ export class MetaAllocator {
   ) {
     this.slotsPerBlock = g.blksz / EROFS_ISLOTSIZE;
     this.buckets = Array.from({ length: this.slotsPerBlock + 1 }, () => []);
+    this.nonEmpty = new Uint32Array(Math.ceil((this.slotsPerBlock + 1) / 32));
   }
 
   get blockCount(): number {
     return this.used.length;
   }
 
-  /**
-   * The first non-empty bucket from `slots` free slots up (the best fit), or -1. Most
-   * buckets are empty once blocks fill up: the largest non-empty one bounds the search.
-   */
+  /** The first non-empty bucket from `slots` free slots up (the best fit), or -1. */
   private firstBucket(slots: number): number {
-    while (this.top > 0 && this.buckets[this.top]!.length === 0) this.top--;
-    for (let k = slots; k <= this.top; k++) if (this.buckets[k]!.length > 0) return k;
-    return -1;
+    let w = slots >>> 5;
+    if (w >= this.nonEmpty.length) return -1;
+    let bits = this.nonEmpty[w]! & (-1 << (slots & 31));
+    while (bits === 0) {
+      if (++w === this.nonEmpty.length) return -1;
+      bits = this.nonEmpty[w]!;
+    }
+    // The lowest set bit.
+    return w * 32 + 31 - Math.clz32(bits & -bits);
+  }
+
+  /** A block of bucket k, taken out of it. */
+  private takeFrom(k: number): number {
+    const bucket = this.buckets[k]!;
+    const b = bucket.pop()!;
+    if (bucket.length === 0) this.nonEmpty[k >>> 5]! &= ~(1 << (k & 31));
+    return b;
+  }
+
+  /** Block b out of the bucket it is in, if any: its free space is about to change. */
+  private takeOut(b: number): void {
+    const k = (this.limit[b]! - this.used[b]!) / EROFS_ISLOTSIZE;
+    if (k <= 0) return;
+    const bucket = this.buckets[k]!;
+    const i = bucket.lastIndexOf(b);
+    if (i < 0) return;
+    bucket.splice(i, 1);
+    if (bucket.length === 0) this.nonEmpty[k >>> 5]! &= ~(1 << (k & 31));
   }
 
   /** Opens a new, empty metadata block; returns its index. */
@@ -181,7 +204,7 @@ export class MetaAllocator {
     const free = (this.limit[b]! - this.used[b]!) / EROFS_ISLOTSIZE;
     if (free > 0) {
       this.buckets[free]!.push(b);
-      this.top = Math.max(this.top, free);
+      this.nonEmpty[free >>> 5]! |= 1 << (free & 31);
     }
   }
 
@@ -201,7 +224,7 @@ export class MetaAllocator {
     const slots = Math.ceil(size / EROFS_ISLOTSIZE);
     if (slots > this.slotsPerBlock) return this.allocSpanning(size);
     const k = this.firstBucket(slots);
-    const b = k < 0 ? this.newBlock() : this.buckets[k]!.pop()!;
+    const b = k < 0 ? this.newBlock() : this.takeFrom(k);
     const off = this.offsetOf(b);
     this.used[b]! += slots * EROFS_ISLOTSIZE;
     this.release(b);
@@ -219,10 +242,7 @@ export class MetaAllocator {
     const last = this.used.length - 1;
     // The superblock's block is not followed by the next metadata block when data sits between.
     if (last <= 0 || this.used[last] === this.g.blksz || this.absBlock(last) !== this.absBlock(last - 1) + 1) return this.alloc(size);
-    for (const bucket of this.buckets) {
-      const i = bucket.indexOf(last);
-      if (i >= 0) bucket.splice(i, 1);
-    }
+    this.takeOut(last);
     const off = this.offsetOf(last);
     let rest = this.used[last]! + slots * EROFS_ISLOTSIZE;
     let b = last;
@@ -247,12 +267,8 @@ export class MetaAllocator {
     // Block 0 (the superblock's) may be followed by data, not by the next metadata block.
     let x = last >= 1 ? this.firstFitWithInlinePcluster(prefix, idata, last, this.used[last]!) : -1;
     let b = last;
-    if (x >= 0) {
-      for (const bucket of this.buckets) {
-        const i = bucket.indexOf(last);
-        if (i >= 0) bucket.splice(i, 1);
-      }
-    } else {
+    if (x >= 0) this.takeOut(last);
+    else {
       // A fresh block; where the pcluster could only start a block the kernel cannot read
       // it from, the next one (two blocks in a row never both are): the skipped block
       // stays free for smaller units.
@@ -322,10 +338,7 @@ export class MetaAllocator {
     if (sizes.length === 0) return [];
     let b = this.used.length - 1;
     // Take the last block out of its bucket: we append to it directly.
-    for (const bucket of this.buckets) {
-      const i = bucket.indexOf(b);
-      if (i >= 0) bucket.splice(i, 1);
-    }
+    this.takeOut(b);
     const out: ByteOffset[] = [];
     for (const size of sizes) {
       // Only blocks after the superblock's are known to be contiguous, so a long entry

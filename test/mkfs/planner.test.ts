@@ -65,6 +65,22 @@ describe('the metadata allocator', () => {
     expect(inlinePclusterReadable(512, 512)).toBe(false);
   });
 
+  it('puts a unit in the block with the least room that takes it, wherever that room is among a block\'s 128 slots', () => {
+    const alloc = new MetaAllocator(g, (rel) => rel);
+    const block = (off: number): number => Math.floor(off / B);
+    // Blocks 0-2 with 1, 40 and 87 free slots: each unit fits no block before it.
+    alloc.alloc(127 * 32);
+    alloc.alloc(88 * 32);
+    alloc.alloc(41 * 32);
+    expect(block(alloc.alloc(35 * 32))).toBe(1);
+    expect(block(alloc.alloc(41 * 32))).toBe(2);
+    expect(block(alloc.alloc(46 * 32))).toBe(2);
+    expect(block(alloc.alloc(32))).toBe(0);
+    // Block 1 has 5 slots left, the others none: a fresh block.
+    expect(block(alloc.alloc(6 * 32))).toBe(3);
+    expect(block(alloc.alloc(5 * 32))).toBe(1);
+  });
+
   it('places such a unit in fresh blocks when the last block cannot take it', () => {
     const alloc = new MetaAllocator(g, (rel) => rel);
     alloc.reserveHead(1152);
