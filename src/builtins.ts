@@ -1,7 +1,7 @@
 // Node built-in modules that cost milliseconds to load and that many runs never use, loaded
 // on first use: node:crypto alone takes about 10 ms, a fortieth of an uncompressed build.
 
-import * as fs from 'node:fs';
+import { closeSync, openSync, readSync } from 'node:fs';
 import { createRequire } from 'node:module';
 
 const require = createRequire(import.meta.url);
@@ -21,16 +21,16 @@ export const childProcess = (): typeof import('node:child_process') =>
 export function randomBytes(n: number): Buffer {
   const out = Buffer.alloc(n);
   try {
-    const fd = fs.openSync('/dev/urandom', 'r');
+    const fd = openSync('/dev/urandom', 'r');
     try {
       for (let got = 0; got < n; ) {
-        const k = fs.readSync(fd, out, got, n - got, null);
+        const k = readSync(fd, out, got, n - got, null);
         if (k <= 0) throw new Error('/dev/urandom ended');
         got += k;
       }
       return out;
     } finally {
-      fs.closeSync(fd);
+      closeSync(fd);
     }
   } catch {
     return (require('node:crypto') as typeof import('node:crypto')).randomBytes(n);

@@ -1,6 +1,6 @@
 // buildImage(): walker -> planner -> writer. The programmatic API under the CLI.
 
-import * as fs from 'node:fs';
+import { type Stats, lstatSync, realpathSync, statSync } from 'node:fs';
 import * as path from 'node:path';
 import {
   EROFS_FEATURE_COMPAT_MTIME,
@@ -341,7 +341,7 @@ function placeDirectData(plans: readonly InodePlan[], g: BlockGeometry): void {
 /** A source directory given through a symlink is walked at the link's target, as the reference does. */
 function followSourceLink(source: string): string {
   try {
-    return fs.lstatSync(source).isSymbolicLink() ? fs.realpathSync(source) : source;
+    return lstatSync(source).isSymbolicLink() ? realpathSync(source) : source;
   } catch {
     // Missing or unreadable: the walk reports it.
     return source;
@@ -355,15 +355,15 @@ function checkPaths(cfg: BuildConfig): void {
   }
   let src: string;
   try {
-    src = fs.realpathSync(cfg.source);
+    src = realpathSync(cfg.source);
   } catch (e) {
     throw new BuildError(`${cfg.source}: ${describeFsError(e)}`);
   }
-  if (!fs.statSync(src).isDirectory()) throw new BuildError(`${cfg.source}: not a directory`);
+  if (!statSync(src).isDirectory()) throw new BuildError(`${cfg.source}: not a directory`);
   const imageDir = path.dirname(path.resolve(cfg.image));
   let realImageDir: string;
   try {
-    realImageDir = fs.realpathSync(imageDir);
+    realImageDir = realpathSync(imageDir);
   } catch (e) {
     throw new BuildError(`${cfg.image}: cannot create image in ${imageDir}: ${describeFsError(e)}`);
   }
@@ -374,7 +374,7 @@ function checkPaths(cfg: BuildConfig): void {
 }
 
 const FILES_ONLY = 'images are written to regular files only (build into a file, then copy it)';
-const NOT_A_FILE: ReadonlyArray<[(st: fs.Stats) => boolean, string]> = [
+const NOT_A_FILE: ReadonlyArray<[(st: Stats) => boolean, string]> = [
   [(st) => st.isDirectory(), 'is a directory'],
   [(st) => st.isBlockDevice(), `is a block device; ${FILES_ONLY}`],
   [(st) => st.isCharacterDevice(), `is a character device; ${FILES_ONLY}`],
@@ -388,9 +388,9 @@ const NOT_A_FILE: ReadonlyArray<[(st: fs.Stats) => boolean, string]> = [
  * being written into it.
  */
 function checkImagePath(image: string): void {
-  let st: fs.Stats;
+  let st: Stats;
   try {
-    st = fs.statSync(image);
+    st = statSync(image);
   } catch {
     return;
   }
@@ -402,7 +402,7 @@ function checkTarPaths(cfg: BuildConfig): void {
   if (cfg.source === '' || cfg.source === '-') return;
   try {
     // Reading the tar while its own path is renamed over would lose the source.
-    if (fs.realpathSync(cfg.source) === fs.realpathSync(cfg.image)) throw new BuildError(`${cfg.image}: the image must not be the source tar`);
+    if (realpathSync(cfg.source) === realpathSync(cfg.image)) throw new BuildError(`${cfg.image}: the image must not be the source tar`);
   } catch (e) {
     if (e instanceof BuildError) throw e;
   }

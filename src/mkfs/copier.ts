@@ -7,7 +7,7 @@
 // files it has not reached yet itself (settleTails) rather than wait for it. Each file gets
 // its blocks when it is found, so the layout does not depend on who copies it or when.
 
-import * as fs from 'node:fs';
+import { closeSync } from 'node:fs';
 import type { Worker } from 'node:worker_threads';
 import { type BlockGeometry, byteOffset } from '../format/types.js';
 import { allData } from './copy-range.js';
@@ -215,7 +215,7 @@ export class FileCopier {
     let tail: Buffer | null = null;
     try {
       if (!allData(fd, blockBytes)) {
-        fs.closeSync(fd);
+        closeSync(fd);
         return undefined;
       }
       if (inlineTail > 0) {
@@ -223,7 +223,7 @@ export class FileCopier {
         readTailAt(fd, shown, tail, size);
       }
     } catch (e) {
-      fs.closeSync(fd);
+      closeSync(fd);
       throw e;
     }
     this.ranges.copy({
@@ -236,7 +236,7 @@ export class FileCopier {
         try {
           if (copied) checkSize(fd, shown, size);
         } finally {
-          fs.closeSync(fd);
+          closeSync(fd);
         }
       },
     });

@@ -2,7 +2,7 @@
 // image without passing through JavaScript; plain reads and writes where the call is missing
 // or refused (other platforms, file systems or kernels).
 
-import * as fs from 'node:fs';
+import { readSync, writeSync } from 'node:fs';
 import { loadKoffi } from '../ffi.js';
 
 type CopyFn = ((fdIn: number, offIn: [bigint], fdOut: number, offOut: [bigint], len: number, flags: number) => number) & {
@@ -120,10 +120,10 @@ export function copyRange(fdIn: number, offIn: number, fdOut: number, offOut: nu
   }
   const buf = Buffer.allocUnsafe(Math.min(CHUNK, Math.max(1, len - done)));
   while (done < len) {
-    const n = fs.readSync(fdIn, buf, 0, Math.min(buf.length, len - done), offIn + done);
+    const n = readSync(fdIn, buf, 0, Math.min(buf.length, len - done), offIn + done);
     if (n === 0) return done;
     let w = 0;
-    while (w < n) w += fs.writeSync(fdOut, buf, w, n - w, offOut + done + w);
+    while (w < n) w += writeSync(fdOut, buf, w, n - w, offOut + done + w);
     done += n;
   }
   return done;

@@ -2,7 +2,7 @@
 // kernel where it can be), the inline tail handed back for the inode writer. Shared by the
 // main thread and the copy thread (copy-worker.ts).
 
-import * as fs from 'node:fs';
+import { closeSync, constants as fsConstants, fstatSync, openSync, readSync } from 'node:fs';
 import { type ByteOffset, byteOffset } from '../format/types.js';
 import { ShortCopyError } from './copy-range.js';
 import { BuildError, describeFsError, fileGrew, fileShrank } from './errors.js';
@@ -60,13 +60,13 @@ export function readTail(job: CopyJob, buf: Buffer): Buffer {
     readTailAt(fd, shown, tail, job.size);
     return tail;
   } finally {
-    fs.closeSync(fd);
+    closeSync(fd);
   }
 }
 
 export function openSource(path: Buffer, shown: string): number {
   try {
-    return fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+    return openSync(path, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
   } catch (e) {
     throw new BuildError(`${shown}: cannot open: ${describeFsError(e)}`);
   }
@@ -78,7 +78,7 @@ export function readTailAt(fd: number, shown: string, tail: Buffer, size: number
   for (let got = 0; got < tail.length; ) {
     let n: number;
     try {
-      n = fs.readSync(fd, tail, got, tail.length - got, at + got);
+      n = readSync(fd, tail, got, tail.length - got, at + got);
     } catch (e) {
       throw new BuildError(`${shown}: read failed: ${describeFsError(e)}`);
     }
@@ -114,7 +114,7 @@ export function* copyFileData(f: FileData, sink: DataSink, buf: Buffer): Generat
     }
     return yield* copyByReading(fd, shown, f, sink, buf);
   } finally {
-    if (!f.spool) fs.closeSync(fd);
+    if (!f.spool) closeSync(fd);
   }
 }
 
@@ -124,8 +124,8 @@ function* copyByReading(fd: number, shown: string, f: FileData, sink: DataSink, 
   let spoolPos = f.spool?.offset ?? 0;
   const read = (into: Buffer, off: number, len: number): number => {
     try {
-      if (!f.spool) return fs.readSync(fd, into, off, len, null);
-      const n = fs.readSync(fd, into, off, len, spoolPos);
+      if (!f.spool) return readSync(fd, into, off, len, null);
+      const n = readSync(fd, into, off, len, spoolPos);
       spoolPos += n;
       return n;
     } catch (e) {
@@ -172,7 +172,7 @@ function copySmall(fd: number, shown: string, f: FileData, sink: DataSink, buf: 
     const ask = size + 1 - got;
     let n: number;
     try {
-      n = fs.readSync(fd, buf, got, ask, null);
+      n = readSync(fd, buf, got, ask, null);
     } catch (e) {
       throw new BuildError(`${shown}: read failed: ${describeFsError(e)}`);
     }
@@ -222,7 +222,7 @@ function copyInKernel(fd: number, shown: string, f: FileData, sink: DataSink): B
 export function checkSize(fd: number, shown: string, size: number): void {
   let now: number;
   try {
-    now = fs.fstatSync(fd).size;
+    now = fstatSync(fd).size;
   } catch (e) {
     throw new BuildError(`${shown}: read failed: ${describeFsError(e)}`);
   }

@@ -8,7 +8,7 @@
 // grew, shrank) comes back without them, for the caller to read it the ordinary way, which
 // names the problem as it always did.
 
-import * as fs from 'node:fs';
+import { constants as fsConstants } from 'node:fs';
 import { loadKoffi } from '../ffi.js';
 import { AT_FDCWD, IORING_OP_CLOSE, IORING_OP_OPENAT, IORING_OP_READ, IOSQE_FIXED_FILE, IOSQE_IO_HARDLINK, IOSQE_IO_LINK, Uring } from './uring.js';
 
@@ -55,7 +55,7 @@ export class SmallFileReads<T> {
     private readonly handler: SmallReadHandler<T>,
   ) {
     this.ring = ring;
-    const flags = fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW;
+    const flags = fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW;
     for (let k = 0; k < BATCH_FILES; k++) {
       // A read of a file opened into slot k, then its close, whatever the read did.
       ring.prep(3 * k, IORING_OP_OPENAT, IOSQE_IO_LINK, AT_FDCWD, paths.addr + k * PATH_BYTES, 0, flags, 4 * k + OPEN, k + 1);

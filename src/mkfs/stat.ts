@@ -1,8 +1,8 @@
 // lstat() for the directory walk: statx(2) through libc into one reused buffer, since
-// fs.lstatSync's BigInt stats (needed for nanosecond times) cost more than the system call;
-// fs.lstatSync where statx is missing.
+// lstatSync's BigInt stats (needed for nanosecond times) cost more than the system call;
+// lstatSync where statx is missing.
 
-import * as fs from 'node:fs';
+import { type BigIntStats, lstatSync } from 'node:fs';
 import { cString, loadKoffi } from '../ffi.js';
 import { TWO32 } from '../format/types.js';
 
@@ -80,7 +80,7 @@ const ERRNO_CODES: Record<number, string> = {
 export function lstatSource(path: Buffer): SourceStat {
   const sx = load();
   const cpath = cString(path);
-  if (!sx) return fromNode(fs.lstatSync(cpath.subarray(0, -1), { bigint: true }));
+  if (!sx) return fromNode(lstatSync(cpath.subarray(0, -1), { bigint: true }));
   if (sx(AT_FDCWD, cpath, AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, buf) !== 0) {
     const errno = loadKoffi().errno();
     const e = new Error(`statx failed: errno ${errno}`) as NodeJS.ErrnoException;
@@ -104,7 +104,7 @@ export function lstatSource(path: Buffer): SourceStat {
   };
 }
 
-function fromNode(st: fs.BigIntStats): SourceStat {
+function fromNode(st: BigIntStats): SourceStat {
   const ns = st.mtimeNs;
   const sec = ns / 1_000_000_000n - (ns < 0n && ns % 1_000_000_000n !== 0n ? 1n : 0n);
   const rdev = st.rdev;

@@ -7,7 +7,7 @@
 // file slot finds the file at run time). Elsewhere, in a sandbox that refuses io_uring, or
 // on a big-endian machine, open() returns null and callers read as before.
 
-import * as fs from 'node:fs';
+import { closeSync } from 'node:fs';
 import * as os from 'node:os';
 import { loadKoffi } from '../ffi.js';
 import { TWO32 } from '../format/types.js';
@@ -151,7 +151,7 @@ export class Uring {
     const maps: Array<{ ptr: unknown; length: number }> = [];
     const fail = (): null => {
       for (const m of maps) c.munmap(m.ptr, m.length);
-      fs.closeSync(fd);
+      closeSync(fd);
       return null;
     };
     const features = params.readUInt32LE(P_FEATURES);
@@ -262,6 +262,6 @@ export class Uring {
   close(): void {
     for (const m of this.maps) this.c.munmap(m.ptr, m.length);
     this.maps.length = 0;
-    fs.closeSync(this.fd);
+    closeSync(this.fd);
   }
 }

@@ -1,6 +1,6 @@
 // Directory walker: lstat()s the source tree into a TreeInode graph (metadata only).
 
-import * as fs from 'node:fs';
+import { readdirSync, readlinkSync } from 'node:fs';
 import { S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK } from '../format/constants.js';
 import { encodeDev } from '../format/inode.js';
 import { compareXattrs, splitXattrName, type Xattr } from '../format/xattr.js';
@@ -111,7 +111,7 @@ export function* walkSource(
         break;
       case S_IFLNK:
         try {
-          inode.symlink = fs.readlinkSync(path, { encoding: 'buffer' });
+          inode.symlink = readlinkSync(path, { encoding: 'buffer' });
         } catch (e) {
           throw new BuildError(`${path.toString()}: cannot read symlink: ${describeFsError(e)}`);
         }
@@ -142,7 +142,7 @@ export function* walkSource(
     let names: string[];
     try {
       // latin1 keeps every byte of a name, and sorts bytewise.
-      names = fs.readdirSync(path, { encoding: 'latin1' });
+      names = readdirSync(path, { encoding: 'latin1' });
     } catch (e) {
       throw new BuildError(`${path.toString()}: cannot read directory: ${describeFsError(e)}`);
     }

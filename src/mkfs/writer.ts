@@ -2,7 +2,7 @@
 // place only once everything is written. Every write to the output goes through this
 // module, but for the copies made on libuv's thread pool (see RangeCopier).
 
-import * as fs from 'node:fs';
+import { close, closeSync, constants as fsConstants, ftruncateSync, lstatSync, openSync, readSync, realpathSync, renameSync, unlink, unlinkSync, writeSync } from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from '../builtins.js';
 import { type ByteOffset, byteOffset as byteOffsetOf } from '../format/types.js';
@@ -32,7 +32,7 @@ const activeTemps = new Set<string>();
 export function removeActiveTempFiles(): void {
   for (const t of activeTemps) {
     try {
-      fs.unlinkSync(t);
+      unlinkSync(t);
     } catch {
       // already gone
     }
@@ -46,7 +46,7 @@ export function removeActiveTempFiles(): void {
  */
 function replacedPath(imagePath: string): string {
   try {
-    return fs.lstatSync(imagePath).isSymbolicLink() ? fs.realpathSync(imagePath) : imagePath;
+    return lstatSync(imagePath).isSymbolicLink() ? realpathSync(imagePath) : imagePath;
   } catch {
     return imagePath;
   }
@@ -54,7 +54,7 @@ function replacedPath(imagePath: string): string {
 
 function dropOldImage(imagePath: string): void {
   try {
-    fs.unlinkSync(imagePath);
+    unlinkSync(imagePath);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
   }
@@ -99,7 +99,7 @@ export class FdWriter {
   private writeFully(buf: Uint8Array, pos: number): void {
     let done = 0;
     try {
-      while (done < buf.length) done += fs.writeSync(this.fd, buf, done, buf.length - done, pos + done);
+      while (done < buf.length) done += writeSync(this.fd, buf, done, buf.length - done, pos + done);
     } catch (e) {
       this.fail(e);
     }
@@ -214,7 +214,7 @@ export class ImageWriter extends FdWriter {
     const tempPath = path.join(dir, `.${path.basename(target)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
     let fd: number;
     try {
-      fd = fs.openSync(tempPath, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o644);
+      fd = openSync(tempPath, fsConstants.O_RDWR | fsConstants.O_CREAT | fsConstants.O_EXCL, 0o644);
     } catch (e) {
       throw new BuildError(`${imagePath}: cannot create image: ${describeFsError(e)}`);
     }
@@ -229,7 +229,7 @@ export class ImageWriter extends FdWriter {
 
   setSize(bytes: number): void {
     try {
-      fs.ftruncateSync(this.fd, bytes);
+      ftruncateSync(this.fd, bytes);
     } catch (e) {
       this.fail(e);
     }
@@ -318,7 +318,7 @@ export class ImageWriter extends FdWriter {
     const out = Buffer.alloc(length);
     let done = 0;
     while (done < length) {
-      const n = fs.readSync(this.fd, out, done, length - done, off + done);
+      const n = readSync(this.fd, out, done, length - done, off + done);
       if (n === 0) break;
       done += n;
     }
@@ -329,13 +329,13 @@ export class ImageWriter extends FdWriter {
   commit(): void {
     this.flush();
     try {
-      fs.closeSync(this.fd);
+      closeSync(this.fd);
       this.closed = true;
       // ext4 (auto_da_alloc) starts writeback of a file renamed over another, in the rename
       // call: 0.35 s for a 190 MB image. An old image is removed first instead, so a reader
       // sees the old image, then no image for an instant, then the new one.
       dropOldImage(this.imagePath);
-      fs.renameSync(this.tempPath, this.imagePath);
+      renameSync(this.tempPath, this.imagePath);
     } catch (e) {
       this.abort();
       this.fail(e);
@@ -347,14 +347,14 @@ export class ImageWriter extends FdWriter {
   abort(): void {
     if (!this.closed) {
       try {
-        fs.closeSync(this.fd);
+        closeSync(this.fd);
       } catch {
         // closing can only fail if already closed
       }
       this.closed = true;
     }
     try {
-      fs.unlinkSync(this.tempPath);
+      unlinkSync(this.tempPath);
     } catch {
       // already gone
     }
@@ -413,7 +413,7 @@ export class FdAppender {
 
   private writeOut(bytes: Uint8Array): void {
     try {
-      for (let done = 0; done < bytes.length; ) done += fs.writeSync(this.fd, bytes, done, bytes.length - done, this.written + done);
+      for (let done = 0; done < bytes.length; ) done += writeSync(this.fd, bytes, done, bytes.length - done, this.written + done);
     } catch (e) {
       throw new BuildError(`${this.shownPath}: write failed: ${describeFsError(e)}`);
     }
@@ -432,7 +432,7 @@ export class Spool {
 
   constructor(readonly path: string) {
     try {
-      this.fd = fs.openSync(path, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600);
+      this.fd = openSync(path, fsConstants.O_RDWR | fsConstants.O_CREAT | fsConstants.O_EXCL, 0o600);
     } catch (e) {
       throw new BuildError(`${path}: cannot create scratch file: ${describeFsError(e)}`);
     }
@@ -493,7 +493,7 @@ export class Spool {
     if (this.window.length < want) this.window = Buffer.allocUnsafe(Math.max(want, SPOOL_READ_AHEAD));
     let done = 0;
     while (done < want) {
-      const n = fs.readSync(this.fd, this.window, done, want - done, start + done);
+      const n = readSync(this.fd, this.window, done, want - done, start + done);
       if (n === 0) throw new Error(`internal: spool ends at ${start + done}`);
       done += n;
     }
@@ -505,12 +505,12 @@ export class Spool {
 
   dispose(): void {
     try {
-      fs.closeSync(this.fd);
+      closeSync(this.fd);
     } catch {
       // already closed
     }
     try {
-      fs.unlinkSync(this.path);
+      unlinkSync(this.path);
     } catch {
       // already gone
     }
@@ -522,7 +522,7 @@ export class Spool {
    * cache takes milliseconds of the thread that closes and unlinks it.
    */
   disposeAsync(): Promise<void> {
-    const done = new Promise<void>((resolve) => fs.close(this.fd, () => fs.unlink(this.path, () => resolve())));
+    const done = new Promise<void>((resolve) => close(this.fd, () => unlink(this.path, () => resolve())));
     return done.then(() => {
       activeTemps.delete(this.path);
     });

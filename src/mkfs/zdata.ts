@@ -3,7 +3,7 @@
 // pclusters ahead of the metadata, and spools the index (and any tail-packed pcluster)
 // for the inode writer.
 
-import * as fs from 'node:fs';
+import { closeSync, constants as fsConstants, openSync, readSync } from 'node:fs';
 import type { Compressor, DestSizeResult } from '../compress/compressor.js';
 import { IncompressibleScreen, SCREEN_SPAN } from '../compress/screen.js';
 import type { CompressionSpec } from '../compress/registry.js';
@@ -146,7 +146,7 @@ class FileQueue {
       // left tells, without another call, whether the file has grown.
       const want = Math.min(end - this.tail, this.endCheck ? left + 1 : left);
       try {
-        n = fs.readSync(this.fd, this.buf, this.tail, want, this.base + this.readPos);
+        n = readSync(this.fd, this.buf, this.tail, want, this.base + this.readPos);
       } catch (e) {
         throw new BuildError(`${this.shown}: read failed: ${describeFsError(e)}`);
       }
@@ -348,7 +348,7 @@ export function* compressSteps(
   buffers.heldWhole = false;
   let fd: number;
   try {
-    fd = job.fd ?? fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+    fd = job.fd ?? openSync(path, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
   } catch (e) {
     throw new BuildError(`${shown}: cannot open: ${describeFsError(e)}`);
   }
@@ -442,7 +442,7 @@ export function* compressSteps(
     if (endCheck && !q.endSeen) {
       let extra = 0;
       try {
-        extra = fs.readSync(fd, PAST_END, 0, 1, job.size);
+        extra = readSync(fd, PAST_END, 0, 1, job.size);
       } catch {
         extra = 0;
       }
@@ -450,7 +450,7 @@ export function* compressSteps(
     }
     buffers.heldWhole = !q.shifted;
   } finally {
-    if (job.fd === null) fs.closeSync(fd);
+    if (job.fd === null) closeSync(fd);
   }
   return { extents, blocks: cursor, inline: inlineData };
 }

@@ -7,7 +7,7 @@
 // into was created by us or checked with lstat to be a real directory (never a
 // symlink), and files are created with O_EXCL | O_NOFOLLOW.
 
-import * as fs from 'node:fs';
+import { chmodSync, closeSync, constants as fsConstants, ftruncateSync, lchownSync, linkSync, lstatSync, mkdirSync, openSync, realpathSync, statSync, symlinkSync, unlinkSync, writeSync } from 'node:fs';
 import * as nodePath from 'node:path';
 import { S_IFBLK, S_IFCHR, S_IFIFO, S_IFSOCK } from '../format/constants.js';
 import type { Nid } from '../format/types.js';
@@ -35,7 +35,7 @@ export interface ExtractOptions {
 export class ExtractError extends Error {}
 
 const DATA_CHUNK = 1 << 20;
-const O_NOFOLLOW = fs.constants.O_NOFOLLOW;
+const O_NOFOLLOW = fsConstants.O_NOFOLLOW;
 
 export class Extractor {
   private readonly root: Buffer;
@@ -62,10 +62,10 @@ export class Extractor {
   /** Prepares the target directory; throws ExtractError if it cannot be used. */
   begin(): void {
     try {
-      fs.mkdirSync(this.root, { recursive: true });
-      const real = fs.realpathSync(this.root);
+      mkdirSync(this.root, { recursive: true });
+      const real = realpathSync(this.root);
       if (real.toString() === '/' && !this.opts.force) throw new ExtractError('refusing to extract to "/" without --force');
-      if (!fs.statSync(this.root).isDirectory()) throw new ExtractError(`${this.root.toString()} is not a directory`);
+      if (!statSync(this.root).isDirectory()) throw new ExtractError(`${this.root.toString()} is not a directory`);
     } catch (e) {
       if (e instanceof ExtractError) throw e;
       throw new ExtractError(`cannot use ${this.root.toString()} as extraction target: ${(e as Error).message}`);
@@ -88,7 +88,7 @@ export class Extractor {
     }
     const first = this.linked.get(e.nid);
     if (first !== undefined) {
-      this.replaceable(path, () => fs.linkSync(first, path));
+      this.replaceable(path, () => linkSync(first, path));
       return true;
     }
     switch (ino.kind) {
@@ -97,7 +97,7 @@ export class Extractor {
         break;
       case 'symlink': {
         const target = this.img.readlink(e.nid);
-        this.replaceable(path, () => fs.symlinkSync(target, path));
+        this.replaceable(path, () => symlinkSync(target, path));
         break;
       }
       case 'chardev':
@@ -131,38 +131,38 @@ export class Extractor {
     } catch (err) {
       if (!isCode(err, 'EEXIST')) throw err;
     }
-    const st = fs.lstatSync(path);
+    const st = lstatSync(path);
     if (!this.opts.overwrite) throw new ExtractError(`${path.toString()} already exists (use --overwrite)`);
     if (st.isDirectory()) throw new ExtractError(`${path.toString()} is an existing directory`);
-    fs.unlinkSync(path);
+    unlinkSync(path);
     make();
   }
 
   private makeDir(path: Buffer): void {
     try {
-      fs.mkdirSync(path, 0o700);
+      mkdirSync(path, 0o700);
       return;
     } catch (err) {
       if (!isCode(err, 'EEXIST')) throw err;
     }
     // Only ever descend into a real directory, never through a symlink.
-    const st = fs.lstatSync(path);
+    const st = lstatSync(path);
     if (st.isDirectory()) return;
     if (!this.opts.overwrite) throw new ExtractError(`${path.toString()} exists and is not a directory (use --overwrite)`);
-    fs.unlinkSync(path);
-    fs.mkdirSync(path, 0o700);
+    unlinkSync(path);
+    mkdirSync(path, 0o700);
   }
 
   private writeFile(path: Buffer, n: Nid, ino: Inode): void {
-    const flags = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | O_NOFOLLOW;
+    const flags = fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | O_NOFOLLOW;
     let fd = -1;
     this.replaceable(path, () => {
-      fd = fs.openSync(path, flags, 0o600);
+      fd = openSync(path, flags, 0o600);
     });
     try {
       const write = (data: Uint8Array, pos: number): void => {
         let done = 0;
-        while (done < data.length) done += fs.writeSync(fd, data, done, data.length - done, pos + done);
+        while (done < data.length) done += writeSync(fd, data, done, data.length - done, pos + done);
       };
       for (const ext of this.img.extents(n)) {
         if (ext.kind === 'hole') continue;
@@ -174,9 +174,9 @@ export class Extractor {
         for (let pos = ext.logical; pos < end; pos += DATA_CHUNK) write(this.img.read(n, pos, Math.min(DATA_CHUNK, end - pos)), pos);
       }
       // Trailing holes: set the final size without writing zeros.
-      fs.ftruncateSync(fd, ino.size);
+      ftruncateSync(fd, ino.size);
     } finally {
-      fs.closeSync(fd);
+      closeSync(fd);
     }
   }
 
@@ -198,7 +198,7 @@ export class Extractor {
     // the times come last.
     if (this.preserveOwner) {
       try {
-        fs.lchownSync(path, ino.uid, ino.gid);
+        lchownSync(path, ino.uid, ino.gid);
       } catch (err) {
         this.warnings.push(`${where}: cannot set owner ${ino.uid}:${ino.gid}: ${(err as Error).message}`);
       }
@@ -214,7 +214,7 @@ export class Extractor {
     }
     if (ino.kind !== 'symlink') {
       const perms = ino.mode & 0o7777;
-      fs.chmodSync(path, this.preservePerms ? perms : perms & ~this.umask);
+      chmodSync(path, this.preservePerms ? perms : perms & ~this.umask);
     }
     try {
       setTimes(path, ino.mtime, ino.mtimeNsec < 1e9 ? ino.mtimeNsec : 0);

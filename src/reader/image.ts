@@ -3,7 +3,7 @@
 // bounded block cache. Every read is bounds-checked here, which is what makes a
 // hostile offset harmless everywhere else.
 
-import * as fs from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { CorruptImageError } from './errors.js';
 
 /** Where image bytes come from. `pread` is only called with in-range arguments. */
@@ -18,14 +18,14 @@ export class FileSource implements ByteSource {
   private fd: number | null;
 
   constructor(path: string) {
-    this.fd = fs.openSync(path, 'r');
+    this.fd = openSync(path, 'r');
     try {
-      const st = fs.fstatSync(this.fd);
+      const st = fstatSync(this.fd);
       if (st.isDirectory()) throw new Error(`${path} is a directory`);
       // Block devices report size 0 through fstat; ask the kernel for the end instead.
       this.size = st.isBlockDevice() ? blockDeviceSize(this.fd) : st.size;
     } catch (e) {
-      fs.closeSync(this.fd);
+      closeSync(this.fd);
       this.fd = null;
       throw e;
     }
@@ -36,7 +36,7 @@ export class FileSource implements ByteSource {
     const out = new Uint8Array(len);
     let done = 0;
     while (done < len) {
-      const n = fs.readSync(this.fd, out, done, len - done, pos + done);
+      const n = readSync(this.fd, out, done, len - done, pos + done);
       if (n === 0) throw new CorruptImageError(`unexpected end of image at byte ${pos + done}`);
       done += n;
     }
@@ -44,7 +44,7 @@ export class FileSource implements ByteSource {
   }
 
   close(): void {
-    if (this.fd !== null) fs.closeSync(this.fd);
+    if (this.fd !== null) closeSync(this.fd);
     this.fd = null;
   }
 }
@@ -54,7 +54,7 @@ function blockDeviceSize(fd: number): number {
   const one = new Uint8Array(1);
   const readable = (pos: number): boolean => {
     try {
-      return fs.readSync(fd, one, 0, 1, pos) === 1;
+      return readSync(fd, one, 0, 1, pos) === 1;
     } catch {
       return false;
     }

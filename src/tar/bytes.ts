@@ -2,7 +2,7 @@
 // whose skipped ranges are never read at all: exact-length reads, skips and pass-through
 // copies, with the offset kept for error messages and tar index offsets.
 
-import * as fs from 'node:fs';
+import { readSync } from 'node:fs';
 
 /** A regular file read by position: what is skipped costs nothing. */
 export interface SeekableFile {
@@ -109,7 +109,7 @@ export class ByteReader {
       this.slab = Buffer.allocUnsafe(Math.max(SLAB_SIZE, want));
       this.slabUsed = 0;
     }
-    const n = fs.readSync(fd, this.slab, this.slabUsed, want, pos);
+    const n = readSync(fd, this.slab, this.slabUsed, want, pos);
     if (n === 0) {
       this.ended = true;
       return false;

@@ -1,7 +1,7 @@
 // Opens a tar source (a file, or standard input) as a stream of Buffers, decompressing gzip,
 // xz or zstd on the way, chosen by flag or by the stream's magic bytes.
 
-import * as fs from 'node:fs';
+import { type Stats, closeSync, createReadStream, fstatSync, openSync, readSync } from 'node:fs';
 import type * as Zlib from 'node:zlib';
 import { stream, zlib } from '../builtins.js';
 import { loadKoffi } from '../ffi.js';
@@ -25,7 +25,7 @@ export function sniffCompression(head: Buffer): Exclude<TarDecompress, 'auto'> {
 
 /** Raw bytes of a file descriptor (which stays open), read in 1 MiB chunks. */
 async function* readFd(fd: number): AsyncGenerator<Buffer> {
-  const stream = fs.createReadStream('', { fd, highWaterMark: CHUNK, autoClose: false });
+  const stream = createReadStream('', { fd, highWaterMark: CHUNK, autoClose: false });
   for await (const chunk of stream) yield chunk as Buffer;
 }
 
@@ -124,7 +124,7 @@ function readHead(fd: number): Buffer {
   const head = Buffer.alloc(8);
   let got = 0;
   while (got < head.length) {
-    const n = fs.readSync(fd, head, got, head.length - got, null);
+    const n = readSync(fd, head, got, head.length - got, null);
     if (n === 0) break;
     got += n;
   }
@@ -161,7 +161,7 @@ function decoded(bytes: AsyncIterator<Buffer>, kind: Exclude<TarDecompress, 'aut
  */
 export async function openTarInput(source: string, decompress: TarDecompress): Promise<TarInput> {
   if (source === '-' || source === '') {
-    const st = fs.fstatSync(0);
+    const st = fstatSync(0);
     if (st.isFile()) return openFile(0, st, decompress, () => {});
     if (st.isFIFO()) {
       growPipe(0);
@@ -176,12 +176,12 @@ export async function openTarInput(source: string, decompress: TarDecompress): P
   }
   let fd: number;
   try {
-    fd = fs.openSync(source, 'r');
+    fd = openSync(source, 'r');
   } catch (e) {
     throw new TarInputError(`${source}: cannot open: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
-  const close = () => fs.closeSync(fd);
-  const st = fs.fstatSync(fd);
+  const close = () => closeSync(fd);
+  const st = fstatSync(fd);
   if (st.isDirectory()) {
     close();
     throw new TarInputError(`${source}: is a directory, not a tar file`);
@@ -190,12 +190,12 @@ export async function openTarInput(source: string, decompress: TarDecompress): P
 }
 
 /** A descriptor already open: a regular file is read by position, anything else as a stream. */
-async function openFile(fd: number, st: fs.Stats, decompress: TarDecompress, close: () => void): Promise<TarInput> {
+async function openFile(fd: number, st: Stats, decompress: TarDecompress, close: () => void): Promise<TarInput> {
   let kind = decompress === 'auto' ? 'none' : decompress;
   if (st.isFile()) {
     if (decompress === 'auto') {
       const head = Buffer.alloc(8);
-      kind = sniffCompression(head.subarray(0, fs.readSync(fd, head, 0, head.length, 0)));
+      kind = sniffCompression(head.subarray(0, readSync(fd, head, 0, head.length, 0)));
     }
     if (kind === 'none') return { source: { fd, size: st.size }, compression: kind, close };
     return { source: await decoded(readFd(fd)[Symbol.asyncIterator](), kind), compression: kind, close };
