@@ -499,27 +499,36 @@ describe('compression steps reading a source file', () => {
   });
 });
 
+/**
+ * A ZFeed for `algorithm` over a stand-in pool of two threads that has measured no rate yet
+ * (no segment counts as slow), and `file(name, size)` adopting a file into it.
+ */
+async function feedOver(algorithm: string, pool: { compress: (job: ZJob, first?: boolean) => Promise<unknown>; delivered: boolean }) {
+  const { ZFeed } = await import('../../src/mkfs/zdata.js');
+  const { newInode } = await import('../../src/mkfs/tree.js');
+  const { geometry } = await import('../../src/format/types.js');
+  const stand = {
+    threads: 2,
+    compress: pool.compress,
+    isDelivered: () => pool.delivered,
+    runQueued: async () => false,
+    rate: () => 0,
+    hold: () => {},
+    release: () => {},
+    close: async () => {},
+  };
+  type Feed = InstanceType<typeof ZFeed>;
+  const feed = new ZFeed(() => stand as unknown as NonNullable<Feed['pool']>, { specs: [{ name: algorithm }] } as unknown as ConstructorParameters<typeof ZFeed>[1], geometry(12));
+  const ids = { uid: 0, gid: 0, mtime: 0, mtimeNsec: 0 };
+  return { feed, file: (name: string, size: number) => feed.adopt(newInode(0o100644, ids, name, null), jobFor(name, size)) };
+}
+
 describe('placing compressed files in order', () => {
   it('lets the event loop turn every few milliseconds while results already in are placed, so the workers get their next batches', async () => {
-    const { ZFeed } = await import('../../src/mkfs/zdata.js');
-    const { newInode } = await import('../../src/mkfs/tree.js');
-    const { geometry } = await import('../../src/format/types.js');
     const outcome = { res: { extents: [], blocks: 0, inline: null }, data: [], spilled: null };
     // Every result is in at once: the main thread never has to wait for one.
-    const pool = {
-      threads: 2,
-      compress: () => Promise.resolve(outcome),
-      isDelivered: () => true,
-      runQueued: async () => false,
-      rate: () => 0,
-      hold: () => {},
-      release: () => {},
-      close: async () => {},
-    };
-    type Feed = InstanceType<typeof ZFeed>;
-    const feed = new ZFeed(() => pool as unknown as NonNullable<Feed['pool']>, { specs: [{ name: 'lzma' }] } as unknown as ConstructorParameters<typeof ZFeed>[1], geometry(12));
-    const ids = { uid: 0, gid: 0, mtime: 0, mtimeNsec: 0 };
-    const work = Array.from({ length: 200 }, (_, i) => feed.adopt(newInode(0o100644, ids, `f${i}`, null), jobFor(`f${i}`, 16 << 10)));
+    const { feed, file } = await feedOver('lzma', { compress: () => Promise.resolve(outcome), delivered: true });
+    const work = Array.from({ length: 200 }, (_, i) => file(`f${i}`, 16 << 10));
     feed.start(work);
     let turns = 0;
     const yieldNow = async (): Promise<void> => {
@@ -538,34 +547,21 @@ describe('placing compressed files in order', () => {
   });
 });
 
-
 describe('handing files to the pool', () => {
   /** What a feed hands its pool from start() on (each segment's length, and whether it went first), before any is placed. */
   async function firstSubmissions(algorithm: string, walking: boolean): Promise<Array<{ length: number; first: boolean }>> {
-    const { ZFeed, SEGMENT_BYTES } = await import('../../src/mkfs/zdata.js');
-    const { newInode } = await import('../../src/mkfs/tree.js');
-    const { geometry } = await import('../../src/format/types.js');
+    const { SEGMENT_BYTES } = await import('../../src/mkfs/zdata.js');
     const sent: Array<{ length: number; first: boolean }> = [];
-    // No rate measured yet, so no segment counts as slow.
-    const pool = {
-      threads: 2,
-      compress: (job: ZJob, first = false) => {
+    const { feed, file } = await feedOver(algorithm, {
+      compress: (job, first = false) => {
         sent.push({ length: job.length, first });
         return new Promise(() => {});
       },
-      isDelivered: () => false,
-      runQueued: async () => false,
-      rate: () => 0,
-      hold: () => {},
-      release: () => {},
-      close: async () => {},
-    };
-    type Feed = InstanceType<typeof ZFeed>;
-    const feed = new ZFeed(() => pool as unknown as NonNullable<Feed['pool']>, { specs: [{ name: algorithm }] } as unknown as ConstructorParameters<typeof ZFeed>[1], geometry(12));
-    const ids = { uid: 0, gid: 0, mtime: 0, mtimeNsec: 0 };
+      delivered: false,
+    });
     // More small files than the pool may have in flight (three segments' worth), then a big one.
-    const small = Array.from({ length: 64 }, (_, i) => feed.adopt(newInode(0o100644, ids, `s${i}`, null), jobFor(`s${i}`, 1 << 20)));
-    const big = feed.adopt(newInode(0o100644, ids, 'big', null), jobFor('big', 2 * SEGMENT_BYTES));
+    const small = Array.from({ length: 64 }, (_, i) => file(`s${i}`, 1 << 20));
+    const big = file('big', 2 * SEGMENT_BYTES);
     if (walking) feed.hold();
     feed.start([...small, big]);
     return sent;
