@@ -45,17 +45,21 @@ export class IncompressibleScreen {
   incompressible(data: Uint8Array): boolean {
     const n = data.length;
     if (n === 0 || n > SCREEN_SPAN * 16) return false;
+    // Bytes of the first piece already counted in `piece`: the glance's.
+    let counted = 0;
     if (n >= PIECE) {
       this.piece.fill(0);
       for (let i = 0; i < GLANCE; i++) this.piece[data[i]!]!++;
       if (bitsPerByte(this.piece, GLANCE) < MIN_GLANCE_BITS_PER_BYTE) return false;
+      counted = GLANCE;
     }
     this.whole.fill(0);
     for (let at = 0; at < n; at += PIECE) {
-      const piece = data.subarray(at, Math.min(n, at + PIECE));
-      this.piece.fill(0);
-      for (let i = 0; i < piece.length; i++) this.piece[piece[i]!]!++;
-      if (piece.length === PIECE && bitsPerByte(this.piece, PIECE) < MIN_PIECE_BITS_PER_BYTE) return false;
+      const end = Math.min(n, at + PIECE);
+      if (counted === 0) this.piece.fill(0);
+      for (let i = at + counted; i < end; i++) this.piece[data[i]!]!++;
+      counted = 0;
+      if (end - at === PIECE && bitsPerByte(this.piece, PIECE) < MIN_PIECE_BITS_PER_BYTE) return false;
       for (let b = 0; b < 256; b++) this.whole[b]! += this.piece[b]!;
     }
     if (bitsPerByte(this.whole, n) < MIN_BITS_PER_BYTE) return false;
