@@ -948,6 +948,8 @@ export async function writeCompressedFiles(
       inline = res.inline;
     }
     await place(workPlans[i]!, item.job, { extents, blocks, inline }, held);
+    // The inline pcluster is in the spool now.
+    if (inline) feed.pool?.written(inline);
   }
   // Blocks a fallen-back file left behind past the end are cleared, not leaked into metadata.
   await ranges.finish();

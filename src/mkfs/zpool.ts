@@ -6,7 +6,7 @@ import type { Worker } from 'node:worker_threads';
 import type { Compressor } from '../compress/compressor.js';
 import { BuildError } from './errors.js';
 import { startWorker, type WorkerBoot, workerScript } from './worker-script.js';
-import { ChunkedCompressor, CHUNK_BYTES, type ZReply } from './zchunks.js';
+import { ChunkedCompressor, CHUNK_BYTES, discardChunk, type ZReply } from './zchunks.js';
 import { runSliced, zBuffers, type ZJob, type ZParams, type ZResult } from './zdata.js';
 import { FdAppender, type Spool } from './writer.js';
 
@@ -33,9 +33,9 @@ export interface ZWorkerData {
 export type ZMessage = { jobs: Array<{ id: number; job: ZJob }>; spare: ArrayBuffer[] } | { stop: true };
 
 /**
- * Written chunks kept to fill again, at most, per thread (more are left to the collector):
+ * Written chunks kept to fill again, at most, per thread (more are let go, discardChunk):
  * enough to take back the chunks the workers filled while the tree was walked (see
- * zworker.ts); peak RSS is no higher for it, fewer chunks going to the collector.
+ * zworker.ts); peak RSS is no higher for it, fewer chunks made again.
  */
 const SPARE_CHUNKS_PER_THREAD = 32;
 
@@ -55,7 +55,8 @@ const BATCH_BYTES = 512 << 10;
 
 /**
  * A compressed job: its extents, and its output (res.blocks whole blocks) as pieces of
- * chunks, or, spilled, on disk in a scratch file (data is then empty).
+ * chunks, or, spilled, on disk in a scratch file (data is then empty). An inline pcluster
+ * (res.inline) can be a piece of a chunk too: written() once it is placed.
  */
 export type ZOutcome = { res: ZResult; data: Uint8Array[]; spilled: { fd: number; offset: number } | null };
 
@@ -281,19 +282,25 @@ export class ZPool {
       this.delivered.add(w.result);
       if (m.error !== undefined) w.reject(m.internal ? new Error(m.error) : new BuildError(m.error));
       else if (m.spilled !== undefined) w.resolve({ res: m.res!, data: [], spilled: { fd: threadSpillFd, offset: m.spilled } });
-      else if (spill) {
-        try {
-          const offset = spill.append(...m.data!);
-          w.resolve({ res: m.res!, data: [], spilled: { fd: spill.readableFd(), offset } });
-        } catch (e) {
-          w.reject(e as Error);
+      else {
+        const data = m.inlineLast ? m.data!.slice(0, -1) : m.data!;
+        const inline = m.inlineLast ? m.data![data.length]! : m.res!.inline;
+        if (spill) {
+          try {
+            const offset = spill.append(...data);
+            // Its chunk is filled again at once.
+            const res = { ...m.res!, inline: m.inlineLast ? inline!.slice() : inline };
+            w.resolve({ res, data: [], spilled: { fd: spill.readableFd(), offset } });
+          } catch (e) {
+            w.reject(e as Error);
+          }
+          continue;
         }
-      } else {
         for (const piece of m.data!) {
           const chunk = piece.buffer as ArrayBuffer;
           this.unwritten.set(chunk, (this.unwritten.get(chunk) ?? 0) + 1);
         }
-        w.resolve({ res: m.res!, data: m.data!, spilled: null });
+        w.resolve({ res: { ...m.res!, inline }, data, spilled: null });
       }
     }
     if (!spill) return;
@@ -322,6 +329,7 @@ export class ZPool {
 
   private recycle(chunk: ArrayBuffer): void {
     if (this.spare.length < SPARE_CHUNKS_PER_THREAD * this.threads) this.spare.push(chunk);
+    else discardChunk(chunk);
   }
 
   private fail(e: Error): void {
@@ -343,6 +351,7 @@ export class ZPool {
     const m: ZMessage = { stop: true };
     for (const w of this.workers) w.postMessage(m);
     await Promise.all(this.exited);
+    for (const chunk of this.spare.splice(0)) discardChunk(chunk);
     // The workers wrote through these descriptors: they go once the threads have ended.
     const files = this.batchSpill ? [...this.threadSpills, this.batchSpill] : this.threadSpills;
     await Promise.all(files.map((file) => file.disposeAsync()));

@@ -407,6 +407,74 @@ describe('the main thread in the compression pool', () => {
     }
   });
 
+  describe('with tail packing', () => {
+    const packed: ZParams = { ...lz4, ztailpacking: true };
+    /** Jobs whose last pcluster can go inline after a 64-byte inode. */
+    const packedJobs = (name: string, contents: Uint8Array[]): ZJob[] => jobsFor(name, contents).map((job) => ({ ...job, inlineStart: 64 }));
+
+    /** The pcluster bytes and the inline pcluster compressSteps gives for a job. */
+    function expectedPacked(job: ZJob): { blocks: Buffer; inline: Uint8Array | null } {
+      const image = Buffer.alloc(job.size + 4096);
+      let end = 0;
+      const res = drain(
+        compressSteps(createCompressor('lz4', {}), packed, job, zBuffers(packed), (at, bytes) => {
+          image.set(bytes, at);
+          end = at + bytes.length;
+        }),
+      );
+      return { blocks: image.subarray(0, end), inline: res.inline };
+    }
+
+    it('carries a job\'s inline pcluster in the chunk after its pclusters, as a piece of its own, not in a buffer of its own', async () => {
+      const { ChunkedCompressor, CHUNK_BYTES } = await import('../../src/mkfs/zchunks.js');
+      const list = packedJobs('inline', [textBytes(10_000, 91), textBytes(700, 92)]);
+      const expected = list.map(expectedPacked);
+      expect(expected.every((e) => e.inline !== null)).toBe(true);
+      const chunked = new ChunkedCompressor([createCompressor('lz4', {})], packed, zBuffers(packed), () => new ArrayBuffer(CHUNK_BYTES));
+      const replies = list.map((job, id) => chunked.run(id, job));
+      const chunks = chunked.takeChunks();
+      replies.forEach((r, i) => {
+        expect(r.inlineLast).toBe(true);
+        expect(r.res!.inline).toBeNull();
+        const last = r.data![r.data!.length - 1]!;
+        expect(Buffer.from(last).equals(Buffer.from(expected[i]!.inline!))).toBe(true);
+        expect(Buffer.concat(r.data!.slice(0, -1)).equals(expected[i]!.blocks)).toBe(true);
+        expect(chunks).toContain(last.buffer);
+      });
+    });
+
+    it('gives the inline pcluster back as the job\'s result, in memory or after its batch went to the spill file', async () => {
+      const { ZPool } = await import('../../src/mkfs/zpool.js');
+      const { Spool } = await import('../../src/mkfs/writer.js');
+      const list = packedJobs('inline-pool', Array.from({ length: 120 }, (_, i) => textBytes(100_000 + 77 * i, 200 + i)));
+      const expected = list.map(expectedPacked);
+      const pool = new ZPool(1, packed, null, (what) => new Spool(join(dir, `inline-${what}`)));
+      try {
+        // Nothing is written: past what the pool holds, batches go to the spill file.
+        const outcomes = await Promise.all(list.map((job) => pool.compress(job)));
+        expect(outcomes.some((o) => o.spilled)).toBe(true);
+        expect(outcomes.some((o) => !o.spilled)).toBe(true);
+        outcomes.forEach((o, i) => {
+          expect(Buffer.from(o.res.inline!).equals(Buffer.from(expected[i]!.inline!))).toBe(true);
+          // Held in memory it is a view into a chunk; from a batch spilled, whose chunks
+          // were filled again at once, a copy.
+          expect(o.res.inline!.buffer.byteLength === o.res.inline!.length).toBe(o.spilled !== null);
+        });
+      } finally {
+        await pool.close();
+      }
+    });
+  });
+
+  it('frees a chunk it lets go at once, not when the collector gets to it', async () => {
+    const { discardChunk, CHUNK_BYTES } = await import('../../src/mkfs/zchunks.js');
+    const chunk = new ArrayBuffer(CHUNK_BYTES);
+    const view = new Uint8Array(chunk);
+    discardChunk(chunk);
+    expect(chunk.byteLength).toBe(0);
+    expect(view.length).toBe(0);
+  });
+
   it('takes no part without compressors of its own', async () => {
     const { ZPool } = await import('../../src/mkfs/zpool.js');
     const { jobs: list } = jobs();
