@@ -928,8 +928,9 @@ export async function writeCompressedFiles(
         }
         for (const piece of done.data) {
           w.writeAt(byteOffset(at), piece);
-          feed.pool.written(piece);
           at += piece.length;
+          // Its chunk may be let go now (discardChunk): the piece is empty from here on.
+          feed.pool.written(piece);
         }
       } else {
         buffers ??= zBuffers(params);

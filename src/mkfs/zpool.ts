@@ -6,7 +6,7 @@ import type { Worker } from 'node:worker_threads';
 import type { Compressor } from '../compress/compressor.js';
 import { BuildError } from './errors.js';
 import { startWorker, type WorkerBoot, workerScript } from './worker-script.js';
-import { ChunkedCompressor, CHUNK_BYTES, type ZReply } from './zchunks.js';
+import { ChunkedCompressor, CHUNK_BYTES, discardChunk, type ZReply } from './zchunks.js';
 import { runSliced, zBuffers, type ZJob, type ZParams, type ZResult } from './zdata.js';
 import { FdAppender, type Spool } from './writer.js';
 
@@ -33,9 +33,9 @@ export interface ZWorkerData {
 export type ZMessage = { jobs: Array<{ id: number; job: ZJob }>; spare: ArrayBuffer[] } | { stop: true };
 
 /**
- * Written chunks kept to fill again, at most, per thread (more are left to the collector):
+ * Written chunks kept to fill again, at most, per thread (more are let go, discardChunk):
  * enough to take back the chunks the workers filled while the tree was walked (see
- * zworker.ts); peak RSS is no higher for it, fewer chunks going to the collector.
+ * zworker.ts); peak RSS is no higher for it, fewer chunks made again.
  */
 const SPARE_CHUNKS_PER_THREAD = 32;
 
@@ -329,6 +329,7 @@ export class ZPool {
 
   private recycle(chunk: ArrayBuffer): void {
     if (this.spare.length < SPARE_CHUNKS_PER_THREAD * this.threads) this.spare.push(chunk);
+    else discardChunk(chunk);
   }
 
   private fail(e: Error): void {
@@ -350,6 +351,7 @@ export class ZPool {
     const m: ZMessage = { stop: true };
     for (const w of this.workers) w.postMessage(m);
     await Promise.all(this.exited);
+    for (const chunk of this.spare.splice(0)) discardChunk(chunk);
     // The workers wrote through these descriptors: they go once the threads have ended.
     const files = this.batchSpill ? [...this.threadSpills, this.batchSpill] : this.threadSpills;
     await Promise.all(files.map((file) => file.disposeAsync()));

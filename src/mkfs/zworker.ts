@@ -4,7 +4,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { createCompressor } from '../compress/index.js';
 import { zBuffers } from './zdata.js';
-import { ChunkedCompressor, type ZReply } from './zchunks.js';
+import { ChunkedCompressor, discardChunk, type ZReply } from './zchunks.js';
 import { FdAppender } from './writer.js';
 import type { ZAnswer, ZMessage, ZWorkerData } from './zpool.js';
 
@@ -38,7 +38,10 @@ parentPort!.on('message', (m: ZMessage) => {
     return;
   }
   // The main thread sends about what the batch takes, and one more.
-  for (const c of m.spare) if (spare.length < MAX_SPARE) spare.push(c);
+  for (const c of m.spare) {
+    if (spare.length < MAX_SPARE) spare.push(c);
+    else discardChunk(c);
+  }
   const began = performance.now();
   const replies: ZReply[] = [];
   for (const { id, job } of m.jobs) {

@@ -202,6 +202,19 @@ describeIfMount('compression with worker threads', () => {
     }
   });
 
+  itIfMount('places every piece of a result where it goes when its chunk is let go the moment its last piece is written', async () => {
+    const { discardChunk } = await import('../../src/mkfs/zchunks.js');
+    // As if the pool held all the spare chunks it keeps: each chunk written is let go at once.
+    const recycle = vi.spyOn(ZPool.prototype as unknown as { recycle: (chunk: ArrayBuffer) => void }, 'recycle').mockImplementation((chunk) => discardChunk(chunk));
+    try {
+      const image = await buildWithAndWithoutWorkers(tree.root, `${out.dir}/let-go`, { compression: [{ name: 'lz4hc' }], ztailpacking: true, timestamp: 0 });
+      expect(recycle).toHaveBeenCalled();
+      await expectImageMatches(image, tree.root, { fsck: true, expectMtime: () => 0n });
+    } finally {
+      recycle.mockRestore();
+    }
+  });
+
   itIfMount('gives byte-identical images for 0, 1, 2 and 5 workers', async () => {
     for (const name of ['lz4hc', 'zstd', 'deflate'] as const) {
       const images = [];

@@ -466,6 +466,15 @@ describe('the main thread in the compression pool', () => {
     });
   });
 
+  it('frees a chunk it lets go at once, not when the collector gets to it', async () => {
+    const { discardChunk, CHUNK_BYTES } = await import('../../src/mkfs/zchunks.js');
+    const chunk = new ArrayBuffer(CHUNK_BYTES);
+    const view = new Uint8Array(chunk);
+    discardChunk(chunk);
+    expect(chunk.byteLength).toBe(0);
+    expect(view.length).toBe(0);
+  });
+
   it('takes no part without compressors of its own', async () => {
     const { ZPool } = await import('../../src/mkfs/zpool.js');
     const { jobs: list } = jobs();
