@@ -148,9 +148,9 @@ export class ChunkedCompressor {
 
   /**
    * The job's inline pcluster as a piece of its own, in one chunk, after its pclusters; false
-   * (it is sent apart) for a job in the spill file. Sent apart, each would be an ArrayBuffer of its own for the
-   * main thread, held until it is placed and then until a full garbage collection: some 8 MB
-   * of malloc heap for the 3,750 tails of a Debian root, against a chunk recycled once placed.
+   * (it is sent apart) for a job in the spill file. Apart, each is an ArrayBuffer of its own
+   * on the main thread, held until placed and then until a full garbage collection: some 8
+   * MB of malloc heap for the 3,750 tails of a Debian root, where chunks are recycled.
    */
   private putInline(bytes: Uint8Array): boolean {
     if (this.spillAt >= 0 || bytes.length === 0) return false;

@@ -288,7 +288,7 @@ export class ZPool {
         if (spill) {
           try {
             const offset = spill.append(...data);
-            // Its chunk is filled again at once.
+            // A copy: the batch's chunks are filled again at once (below).
             const res = { ...m.res!, inline: m.inlineLast ? inline!.slice() : inline };
             w.resolve({ res, data: [], spilled: { fd: spill.readableFd(), offset } });
           } catch (e) {
