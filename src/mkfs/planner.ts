@@ -176,9 +176,8 @@ export class MetaAllocator {
 
   /** A block of bucket k, taken out of it. */
   private takeFrom(k: number): number {
-    const bucket = this.buckets[k]!;
-    const b = bucket.pop()!;
-    if (bucket.length === 0) this.nonEmpty[k >>> 5]! &= ~(1 << (k & 31));
+    const b = this.buckets[k]!.pop()!;
+    this.clearIfEmpty(k);
     return b;
   }
 
@@ -190,7 +189,12 @@ export class MetaAllocator {
     const i = bucket.lastIndexOf(b);
     if (i < 0) return;
     bucket.splice(i, 1);
-    if (bucket.length === 0) this.nonEmpty[k >>> 5]! &= ~(1 << (k & 31));
+    this.clearIfEmpty(k);
+  }
+
+  /** Keeps nonEmpty's bit k in step with bucket k after a block left it. */
+  private clearIfEmpty(k: number): void {
+    if (this.buckets[k]!.length === 0) this.nonEmpty[k >>> 5]! &= ~(1 << (k & 31));
   }
 
   /** Opens a new, empty metadata block; returns its index. */
