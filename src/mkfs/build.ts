@@ -236,8 +236,7 @@ async function buildFromTree(
         planned.plans,
         writer,
         spool,
-        // Over pclusters tried for the file: zeros must be written, not skipped.
-        (p) => streamFile(cfg, g, p, writer, io, false),
+        (p, untouched) => streamFile(cfg, g, p, writer, io, untouched),
         () => yieldToEventLoop(cfg, io),
         feed,
         progress,

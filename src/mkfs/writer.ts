@@ -395,6 +395,15 @@ export class FdAppender {
     this.pending += bytes.length;
   }
 
+  /** Takes back what was appended from `offset` on: later appends go over it. */
+  rewind(offset: number): void {
+    if (offset >= this.written) this.pending = Math.min(this.pending, offset - this.written);
+    else {
+      this.pending = 0;
+      this.written = offset;
+    }
+  }
+
   /** Room for `length` bytes that another thread writes; returns its offset. */
   reserve(length: number): number {
     this.flush();

@@ -8,7 +8,7 @@ import type { MessagePort } from 'node:worker_threads';
 import type { Compressor } from '../compress/compressor.js';
 import { BuildError } from './errors.js';
 import type { FdAppender } from './writer.js';
-import { compressSteps, drain, type ZBuffers, type ZJob, type ZParams, type ZResult } from './zdata.js';
+import { compressionLoses, compressSteps, drain, type ZBuffers, type ZJob, type ZParams, type ZResult } from './zdata.js';
 
 /** The output chunk a compressing thread fills. */
 export const CHUNK_BYTES = 256 << 10;
@@ -22,6 +22,11 @@ export interface ZReply {
   spilled?: number;
   /** The last piece of data is the inline (tail-packed) pcluster; res.inline is then null. */
   inlineLast?: true;
+  /**
+   * Compression lost on this whole file (see compressionLoses): it goes flat, and its
+   * output was taken back (data is empty, res has no extents).
+   */
+  lost?: true;
   error?: string;
   internal?: boolean;
 }
@@ -83,6 +88,7 @@ export class ChunkedCompressor {
     this.pieces = [];
     this.pieceStart = this.used;
     this.spillAt = -1;
+    const before = { chunk: this.chunk, used: this.used, begun: this.begun.length, spill: this.spill?.length ?? 0 };
     try {
       let end = 0;
       // Every byte of every block is emitted, in order; a gap (padding) is zeros.
@@ -92,6 +98,17 @@ export class ChunkedCompressor {
         end = at + bytes.length;
       });
       this.closePiece();
+      if (job.start === 0 && job.length === job.size && compressionLoses(1 << this.params.blkszbits, res, job.size)) {
+        // The file goes flat (already compressed data, say): its pclusters would only be
+        // written to be written over. The chunks it began are filled again here.
+        this.free.push(...this.begun.splice(before.begun));
+        this.chunk = before.chunk;
+        this.used = before.used;
+        this.pieceStart = before.used;
+        this.pieces = [];
+        if (this.spillAt >= 0) this.spill!.rewind(before.spill);
+        return { id, res: { extents: [], blocks: res.blocks, inline: null }, data: [], lost: true };
+      }
       if (this.spillAt >= 0) {
         this.spill!.flush();
         return { id, res, data: [], spilled: this.spillAt };

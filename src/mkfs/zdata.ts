@@ -496,8 +496,7 @@ export function finishCompressedFile(
   const records = buildLclusterRecords(res.extents, g.blkszbits, setup.bigPcluster, start);
   if (records.length !== ig.lclusters) throw new Error(`internal: ${records.length} index records for ${ig.lclusters} lclusters`);
   const inlineLen = res.inline?.length ?? 0;
-  // As the reference: compressed only if data, inline tail and full-size index beat i_size.
-  if (res.blocks * g.blksz + inlineLen + fullIndexSize(ig.lclusters) >= plan.inode.size) return null;
+  if (compressionLoses(g.blksz, res, plan.inode.size)) return null;
 
   const header: MapHeader = {
     idataSize: inlineLen,
@@ -524,10 +523,19 @@ export function finishCompressedFile(
 }
 
 /**
- * Writes a file flat at plan.startBlk, its tail inline or in a padded last block;
- * returns the tail to keep inline.
+ * As the reference: a file stays compressed only if its data, inline tail and full-size
+ * index take fewer bytes than its i_size; else it is stored flat.
  */
-export type FlatWriter = (plan: InodePlan) => Promise<Uint8Array | null>;
+export function compressionLoses(blksz: number, res: ZResult, size: number): boolean {
+  return res.blocks * blksz + (res.inline?.length ?? 0) + fullIndexSize(Math.ceil(size / blksz)) >= size;
+}
+
+/**
+ * Writes a file flat at plan.startBlk, its tail inline or in a padded last block; returns
+ * the tail to keep inline. `untouched`: nothing was written to those blocks yet (they read
+ * as zeros, so runs of zeros can be left as holes, and the copy can be made in the kernel).
+ */
+export type FlatWriter = (plan: InodePlan, untouched: boolean) => Promise<Uint8Array | null>;
 
 /**
  * The whole file a job just compressed, while it is still in the read buffer: the job is
@@ -865,9 +873,12 @@ export async function writeCompressedFiles(
   const params = zParams(setup, g);
   let buffers: ZBuffers | null = null;
 
-  /** The file's pclusters are in the image from `cursor` on: index it, or write it flat over them. */
-  const place = async (p: InodePlan, job: ZJob, res: ZResult, held: Uint8Array | null): Promise<void> => {
-    const z = finishCompressedFile(setup, g, p, res, cursor, job.algorithm);
+  /**
+   * The file's pclusters are in the image from `cursor` on: index it, or write it flat over
+   * them. `unwritten`: its pclusters were left out, compression having lost (see below).
+   */
+  const place = async (p: InodePlan, job: ZJob, res: ZResult, held: Uint8Array | null, unwritten: boolean): Promise<void> => {
+    const z = unwritten ? null : finishCompressedFile(setup, g, p, res, cursor, job.algorithm);
     if (z) {
       p.datalayout = z.datalayout;
       p.inlineTail = z.pad + z.blob.length;
@@ -879,6 +890,14 @@ export async function writeCompressedFiles(
       stats.inputBytes += p.inode.size;
       stats.storedBytes += z.blocks * g.blksz + (res.inline?.length ?? 0);
       if (z.inline) stats.inlinePclusters++;
+    } else if (unwritten) {
+      // Compression lost before anything was written for the file: its blocks are copied
+      // from the source once (in the kernel where it can), not written twice.
+      p.startBlk = blockAddr(cursor);
+      const tail = await writeFlat(p, dirtyEnd <= cursor);
+      const start = p.dataBlocks > 0 ? cursor : p.datalayout === EROFS_INODE_FLAT_INLINE ? EROFS_NULL_ADDR : 0;
+      setPrewritten(p, start, spool.append(tail ?? new Uint8Array(0)));
+      cursor += p.dataBlocks;
     } else {
       dirtyEnd = Math.max(dirtyEnd, cursor + res.blocks);
       // Compression lost: the file goes flat, over the blocks written for it, which must
@@ -889,7 +908,7 @@ export async function writeCompressedFiles(
         ? writeHeldFlat(w, g, p, held)
         : storedAsIs(res, p.inode.size, g.blksz)
           ? flatTailInPlace(w, g, p)
-          : await writeFlat(p);
+          : await writeFlat(p, false);
       const start = p.dataBlocks > 0 ? cursor : p.datalayout === EROFS_INODE_FLAT_INLINE ? EROFS_NULL_ADDR : 0;
       setPrewritten(p, start, spool.append(tail ?? new Uint8Array(0)));
       cursor += p.dataBlocks;
@@ -916,12 +935,15 @@ export async function writeCompressedFiles(
     let blocks = 0;
     let inline: Uint8Array | null = null;
     let held: Uint8Array | null = null;
+    let unwritten = false;
     for (let k = 0; k < item.segments.length; k++) {
       const segStart = fileStart + blocks;
       let res: ZResult;
       if (feed.pool) {
         const done = await feed.result(item, k, yieldNow);
         res = done.res;
+        // A whole file whose compression lost came back without its output (see ZReply.lost).
+        unwritten = done.lost === true;
         let at = segStart * g.blksz;
         if (done.spilled) {
           ranges.copy({ fd: done.spilled.fd, at: done.spilled.offset, dst: at, length: res.blocks * g.blksz, endedAt: spillCutShort });
@@ -948,7 +970,7 @@ export async function writeCompressedFiles(
       blocks += res.blocks;
       inline = res.inline;
     }
-    await place(workPlans[i]!, item.job, { extents, blocks, inline }, held);
+    await place(workPlans[i]!, item.job, { extents, blocks, inline }, held, unwritten);
     // The inline pcluster is in the spool now.
     if (inline) feed.pool?.written(inline);
   }

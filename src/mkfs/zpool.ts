@@ -56,9 +56,10 @@ const BATCH_BYTES = 512 << 10;
 /**
  * A compressed job: its extents, and its output (res.blocks whole blocks) as pieces of
  * chunks, or, spilled, on disk in a scratch file (data is then empty). An inline pcluster
- * (res.inline) can be a piece of a chunk too: written() once it is placed.
+ * (res.inline) can be a piece of a chunk too: written() once it is placed. `lost`: the whole
+ * file is to go flat, and no output came back (see ZReply.lost).
  */
-export type ZOutcome = { res: ZResult; data: Uint8Array[]; spilled: { fd: number; offset: number } | null };
+export type ZOutcome = { res: ZResult; data: Uint8Array[]; spilled: { fd: number; offset: number } | null; lost?: true };
 
 /** Makes a scratch file beside the image (a Spool), named after `what`. */
 export type ScratchMaker = (what: string) => Spool;
@@ -281,6 +282,7 @@ export class ZPool {
       if (!w) continue;
       this.delivered.add(w.result);
       if (m.error !== undefined) w.reject(m.internal ? new Error(m.error) : new BuildError(m.error));
+      else if (m.lost) w.resolve({ res: m.res!, data: [], spilled: null, lost: true });
       else if (m.spilled !== undefined) w.resolve({ res: m.res!, data: [], spilled: { fd: threadSpillFd, offset: m.spilled } });
       else {
         const data = m.inlineLast ? m.data!.slice(0, -1) : m.data!;

@@ -1,7 +1,7 @@
 import { closeSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { byteOffset } from '../../src/format/types.js';
-import { FdWriter, ImageWriter, Spool } from '../../src/mkfs/writer.js';
+import { FdAppender, FdWriter, ImageWriter, Spool } from '../../src/mkfs/writer.js';
 import { scratchDir } from '../helpers/build.js';
 
 describe('the image writer', () => {
@@ -139,6 +139,28 @@ describe('the image writer', () => {
       for (const p of [...parts].reverse()) expect(spool.read(p.at, p.bytes.length).equals(p.bytes)).toBe(true);
     } finally {
       spool.dispose();
+    }
+  });
+
+  it('an appender taken back to an offset appends over what followed it, whether written out or still buffered', () => {
+    const path = `${out.dir}/rewound`;
+    writeFileSync(path, '');
+    const fd = openSync(path, 'r+');
+    try {
+      const a = new FdAppender(fd, path, 1024);
+      a.append(Buffer.alloc(100, 1));
+      a.append(Buffer.alloc(3000, 2)); // past the buffer: written out at once
+      a.rewind(100);
+      a.append(Buffer.alloc(10, 3));
+      a.append(Buffer.alloc(50, 4)); // buffered
+      a.rewind(105);
+      a.append(Buffer.alloc(5, 5));
+      expect(a.length).toBe(110);
+      a.flush();
+      const expected = Buffer.concat([Buffer.alloc(100, 1), Buffer.alloc(5, 3), Buffer.alloc(5, 5)]);
+      expect(readFileSync(path).subarray(0, 110).equals(expected)).toBe(true);
+    } finally {
+      closeSync(fd);
     }
   });
 });

@@ -32,6 +32,16 @@ function jobsFor(name: string, contents: Uint8Array[]): ZJob[] {
   });
 }
 
+/**
+ * Random bytes after a run of zeros: raw pclusters but for the first, so that compression
+ * still wins for the whole file (a whole file it does not shrink comes back without output).
+ */
+function mostlyRandom(n: number, seed: number): Buffer {
+  const bytes = Buffer.from(randomBytes(n, seed));
+  bytes.fill(0, 0, Math.min(64 << 10, n >> 2));
+  return bytes;
+}
+
 /** The bytes compressSteps gives for an LZ4 job, padding and all. */
 function expectedOutput(job: ZJob): Buffer {
   const image = Buffer.alloc(job.size + 4096);
@@ -199,7 +209,7 @@ describe('the compression worker pool', () => {
     const { Worker } = await import('node:worker_threads');
     const { ZPool } = await import('../../src/mkfs/zpool.js');
     // Output of several chunks (random data stays raw), of part of one, and none.
-    const files = jobsFor('pooled', [randomBytes(700 << 10, 3), textBytes(90_000, 4), textBytes(5000, 5), Buffer.alloc(20_000)]);
+    const files = jobsFor('pooled', [mostlyRandom(700 << 10, 3), textBytes(90_000, 4), textBytes(5000, 5), Buffer.alloc(20_000)]);
     const expected = files.map(expectedOutput);
     const posted = vi.spyOn(Worker.prototype, 'postMessage');
     const pool = new ZPool(1, lz4);
@@ -226,7 +236,7 @@ const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(reso
 describe('the main thread in the compression pool', () => {
 
   function jobs(): { jobs: ZJob[]; expected: Buffer[] } {
-    const list = jobsFor('here', [textBytes(300_000, 41), randomBytes(50_000, 42), textBytes(9000, 43)]);
+    const list = jobsFor('here', [textBytes(300_000, 41), mostlyRandom(50_000, 42), textBytes(9000, 43)]);
     return { jobs: list, expected: list.map(expectedOutput) };
   }
 
@@ -353,7 +363,7 @@ describe('the main thread in the compression pool', () => {
   });
 
   it('a job whose output passes a megabyte goes on in its thread\'s spill file, on a worker and on the main thread', async () => {
-    const list = jobsFor('overflow', [randomBytes(3 << 20, 71), textBytes(50_000, 72), randomBytes((2 << 20) + 123, 73)]);
+    const list = jobsFor('overflow', [mostlyRandom(3 << 20, 71), textBytes(50_000, 72), mostlyRandom((2 << 20) + 123, 73)]);
     const expected = list.map(expectedOutput);
     const { pool } = await spillingPool(1, true);
     try {
@@ -374,7 +384,7 @@ describe('the main thread in the compression pool', () => {
     const { ChunkedCompressor, CHUNK_BYTES } = await import('../../src/mkfs/zchunks.js');
     const { FdAppender } = await import('../../src/mkfs/writer.js');
     // A small job, one of five chunks (random data stays raw), then another small one.
-    const list = jobsFor('refill', [textBytes(9000, 81), randomBytes(5 * CHUNK_BYTES, 82), textBytes(9000, 83)]);
+    const list = jobsFor('refill', [textBytes(9000, 81), mostlyRandom(5 * CHUNK_BYTES, 82), textBytes(9000, 83)]);
     const expected = list.map(expectedOutput);
     const spillPath = join(dir, 'refill-spill');
     writeFileSync(spillPath, '');
@@ -405,6 +415,71 @@ describe('the main thread in the compression pool', () => {
     } finally {
       closeSync(fd);
     }
+  });
+
+  it('gives back no output for a whole file compression does not shrink, and fills again the chunks and spill file it took', async () => {
+    const { ChunkedCompressor, CHUNK_BYTES } = await import('../../src/mkfs/zchunks.js');
+    const { FdAppender } = await import('../../src/mkfs/writer.js');
+    // Whole random files: one within the chunk in progress, one of three chunks, one past
+    // four (it goes on in the spill file); a small job before and after each.
+    const list = jobsFor('lost', [
+      textBytes(9000, 101),
+      randomBytes(20_000, 102),
+      textBytes(9000, 103),
+      randomBytes(3 * CHUNK_BYTES, 104),
+      textBytes(9000, 105),
+      randomBytes(6 * CHUNK_BYTES, 106),
+      textBytes(9000, 107),
+    ]);
+    const expected = list.map(expectedOutput);
+    const spillPath = join(dir, 'lost-spill');
+    writeFileSync(spillPath, '');
+    const fd = openSync(spillPath, 'r+');
+    const given: ArrayBuffer[] = [];
+    const give = (): ArrayBuffer => {
+      given.push(new ArrayBuffer(CHUNK_BYTES));
+      return given[given.length - 1]!;
+    };
+    const spill = new FdAppender(fd, spillPath);
+    const chunked = new ChunkedCompressor([createCompressor('lz4', {})], lz4, zBuffers(lz4), give, spill);
+    try {
+      const replies = list.map((job, id) => chunked.run(id, job));
+      for (const i of [1, 3, 5]) {
+        expect(replies[i]!.lost).toBe(true);
+        expect(replies[i]!.data).toEqual([]);
+        expect(replies[i]!.spilled).toBeUndefined();
+        expect(replies[i]!.res!.extents).toEqual([]);
+      }
+      for (const i of [0, 2, 4, 6]) {
+        expect(replies[i]!.lost).toBeUndefined();
+        expect(Buffer.concat(replies[i]!.data!).equals(expected[i]!)).toBe(true);
+      }
+      // Each small job's output starts where the one before the lost file ended.
+      const end = (piece: Uint8Array): number => piece.byteOffset + piece.length;
+      for (const i of [2, 4, 6]) {
+        const before = replies[i - 2]!.data!;
+        expect(replies[i]!.data![0]!.buffer).toBe(before[0]!.buffer);
+        expect(replies[i]!.data![0]!.byteOffset).toBe(end(before[before.length - 1]!));
+      }
+      // The three chunks the second lost file began carried the third, nothing stayed spilled,
+      // and only the chunk the replies point into goes with them.
+      expect(given).toHaveLength(4);
+      expect(spill.length).toBe(0);
+      expect(chunked.takeChunks()).toEqual([given[0]]);
+    } finally {
+      closeSync(fd);
+    }
+  });
+
+  it('gives back the output of a segment compression does not shrink: only the whole file\'s result tells', async () => {
+    const { ChunkedCompressor } = await import('../../src/mkfs/zchunks.js');
+    const [whole] = jobsFor('lost-segment', [randomBytes(40_000, 111)]);
+    const segment: ZJob = { ...whole!, length: 20_000 };
+    const expected = expectedOutput(segment);
+    const chunked = new ChunkedCompressor([createCompressor('lz4', {})], lz4, zBuffers(lz4), () => undefined);
+    const reply = chunked.run(0, segment);
+    expect(reply.lost).toBeUndefined();
+    expect(Buffer.concat(reply.data!).equals(expected)).toBe(true);
   });
 
   describe('with tail packing', () => {
