@@ -147,6 +147,8 @@ async function buildFromTree(
   let copier: FileCopier | null = null;
   /** The compression pool's end, begun once its last result is placed. */
   let closingPool: Promise<void> | null = null;
+  /** The workers' flat copies of files compression lost on (see ZPool.copyFlat). */
+  let flatCopies: Promise<void> | null = null;
   // Copies made on libuv's thread pool: big files of uncompressed builds, and output the
   // compression workers spilled to their scratch files (short runs of it copied here: the
   // workers have the other cores).
@@ -247,11 +249,19 @@ async function buildFromTree(
       preDataBlocks = z.preDataBlocks;
       inlinePclusters = z.stats.inlinePclusters;
       zstats = z.stats;
-      // Compression is over: the workers end (their memory and, once nothing is copied from
-      // them, their scratch files go) while the metadata is written; a thread's teardown
-      // takes 10-15 ms, on its own core.
+      // Compression is over: the workers, idle now, copy the files it lost on into place
+      // while the metadata is written, then end (their memory and, once nothing is copied
+      // from them, their scratch files go; a thread's teardown takes 10-15 ms, on its own core).
       await ranges.finish();
-      closingPool = feed.close();
+      const f = feed;
+      flatCopies = f.pool && z.flat.length > 0 ? f.pool.copyFlat(z.flat, writer.descriptor, cfg.image) : null;
+      // Awaited before the image is committed; a failure meanwhile is not left unhandled.
+      flatCopies?.catch(() => {});
+      const copied = flatCopies;
+      closingPool = (async () => {
+        await copied?.catch(() => {});
+        await f.close();
+      })();
       progress.phase = 'writing';
       dataMs = lap();
     }
@@ -271,6 +281,7 @@ async function buildFromTree(
     }
     await ranges.finish();
     await ranges.close();
+    await flatCopies;
     await closingPool;
     writer.commit();
     options.onProgress?.(progress.snapshot());
@@ -289,10 +300,14 @@ async function buildFromTree(
       timings: { walk: walkMs, plan: planMs, data: dataMs, metadata: lap() },
     };
   } catch (e) {
-    // The copy thread and the copies in flight write through the image's and the spool's
-    // descriptors: they end first.
+    // The copy thread, the copies in flight and the workers' flat copies write through the
+    // image's and the spool's descriptors: they end first.
     await copier?.close();
     await ranges.close();
+    if (flatCopies) {
+      feed?.halt();
+      await flatCopies.catch(() => {});
+    }
     writer.abort();
     throw e;
   } finally {

@@ -8,7 +8,7 @@ import type { MessagePort } from 'node:worker_threads';
 import type { Compressor } from '../compress/compressor.js';
 import { BuildError } from './errors.js';
 import type { FdAppender } from './writer.js';
-import { compressionLoses, compressSteps, drain, type ZBuffers, type ZJob, type ZParams, type ZResult } from './zdata.js';
+import { compressionLoses, compressSteps, drain, fileEnd, type ZBuffers, type ZJob, type ZParams, type ZResult } from './zdata.js';
 
 /** The output chunk a compressing thread fills. */
 export const CHUNK_BYTES = 256 << 10;
@@ -24,9 +24,11 @@ export interface ZReply {
   inlineLast?: true;
   /**
    * Compression lost on this whole file (see compressionLoses): it goes flat, and its
-   * output was taken back (data is empty, res has no extents).
+   * output was taken back (data is empty, res has no extents). `tail` is its last
+   * size % block size bytes, which may go inline (the rest is copied later, see FlatCopy).
    */
   lost?: true;
+  tail?: Uint8Array;
   error?: string;
   internal?: boolean;
 }
@@ -107,7 +109,10 @@ export class ChunkedCompressor {
         this.pieceStart = before.used;
         this.pieces = [];
         if (this.spillAt >= 0) this.spill!.rewind(before.spill);
-        return { id, res: { extents: [], blocks: res.blocks, inline: null }, data: [], lost: true };
+        const reply: ZReply = { id, res: { extents: [], blocks: res.blocks, inline: null }, data: [], lost: true };
+        const tail = fileEnd(job, this.buffers, job.size % (1 << this.params.blkszbits));
+        if (tail) reply.tail = tail;
+        return reply;
       }
       if (this.spillAt >= 0) {
         this.spill!.flush();

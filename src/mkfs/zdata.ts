@@ -35,7 +35,7 @@ import { type InodePlan, setPrewritten } from './planner.js';
 import { isReg, sourcePath, type TreeInode } from './tree.js';
 import type { RangeCopier } from './range-copier.js';
 import type { ImageWriter, Spool } from './writer.js';
-import type { ZOutcome, ZPool } from './zpool.js';
+import type { FlatCopy, ZOutcome, ZPool } from './zpool.js';
 import type { ProgressCounter } from './progress.js';
 
 /** Where a read past a file's expected end lands: it should find nothing. */
@@ -546,6 +546,41 @@ function heldInput(buffers: ZBuffers, job: ZJob): Uint8Array | null {
   return job.start === 0 && job.length === job.size && buffers.heldWhole ? buffers.queue.subarray(0, job.size) : null;
 }
 
+/**
+ * The last `n` bytes of a whole-file job just compressed (a copy; null for none): from the
+ * read buffer where the file lies whole, else read from the source.
+ */
+export function fileEnd(job: ZJob, buffers: ZBuffers, n: number): Uint8Array | null {
+  if (n === 0) return null;
+  const held = heldInput(buffers, job);
+  if (held) return held.slice(held.length - n);
+  const path = Buffer.from(job.path.buffer, job.path.byteOffset, job.path.byteLength);
+  const shown = path.toString();
+  const out = Buffer.alloc(n);
+  let fd: number;
+  try {
+    fd = job.fd ?? openSync(path, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
+  } catch (e) {
+    throw new BuildError(`${shown}: cannot open: ${describeFsError(e)}`);
+  }
+  try {
+    const at = (job.fd === null ? 0 : job.offset) + job.size - n;
+    for (let got = 0; got < n; ) {
+      let k: number;
+      try {
+        k = readSync(fd, out, got, n - got, at + got);
+      } catch (e) {
+        throw new BuildError(`${shown}: read failed: ${describeFsError(e)}`);
+      }
+      if (k === 0) throw fileShrank(shown, job.size, job.size - n + got);
+      got += k;
+    }
+  } finally {
+    if (job.fd === null) closeSync(fd);
+  }
+  return out;
+}
+
 /** A file whose bytes are in memory, written flat at plan.startBlk as streamFile would; returns its inline tail. */
 function writeHeldFlat(w: ImageWriter, g: BlockGeometry, p: InodePlan, bytes: Uint8Array): Uint8Array | null {
   const blockBytes = bytes.length - p.inlineTail;
@@ -690,6 +725,11 @@ export class ZFeed {
   release(): void {
     this.holding = false;
     this.pool?.release();
+  }
+
+  /** The pool's threads stop after the job or file in progress (see ZPool.halt). */
+  halt(): void {
+    this.made?.halt();
   }
 
   /** Ends the pool's threads, if it was made: their memory goes. */
@@ -850,9 +890,11 @@ function slowSegments(pool: ZPool): boolean {
  * Writes every regular file worth compressing, right after the superblock's block, and
  * returns how many blocks that took. Workers compress segments in parallel; results are
  * placed in inode order, so the image does not depend on the number of workers. Files
- * compression does not help are written flat in place, over the pclusters tried for them.
- * Output a worker spilled to its scratch file is copied into place on the thread pool by
- * `ranges`; everything is in place once its finish() resolves.
+ * compression does not help are written flat in place, over the pclusters tried for them;
+ * with workers, a whole file's pclusters are never written, and the files are returned in
+ * `flat` for the workers to copy once compression is over (ZPool.copyFlat). Output a
+ * worker spilled to its scratch file is copied into place on the thread pool by `ranges`;
+ * everything else is in place once its finish() resolves.
  */
 export async function writeCompressedFiles(
   setup: CompressionSetup,
@@ -865,7 +907,7 @@ export async function writeCompressedFiles(
   feed: ZFeed,
   progress: ProgressCounter,
   ranges: RangeCopier,
-): Promise<{ preDataBlocks: number; stats: ZdataStats }> {
+): Promise<{ preDataBlocks: number; stats: ZdataStats; flat: FlatCopy[] }> {
   const first = Math.floor(1024 / g.blksz) + 1;
   let cursor = first;
   let dirtyEnd = first;
@@ -873,12 +915,16 @@ export async function writeCompressedFiles(
   const params = zParams(setup, g);
   let buffers: ZBuffers | null = null;
 
+  /** Files compression lost on, to be copied flat once it is over (see ZPool.copyFlat). */
+  const flat: FlatCopy[] = [];
+
   /**
    * The file's pclusters are in the image from `cursor` on: index it, or write it flat over
-   * them. `unwritten`: its pclusters were left out, compression having lost (see below).
+   * them. `lost`: compression lost on the whole file, and no pcluster was written (its last
+   * bytes came back, see ZReply.lost).
    */
-  const place = async (p: InodePlan, job: ZJob, res: ZResult, held: Uint8Array | null, unwritten: boolean): Promise<void> => {
-    const z = unwritten ? null : finishCompressedFile(setup, g, p, res, cursor, job.algorithm);
+  const place = async (p: InodePlan, job: ZJob, res: ZResult, held: Uint8Array | null, lost: { tail: Uint8Array | null } | null): Promise<void> => {
+    const z = lost ? null : finishCompressedFile(setup, g, p, res, cursor, job.algorithm);
     if (z) {
       p.datalayout = z.datalayout;
       p.inlineTail = z.pad + z.blob.length;
@@ -890,11 +936,22 @@ export async function writeCompressedFiles(
       stats.inputBytes += p.inode.size;
       stats.storedBytes += z.blocks * g.blksz + (res.inline?.length ?? 0);
       if (z.inline) stats.inlinePclusters++;
-    } else if (unwritten) {
+    } else if (lost && dirtyEnd <= cursor) {
       // Compression lost before anything was written for the file: its blocks are copied
-      // from the source once (in the kernel where it can), not written twice.
+      // from the source once compression is over, by a worker (in the kernel where it can),
+      // not written twice; its inline tail came back with the result.
       p.startBlk = blockAddr(cursor);
-      const tail = await writeFlat(p, dirtyEnd <= cursor);
+      // A flat file's inline tail is its last size % block size bytes, or nothing.
+      if (p.inlineTail > 0 && lost.tail?.length !== p.inlineTail) throw new Error(`internal: a ${p.inlineTail}-byte tail, ${lost.tail?.length ?? 0} bytes back`);
+      const tail = p.inlineTail > 0 ? lost.tail : null;
+      if (p.dataBlocks > 0) flat.push({ path: sourcePath(p.inode), size: p.inode.size, inlineTail: p.inlineTail, dst: cursor * g.blksz, spool: job.fd === null ? null : { fd: job.fd, offset: job.offset } });
+      const start = p.dataBlocks > 0 ? cursor : p.datalayout === EROFS_INODE_FLAT_INLINE ? EROFS_NULL_ADDR : 0;
+      setPrewritten(p, start, spool.append(tail ?? new Uint8Array(0)));
+      cursor += p.dataBlocks;
+    } else if (lost) {
+      // Lost too, but over blocks a file before it left pclusters in: written flat now.
+      p.startBlk = blockAddr(cursor);
+      const tail = await writeFlat(p, false);
       const start = p.dataBlocks > 0 ? cursor : p.datalayout === EROFS_INODE_FLAT_INLINE ? EROFS_NULL_ADDR : 0;
       setPrewritten(p, start, spool.append(tail ?? new Uint8Array(0)));
       cursor += p.dataBlocks;
@@ -935,7 +992,7 @@ export async function writeCompressedFiles(
     let blocks = 0;
     let inline: Uint8Array | null = null;
     let held: Uint8Array | null = null;
-    let unwritten = false;
+    let lost: { tail: Uint8Array | null } | null = null;
     for (let k = 0; k < item.segments.length; k++) {
       const segStart = fileStart + blocks;
       let res: ZResult;
@@ -943,7 +1000,7 @@ export async function writeCompressedFiles(
         const done = await feed.result(item, k, yieldNow);
         res = done.res;
         // A whole file whose compression lost came back without its output (see ZReply.lost).
-        unwritten = done.lost === true;
+        lost = done.lost ?? null;
         let at = segStart * g.blksz;
         if (done.spilled) {
           ranges.copy({ fd: done.spilled.fd, at: done.spilled.offset, dst: at, length: res.blocks * g.blksz, endedAt: spillCutShort });
@@ -970,7 +1027,7 @@ export async function writeCompressedFiles(
       blocks += res.blocks;
       inline = res.inline;
     }
-    await place(workPlans[i]!, item.job, { extents, blocks, inline }, held, unwritten);
+    await place(workPlans[i]!, item.job, { extents, blocks, inline }, held, lost);
     // The inline pcluster is in the spool now.
     if (inline) feed.pool?.written(inline);
   }
@@ -978,5 +1035,5 @@ export async function writeCompressedFiles(
   await ranges.finish();
   if (dirtyEnd > cursor) w.writeAt(byteOffset(cursor * g.blksz), new Uint8Array((dirtyEnd - cursor) * g.blksz));
   stats.threads = feed.pool?.threads ?? 1;
-  return { preDataBlocks: cursor - first, stats };
+  return { preDataBlocks: cursor - first, stats, flat };
 }

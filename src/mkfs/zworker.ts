@@ -3,10 +3,13 @@
 
 import { parentPort, workerData } from 'node:worker_threads';
 import { createCompressor } from '../compress/index.js';
+import { byteOffset } from '../format/types.js';
+import { BuildError } from './errors.js';
+import { copyFileData } from './file-copy.js';
 import { zBuffers } from './zdata.js';
 import { ChunkedCompressor, discardChunk, type ZReply } from './zchunks.js';
-import { FdAppender } from './writer.js';
-import type { ZAnswer, ZMessage, ZWorkerData } from './zpool.js';
+import { FdAppender, FdWriter } from './writer.js';
+import type { FlatCopy, ZAnswer, ZFlatAnswer, ZMessage, ZWorkerData } from './zpool.js';
 
 const { params, spill, stop: stopBuffer } = workerData as ZWorkerData;
 const stop = new Int32Array(stopBuffer);
@@ -33,6 +36,10 @@ const chunked = new ChunkedCompressor(
 // Small files come in batches: one message each way for many files. A closing pool wants
 // no more results: the thread ends once it has no call in progress.
 parentPort!.on('message', (m: ZMessage) => {
+  if ('flat' in m) {
+    parentPort!.postMessage(copyFlat(m.flat, new FdWriter(m.imageFd, m.imagePath, FLAT_BUFFER_BYTES)));
+    return;
+  }
   if (!('jobs' in m)) {
     parentPort!.close();
     return;
@@ -52,3 +59,30 @@ parentPort!.on('message', (m: ZMessage) => {
   const answer: ZAnswer = { replies, busyMs: performance.now() - began };
   parentPort!.postMessage(answer, chunks);
 });
+
+/**
+ * The flat copies' read buffer and merged writes: the files of 64 KiB and more are copied in
+ * the kernel, and this thread's memory counts in the build's peak.
+ */
+const FLAT_BUFFER_BYTES = 256 << 10;
+
+/**
+ * Files compression lost on, copied flat from their sources into the image (blocks nothing
+ * else wrote: holes stay holes) while the main thread writes the metadata. Stops after the
+ * file in progress once the pool is closing.
+ */
+function copyFlat(copies: readonly FlatCopy[], image: FdWriter): ZFlatAnswer {
+  const buf = Buffer.allocUnsafe(FLAT_BUFFER_BYTES);
+  try {
+    for (const c of copies) {
+      if (Atomics.load(stop, 0) !== 0) return { flatError: 'stopped', internal: true };
+      const path = Buffer.from(c.path.buffer, c.path.byteOffset, c.path.byteLength);
+      const steps = copyFileData({ path, size: c.size, inlineTail: c.inlineTail, dst: byteOffset(c.dst), spool: c.spool, untouched: true }, image, buf);
+      while (!steps.next().done);
+    }
+    image.flush();
+    return { flatDone: true };
+  } catch (e) {
+    return { flatError: (e as Error).message, internal: !(e instanceof BuildError) };
+  }
+}

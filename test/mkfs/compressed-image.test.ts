@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, truncateSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, vi } from 'vitest';
 import type { AlgorithmName } from '../../src/compress/index.js';
 import type { BuildOptions } from '../../src/mkfs/options.js';
@@ -182,27 +182,73 @@ describeIfMount('compression with worker threads', () => {
     }
   });
 
-  itIfMount('files compression cannot shrink go flat: compressed alone, in the blocks their raw pclusters took; from the pool, copied from their source once', async () => {
+  itIfMount('files compression cannot shrink go flat: compressed alone, in the blocks their raw pclusters took; with workers, copied from their source once, by the workers while the metadata is written', async () => {
     const sizes = [4096, 5000, 9000, 3 * 4096, 70_001, (1 << 20) + 7];
     const raw = await makeTree(dir(Object.fromEntries(sizes.map((n) => [`random-${n}`, file({ size: n, pattern: 'random', seed: `f${n}` })]))));
     const readBack = vi.spyOn(ImageWriter.prototype, 'readAt');
     const kernelCopy = vi.spyOn(ImageWriter.prototype, 'copySparseFrom');
+    const copyFlat = vi.spyOn(ZPool.prototype, 'copyFlat');
     try {
       const image = await buildWithAndWithoutWorkers(raw.root, `${out.dir}/flat`, { compression: [{ name: 'lz4hc' }], timestamp: 0 });
       // The first build (no workers) kept the input of the files its first read took whole
       // in memory; the 1 MiB one came in several (see firstWindow in zdata.ts) and stayed in
       // the blocks of its raw pclusters, its tail read back from the image. The second
-      // build's threads gave back no output for any of them (see ZReply.lost): nothing was
-      // written to be written over, the two files of 64 KiB and more were copied in the
-      // kernel, and no tail was read back.
+      // build's threads gave back no output for any of them (see ZReply.lost), only their
+      // last bytes: nothing was written to be written over, no tail was read back, and the
+      // workers copied them into place once compression was over, none the main thread
+      // (all but the one-block file, which cannot save a block and is never compressed).
       // (Reads of 1 KiB and more are the superblock's checksum region.)
       const tails = readBack.mock.calls.map(([, length]) => length).filter((length) => length < 1024);
       expect(tails).toEqual([7]);
-      expect(kernelCopy.mock.calls.map(([, , length]) => length).sort((a, b) => a - b)).toEqual([69_632, 1 << 20]);
+      expect(kernelCopy).not.toHaveBeenCalled();
+      expect(copyFlat).toHaveBeenCalledTimes(1);
+      expect(copyFlat.mock.calls[0]![0].map((c) => c.size).sort((a, b) => a - b)).toEqual(sizes.slice(1));
       await expectImageMatches(image, raw.root, { fsck: true, expectMtime: () => 0n });
     } finally {
       readBack.mockRestore();
       kernelCopy.mockRestore();
+      copyFlat.mockRestore();
+      await raw.cleanup();
+    }
+  });
+
+  itIfMount('a file compression lost on that shrinks before the workers copy it fails the build with its error, and leaves no image', async () => {
+    // More than the 1 MiB of input a pool starts from (lz4hc).
+    const raw = await makeTree(dir({ a: file({ size: 2_000_000, pattern: 'random', seed: 'sa' }), b: file({ size: 70_001, pattern: 'text', seed: 'sb' }) }));
+    const real = ZPool.prototype.copyFlat;
+    const copyFlat = vi.spyOn(ZPool.prototype, 'copyFlat').mockImplementation(function (this: ZPool, copies, fd, path) {
+      truncateSync(`${raw.root}/a`, 1000);
+      return real.call(this, copies, fd, path);
+    });
+    try {
+      const image = `${out.dir}/shrunk.erofs`;
+      await expect(build(raw.root, image, { compression: [{ name: 'lz4hc' }], workers: 2, timestamp: 0 })).rejects.toThrow(`${raw.root}/a: file shrank while being read`);
+      expect(copyFlat).toHaveBeenCalledTimes(1);
+      expect(readdirSync(out.dir).filter((n) => n.startsWith('shrunk') || n.startsWith('.shrunk'))).toEqual([]);
+    } finally {
+      copyFlat.mockRestore();
+      await raw.cleanup();
+    }
+  });
+
+  itIfMount('a build that fails while the workers copy files flat stops them before the image goes, and leaves none', async () => {
+    const raw = await makeTree(dir({ a: file({ size: 2_000_000, pattern: 'random', seed: 'fa' }), b: file({ size: 900_000, pattern: 'random', seed: 'fb' }) }));
+    const copyFlat = vi.spyOn(ZPool.prototype, 'copyFlat');
+    const halt = vi.spyOn(ZPool.prototype, 'halt');
+    const flushMeta = vi.spyOn(ImageWriter.prototype, 'flushMeta').mockImplementation(() => {
+      throw new Error('no space left');
+    });
+    try {
+      const image = `${out.dir}/failed.erofs`;
+      await expect(build(raw.root, image, { compression: [{ name: 'lz4hc' }], workers: 2, timestamp: 0 })).rejects.toThrow('no space left');
+      expect(copyFlat).toHaveBeenCalledTimes(1);
+      // Halted on the failure, before the image's descriptor was closed, and again by close().
+      expect(halt.mock.calls.length).toBeGreaterThanOrEqual(2);
+      expect(readdirSync(out.dir).filter((n) => n.startsWith('failed') || n.startsWith('.failed'))).toEqual([]);
+    } finally {
+      copyFlat.mockRestore();
+      halt.mockRestore();
+      flushMeta.mockRestore();
       await raw.cleanup();
     }
   });

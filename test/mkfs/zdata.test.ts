@@ -1,4 +1,4 @@
-import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
@@ -231,6 +231,85 @@ describe('the compression worker pool', () => {
   });
 });
 
+describe('files copied flat by the pool\'s workers', () => {
+  /** A target file and what its bytes should become. */
+  function target(name: string, size: number): { path: string; fd: number; expected: Buffer } {
+    const path = join(dir, name);
+    writeFileSync(path, '');
+    return { path, fd: openSync(path, 'r+'), expected: Buffer.alloc(size) };
+  }
+
+  it('copies each file\'s block part to its place, from its source or a spool, shared out among the workers', async () => {
+    const { ZPool } = await import('../../src/mkfs/zpool.js');
+    const files = [randomBytes(5000, 121), randomBytes(300_000, 122), randomBytes(3 << 20, 123), randomBytes(4096, 124)];
+    const paths = files.map((bytes, i) => {
+      const path = join(dir, `flat-${i}`);
+      writeFileSync(path, bytes);
+      return path;
+    });
+    // The third file's bytes also sit at offset 777 of a spool.
+    const spoolPath = join(dir, 'flat-spool');
+    writeFileSync(spoolPath, Buffer.concat([Buffer.alloc(777, 9), files[2]!]));
+    const spoolFd = openSync(spoolPath, 'r');
+    const out = target('flat-image', 8 << 20);
+    const copies = [
+      { path: Buffer.from(paths[0]!), size: 5000, inlineTail: 904, dst: 0, spool: null },
+      { path: Buffer.from(paths[1]!), size: 300_000, inlineTail: 0, dst: 8192, spool: null },
+      { path: Buffer.from('in the spool'), size: 3 << 20, inlineTail: 0, dst: 1 << 20, spool: { fd: spoolFd, offset: 777 } },
+      { path: Buffer.from(paths[3]!), size: 4096, inlineTail: 0, dst: 5 << 20, spool: null },
+    ];
+    copies.forEach((c, i) => out.expected.set(files[i]!.subarray(0, c.size - c.inlineTail), c.dst));
+    const pool = new ZPool(2, lz4);
+    const posted = vi.spyOn((await import('node:worker_threads')).Worker.prototype, 'postMessage');
+    try {
+      await pool.copyFlat(copies, out.fd, out.path);
+      const shares = posted.mock.calls.map(([m]) => m as { flat?: unknown[] }).filter((m) => m.flat);
+      expect(shares.map((m) => m.flat!.length)).toEqual([2, 2]);
+      const written = Buffer.alloc(out.expected.length);
+      readSync(out.fd, written, 0, written.length, 0);
+      expect(written.equals(out.expected)).toBe(true);
+    } finally {
+      posted.mockRestore();
+      await pool.close();
+      closeSync(spoolFd);
+      closeSync(out.fd);
+    }
+  });
+
+  it('fails with the file\'s error when a source is not what it was (here shorter), as a build error naming it', async () => {
+    const { ZPool } = await import('../../src/mkfs/zpool.js');
+    const { BuildError } = await import('../../src/mkfs/errors.js');
+    const path = join(dir, 'flat-shrunk');
+    writeFileSync(path, randomBytes(10_000, 131));
+    const out = target('flat-shrunk-image', 0);
+    const pool = new ZPool(1, lz4);
+    try {
+      const copy = pool.copyFlat([{ path: Buffer.from(path), size: 20_000, inlineTail: 0, dst: 0, spool: null }], out.fd, out.path);
+      await expect(copy).rejects.toThrow(BuildError);
+      await expect(copy).rejects.toThrow(`${path}: file shrank while being read`);
+    } finally {
+      await pool.close();
+      closeSync(out.fd);
+    }
+  });
+
+  it('stops between files once the pool is halted, and says so', async () => {
+    const { ZPool } = await import('../../src/mkfs/zpool.js');
+    const path = join(dir, 'flat-halted');
+    writeFileSync(path, randomBytes(10_000, 141));
+    const out = target('flat-halted-image', 0);
+    const pool = new ZPool(1, lz4);
+    try {
+      pool.halt();
+      await expect(pool.copyFlat([{ path: Buffer.from(path), size: 10_000, inlineTail: 0, dst: 0, spool: null }], out.fd, out.path)).rejects.toThrow('stopped');
+      expect(readFileSync(out.path).length).toBe(0);
+    } finally {
+      await pool.close();
+      closeSync(out.fd);
+    }
+  });
+});
+
 const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 describe('the main thread in the compression pool', () => {
@@ -422,15 +501,16 @@ describe('the main thread in the compression pool', () => {
     const { FdAppender } = await import('../../src/mkfs/writer.js');
     // Whole random files: one within the chunk in progress, one of three chunks, one past
     // four (it goes on in the spill file); a small job before and after each.
-    const list = jobsFor('lost', [
+    const contents = [
       textBytes(9000, 101),
       randomBytes(20_000, 102),
       textBytes(9000, 103),
-      randomBytes(3 * CHUNK_BYTES, 104),
+      randomBytes(3 * CHUNK_BYTES + 1000, 104),
       textBytes(9000, 105),
       randomBytes(6 * CHUNK_BYTES, 106),
       textBytes(9000, 107),
-    ]);
+    ];
+    const list = jobsFor('lost', contents);
     const expected = list.map(expectedOutput);
     const spillPath = join(dir, 'lost-spill');
     writeFileSync(spillPath, '');
@@ -450,6 +530,11 @@ describe('the main thread in the compression pool', () => {
         expect(replies[i]!.spilled).toBeUndefined();
         expect(replies[i]!.res!.extents).toEqual([]);
       }
+      // Each comes back with its last size % 4096 bytes (they may go inline): from the read
+      // buffer for the small file read whole, from the file for the others.
+      expect(Buffer.from(replies[1]!.tail!).equals(contents[1]!.subarray(20_000 - 20_000 % 4096))).toBe(true);
+      expect(Buffer.from(replies[3]!.tail!).equals(contents[3]!.subarray(contents[3]!.length - 1000))).toBe(true);
+      expect(replies[5]!.tail).toBeUndefined();
       for (const i of [0, 2, 4, 6]) {
         expect(replies[i]!.lost).toBeUndefined();
         expect(Buffer.concat(replies[i]!.data!).equals(expected[i]!)).toBe(true);
