@@ -255,11 +255,11 @@ async function buildFromTree(
       await ranges.finish();
       const f = feed;
       flatCopies = f.pool && z.flat.length > 0 ? f.pool.copyFlat(z.flat, writer.descriptor, cfg.image) : null;
-      // Awaited before the image is committed; a failure meanwhile is not left unhandled.
-      flatCopies?.catch(() => {});
-      const copied = flatCopies;
+      // They are awaited before the image is committed, so a failure is not left unhandled
+      // meanwhile; the pool ends once they are over, whatever came of them.
+      const copied = flatCopies?.catch(() => {});
       closingPool = (async () => {
-        await copied?.catch(() => {});
+        await copied;
         await f.close();
       })();
       progress.phase = 'writing';

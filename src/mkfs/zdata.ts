@@ -936,36 +936,27 @@ export async function writeCompressedFiles(
       stats.inputBytes += p.inode.size;
       stats.storedBytes += z.blocks * g.blksz + (res.inline?.length ?? 0);
       if (z.inline) stats.inlinePclusters++;
-    } else if (lost && dirtyEnd <= cursor) {
-      // Compression lost before anything was written for the file: its blocks are copied
-      // from the source once compression is over, by a worker (in the kernel where it can),
-      // not written twice; its inline tail came back with the result.
-      p.startBlk = blockAddr(cursor);
-      // A flat file's inline tail is its last size % block size bytes, or nothing.
-      if (p.inlineTail > 0 && lost.tail?.length !== p.inlineTail) throw new Error(`internal: a ${p.inlineTail}-byte tail, ${lost.tail?.length ?? 0} bytes back`);
-      const tail = p.inlineTail > 0 ? lost.tail : null;
-      if (p.dataBlocks > 0) flat.push({ path: sourcePath(p.inode), size: p.inode.size, inlineTail: p.inlineTail, dst: cursor * g.blksz, spool: job.fd === null ? null : { fd: job.fd, offset: job.offset } });
-      const start = p.dataBlocks > 0 ? cursor : p.datalayout === EROFS_INODE_FLAT_INLINE ? EROFS_NULL_ADDR : 0;
-      setPrewritten(p, start, spool.append(tail ?? new Uint8Array(0)));
-      cursor += p.dataBlocks;
-    } else if (lost) {
-      // Lost too, but over blocks a file before it left pclusters in: written flat now.
-      p.startBlk = blockAddr(cursor);
-      const tail = await writeFlat(p, false);
-      const start = p.dataBlocks > 0 ? cursor : p.datalayout === EROFS_INODE_FLAT_INLINE ? EROFS_NULL_ADDR : 0;
-      setPrewritten(p, start, spool.append(tail ?? new Uint8Array(0)));
-      cursor += p.dataBlocks;
     } else {
-      dirtyEnd = Math.max(dirtyEnd, cursor + res.blocks);
-      // Compression lost: the file goes flat, over the blocks written for it, which must
-      // all be there first (a copy still in flight would land over the flat data).
-      await ranges.finish();
       p.startBlk = blockAddr(cursor);
-      const tail = held
-        ? writeHeldFlat(w, g, p, held)
-        : storedAsIs(res, p.inode.size, g.blksz)
-          ? flatTailInPlace(w, g, p)
-          : await writeFlat(p, false);
+      let tail: Uint8Array | null;
+      if (lost && dirtyEnd <= cursor) {
+        // Compression lost before anything was written for the file: its blocks are copied
+        // from the source once compression is over, by a worker (in the kernel where it
+        // can), not written twice; its inline tail, its last size % block size bytes if it
+        // has one, came back with the result.
+        if (p.inlineTail > 0 && lost.tail?.length !== p.inlineTail) throw new Error(`internal: a ${p.inlineTail}-byte tail, ${lost.tail?.length ?? 0} bytes back`);
+        tail = p.inlineTail > 0 ? lost.tail : null;
+        if (p.dataBlocks > 0) flat.push({ path: sourcePath(p.inode), size: p.inode.size, inlineTail: p.inlineTail, dst: cursor * g.blksz, spool: job.fd === null ? null : { fd: job.fd, offset: job.offset } });
+      } else {
+        if (!lost) {
+          // Compression lost: the file goes flat, over the blocks written for it, which must
+          // all be there first (a copy still in flight would land over the flat data).
+          dirtyEnd = Math.max(dirtyEnd, cursor + res.blocks);
+          await ranges.finish();
+        }
+        // (Lost with nothing written too, but over blocks a file before it left pclusters in.)
+        tail = held ? writeHeldFlat(w, g, p, held) : storedAsIs(res, p.inode.size, g.blksz) ? flatTailInPlace(w, g, p) : await writeFlat(p, false);
+      }
       const start = p.dataBlocks > 0 ? cursor : p.datalayout === EROFS_INODE_FLAT_INLINE ? EROFS_NULL_ADDR : 0;
       setPrewritten(p, start, spool.append(tail ?? new Uint8Array(0)));
       cursor += p.dataBlocks;

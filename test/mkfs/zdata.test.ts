@@ -459,22 +459,30 @@ describe('the main thread in the compression pool', () => {
     }
   });
 
-  it('fills again the chunks a job going to the spill file had filled alone, and sends them with no reply', async () => {
+  /**
+   * An LZ4 ChunkedCompressor with a spill file of its own; every chunk it cannot fill again
+   * itself comes from `given`.
+   */
+  async function spillingCompressor(name: string) {
     const { ChunkedCompressor, CHUNK_BYTES } = await import('../../src/mkfs/zchunks.js');
     const { FdAppender } = await import('../../src/mkfs/writer.js');
-    // A small job, one of five chunks (random data stays raw), then another small one.
-    const list = jobsFor('refill', [textBytes(9000, 81), mostlyRandom(5 * CHUNK_BYTES, 82), textBytes(9000, 83)]);
-    const expected = list.map(expectedOutput);
-    const spillPath = join(dir, 'refill-spill');
+    const spillPath = join(dir, name);
     writeFileSync(spillPath, '');
     const fd = openSync(spillPath, 'r+');
-    // Every chunk the compressor cannot fill again itself comes from here.
     const given: ArrayBuffer[] = [];
     const give = (): ArrayBuffer => {
       given.push(new ArrayBuffer(CHUNK_BYTES));
       return given[given.length - 1]!;
     };
-    const chunked = new ChunkedCompressor([createCompressor('lz4', {})], lz4, zBuffers(lz4), give, new FdAppender(fd, spillPath));
+    const spill = new FdAppender(fd, spillPath);
+    return { chunked: new ChunkedCompressor([createCompressor('lz4', {})], lz4, zBuffers(lz4), give, spill), given, spill, fd, CHUNK_BYTES };
+  }
+
+  it('fills again the chunks a job going to the spill file had filled alone, and sends them with no reply', async () => {
+    const { chunked, given, fd, CHUNK_BYTES } = await spillingCompressor('refill-spill');
+    // A small job, one of five chunks (random data stays raw), then another small one.
+    const list = jobsFor('refill', [textBytes(9000, 81), mostlyRandom(5 * CHUNK_BYTES, 82), textBytes(9000, 83)]);
+    const expected = list.map(expectedOutput);
     try {
       const [first, big, last] = list.map((job, id) => chunked.run(id, job));
       expect(Buffer.concat(first!.data!).equals(expected[0]!)).toBe(true);
@@ -497,8 +505,7 @@ describe('the main thread in the compression pool', () => {
   });
 
   it('gives back no output for a whole file compression does not shrink, and fills again the chunks and spill file it took', async () => {
-    const { ChunkedCompressor, CHUNK_BYTES } = await import('../../src/mkfs/zchunks.js');
-    const { FdAppender } = await import('../../src/mkfs/writer.js');
+    const { chunked, given, spill, fd, CHUNK_BYTES } = await spillingCompressor('lost-spill');
     // Whole random files: one within the chunk in progress, one of three chunks, one past
     // four (it goes on in the spill file); a small job before and after each.
     const contents = [
@@ -512,16 +519,6 @@ describe('the main thread in the compression pool', () => {
     ];
     const list = jobsFor('lost', contents);
     const expected = list.map(expectedOutput);
-    const spillPath = join(dir, 'lost-spill');
-    writeFileSync(spillPath, '');
-    const fd = openSync(spillPath, 'r+');
-    const given: ArrayBuffer[] = [];
-    const give = (): ArrayBuffer => {
-      given.push(new ArrayBuffer(CHUNK_BYTES));
-      return given[given.length - 1]!;
-    };
-    const spill = new FdAppender(fd, spillPath);
-    const chunked = new ChunkedCompressor([createCompressor('lz4', {})], lz4, zBuffers(lz4), give, spill);
     try {
       const replies = list.map((job, id) => chunked.run(id, job));
       for (const i of [1, 3, 5]) {
