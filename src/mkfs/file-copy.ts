@@ -28,23 +28,34 @@ export interface FileData {
   untouched: boolean;
 }
 
-/** A source file for the copy thread (or the walk) to put in place; plain data, to post. */
-export interface CopyJob {
+/** A file's data for a thread to put in blocks nothing else wrote; plain data, to post. */
+export interface FileToCopy {
   path: Uint8Array;
   size: number;
+  /** Its last bytes that go inline, left out. */
   inlineTail: number;
   /** Byte offset of the file's first block in the image. */
   dst: number;
+  /** The bytes are at `offset` in this descriptor (the --tar=f data spool), not in `path`. */
+  spool?: { fd: number; offset: number } | null;
+}
+
+/** A source file for the copy thread (or the walk) to put in place. */
+export interface CopyJob extends FileToCopy {
   /** Where its inline tail goes in the tails spool. */
   tailAt: number;
 }
 
 /** A job's path as a Buffer: posted to a worker, a Buffer arrives as a plain Uint8Array. */
-const jobPath = (job: CopyJob): Buffer => Buffer.from(job.path.buffer, job.path.byteOffset, job.path.byteLength);
+const jobPath = (job: FileToCopy): Buffer => Buffer.from(job.path.buffer, job.path.byteOffset, job.path.byteLength);
 
-/** Copies a job's file into a fresh image and returns its inline tail. */
-export function runCopy(job: CopyJob, image: DataSink, buf: Buffer): Buffer | null {
-  const steps = copyFileData({ path: jobPath(job), size: job.size, inlineTail: job.inlineTail, dst: byteOffset(job.dst), spool: null, untouched: true }, image, buf);
+/** Copies a file into a fresh image and returns its inline tail. */
+export function runCopy(job: FileToCopy, image: DataSink, buf: Buffer): Buffer | null {
+  const steps = copyFileData(
+    { path: jobPath(job), size: job.size, inlineTail: job.inlineTail, dst: byteOffset(job.dst), spool: job.spool ?? null, untouched: true },
+    image,
+    buf,
+  );
   let step = steps.next();
   while (!step.done) step = steps.next();
   return step.value;
@@ -72,13 +83,16 @@ export function openSource(path: Buffer, shown: string): number {
   }
 }
 
-/** Fills `tail` with the last tail.length bytes of a file of `size` bytes, by position. */
-export function readTailAt(fd: number, shown: string, tail: Buffer, size: number): void {
+/**
+ * Fills `tail` with the last tail.length bytes of a file of `size` bytes, by position; the
+ * file starts at `base` in fd (a spool holds it there).
+ */
+export function readTailAt(fd: number, shown: string, tail: Buffer, size: number, base = 0): void {
   const at = size - tail.length;
   for (let got = 0; got < tail.length; ) {
     let n: number;
     try {
-      n = readSync(fd, tail, got, tail.length - got, at + got);
+      n = readSync(fd, tail, got, tail.length - got, base + at + got);
     } catch (e) {
       throw new BuildError(`${shown}: read failed: ${describeFsError(e)}`);
     }

@@ -25,7 +25,7 @@ export interface ZReply {
   /**
    * Compression lost on this whole file (see compressionLoses): it goes flat, and its
    * output was taken back (data is empty, res has no extents). `tail` is its last
-   * size % block size bytes, which may go inline (the rest is copied later, see FlatCopy).
+   * size % block size bytes, which may go inline (the rest is copied later, see ZPool.copyFlat).
    */
   lost?: true;
   tail?: Uint8Array;

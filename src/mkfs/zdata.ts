@@ -3,7 +3,7 @@
 // pclusters ahead of the metadata, and spools the index (and any tail-packed pcluster)
 // for the inode writer.
 
-import { closeSync, constants as fsConstants, openSync, readSync } from 'node:fs';
+import { closeSync, readSync } from 'node:fs';
 import type { Compressor, DestSizeResult } from '../compress/compressor.js';
 import { IncompressibleScreen, SCREEN_SPAN } from '../compress/screen.js';
 import type { CompressionSpec } from '../compress/registry.js';
@@ -35,7 +35,8 @@ import { type InodePlan, setPrewritten } from './planner.js';
 import { isReg, sourcePath, type TreeInode } from './tree.js';
 import type { RangeCopier } from './range-copier.js';
 import type { ImageWriter, Spool } from './writer.js';
-import type { FlatCopy, ZOutcome, ZPool } from './zpool.js';
+import type { ZOutcome, ZPool } from './zpool.js';
+import { type FileToCopy, openSource, readTailAt } from './file-copy.js';
 import type { ProgressCounter } from './progress.js';
 
 /** Where a read past a file's expected end lands: it should find nothing. */
@@ -346,12 +347,7 @@ export function* compressSteps(
   const canInline = (len: number): boolean => (job.inlineStart % EROFS_ISLOTSIZE) + len <= B;
 
   buffers.heldWhole = false;
-  let fd: number;
-  try {
-    fd = job.fd ?? openSync(path, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
-  } catch (e) {
-    throw new BuildError(`${shown}: cannot open: ${describeFsError(e)}`);
-  }
+  const fd = job.fd ?? openSource(path, shown);
   const extents: Extent[] = [];
   let cursor = 0;
   let inlineData: Uint8Array | null = null;
@@ -557,24 +553,9 @@ export function fileEnd(job: ZJob, buffers: ZBuffers, n: number): Uint8Array | n
   const path = Buffer.from(job.path.buffer, job.path.byteOffset, job.path.byteLength);
   const shown = path.toString();
   const out = Buffer.alloc(n);
-  let fd: number;
+  const fd = job.fd ?? openSource(path, shown);
   try {
-    fd = job.fd ?? openSync(path, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
-  } catch (e) {
-    throw new BuildError(`${shown}: cannot open: ${describeFsError(e)}`);
-  }
-  try {
-    const at = (job.fd === null ? 0 : job.offset) + job.size - n;
-    for (let got = 0; got < n; ) {
-      let k: number;
-      try {
-        k = readSync(fd, out, got, n - got, at + got);
-      } catch (e) {
-        throw new BuildError(`${shown}: read failed: ${describeFsError(e)}`);
-      }
-      if (k === 0) throw fileShrank(shown, job.size, job.size - n + got);
-      got += k;
-    }
+    readTailAt(fd, shown, out, job.size, job.fd === null ? 0 : job.offset);
   } finally {
     if (job.fd === null) closeSync(fd);
   }
@@ -907,7 +888,7 @@ export async function writeCompressedFiles(
   feed: ZFeed,
   progress: ProgressCounter,
   ranges: RangeCopier,
-): Promise<{ preDataBlocks: number; stats: ZdataStats; flat: FlatCopy[] }> {
+): Promise<{ preDataBlocks: number; stats: ZdataStats; flat: FileToCopy[] }> {
   const first = Math.floor(1024 / g.blksz) + 1;
   let cursor = first;
   let dirtyEnd = first;
@@ -916,7 +897,7 @@ export async function writeCompressedFiles(
   let buffers: ZBuffers | null = null;
 
   /** Files compression lost on, to be copied flat once it is over (see ZPool.copyFlat). */
-  const flat: FlatCopy[] = [];
+  const flat: FileToCopy[] = [];
 
   /**
    * The file's pclusters are in the image from `cursor` on: index it, or write it flat over

@@ -5,6 +5,7 @@
 import type { Worker } from 'node:worker_threads';
 import type { Compressor } from '../compress/compressor.js';
 import { BuildError } from './errors.js';
+import type { FileToCopy } from './file-copy.js';
 import { startWorker, type WorkerBoot, workerScript } from './worker-script.js';
 import { ChunkedCompressor, CHUNK_BYTES, discardChunk, type ZReply } from './zchunks.js';
 import { runSliced, zBuffers, type ZJob, type ZParams, type ZResult } from './zdata.js';
@@ -27,26 +28,13 @@ export interface ZWorkerData {
 }
 
 /**
- * A file compression lost on (see ZReply.lost), to be copied flat from its source to byte
- * `dst` of the image, its last `inlineTail` bytes left out (they go inline).
- */
-export interface FlatCopy {
-  path: Uint8Array;
-  size: number;
-  inlineTail: number;
-  dst: number;
-  /** The bytes are at `offset` in this descriptor (the --tar=f data spool). */
-  spool: { fd: number; offset: number } | null;
-}
-
-/**
  * Messages to a compression worker: a batch of jobs, with output chunks it sent before and
  * the main thread has written (to fill again); files to copy flat into the image, once
  * compression is over; or the request to end.
  */
 export type ZMessage =
   | { jobs: Array<{ id: number; job: ZJob }>; spare: ArrayBuffer[] }
-  | { flat: FlatCopy[]; imageFd: number; imagePath: string }
+  | { flat: FileToCopy[]; imageFd: number; imagePath: string }
   | { stop: true };
 
 /** A worker's answer to its flat copies. */
@@ -370,9 +358,9 @@ export class ZPool {
    * share of about as many bytes; resolves once all are in place. After an error or a stop
    * (halt, close), the copies end after the file in progress.
    */
-  copyFlat(copies: readonly FlatCopy[], imageFd: number, imagePath: string): Promise<void> {
+  copyFlat(copies: readonly FileToCopy[], imageFd: number, imagePath: string): Promise<void> {
     if (this.failure) return Promise.reject(this.failure);
-    const shares = this.workers.map(() => ({ copies: [] as FlatCopy[], bytes: 0 }));
+    const shares = this.workers.map(() => ({ copies: [] as FileToCopy[], bytes: 0 }));
     for (const c of copies) {
       const share = shares.reduce((a, b) => (b.bytes < a.bytes ? b : a));
       share.copies.push(c);

@@ -3,13 +3,12 @@
 
 import { parentPort, workerData } from 'node:worker_threads';
 import { createCompressor } from '../compress/index.js';
-import { byteOffset } from '../format/types.js';
 import { BuildError } from './errors.js';
-import { copyFileData } from './file-copy.js';
+import { type FileToCopy, runCopy } from './file-copy.js';
 import { zBuffers } from './zdata.js';
 import { ChunkedCompressor, discardChunk, type ZReply } from './zchunks.js';
 import { FdAppender, FdWriter } from './writer.js';
-import type { FlatCopy, ZAnswer, ZFlatAnswer, ZMessage, ZWorkerData } from './zpool.js';
+import type { ZAnswer, ZFlatAnswer, ZMessage, ZWorkerData } from './zpool.js';
 
 const { params, spill, stop: stopBuffer } = workerData as ZWorkerData;
 const stop = new Int32Array(stopBuffer);
@@ -71,14 +70,13 @@ const FLAT_BUFFER_BYTES = 256 << 10;
  * else wrote: holes stay holes) while the main thread writes the metadata. Stops after the
  * file in progress once the pool is closing.
  */
-function copyFlat(copies: readonly FlatCopy[], image: FdWriter): ZFlatAnswer {
+function copyFlat(copies: readonly FileToCopy[], image: FdWriter): ZFlatAnswer {
   const buf = Buffer.allocUnsafe(FLAT_BUFFER_BYTES);
   try {
     for (const c of copies) {
       if (Atomics.load(stop, 0) !== 0) return { flatError: 'stopped', internal: true };
-      const path = Buffer.from(c.path.buffer, c.path.byteOffset, c.path.byteLength);
-      const steps = copyFileData({ path, size: c.size, inlineTail: c.inlineTail, dst: byteOffset(c.dst), spool: c.spool, untouched: true }, image, buf);
-      while (!steps.next().done);
+      // Its inline tail came back with its result; the one read here goes unused.
+      runCopy(c, image, buf);
     }
     image.flush();
     return { flatDone: true };

@@ -212,6 +212,9 @@ describeIfMount('compression with worker threads', () => {
     }
   });
 
+  /** Files of a build of `${name}.erofs` in the output directory: the image, its temporary file, scratch files. */
+  const leftBehind = (name: string): string[] => readdirSync(out.dir).filter((n) => n.startsWith(name) || n.startsWith(`.${name}`));
+
   itIfMount('a file compression lost on that shrinks before the workers copy it fails the build with its error, and leaves no image', async () => {
     // More than the 1 MiB of input a pool starts from (lz4hc).
     const raw = await makeTree(dir({ a: file({ size: 2_000_000, pattern: 'random', seed: 'sa' }), b: file({ size: 70_001, pattern: 'text', seed: 'sb' }) }));
@@ -224,7 +227,7 @@ describeIfMount('compression with worker threads', () => {
       const image = `${out.dir}/shrunk.erofs`;
       await expect(build(raw.root, image, { compression: [{ name: 'lz4hc' }], workers: 2, timestamp: 0 })).rejects.toThrow(`${raw.root}/a: file shrank while being read`);
       expect(copyFlat).toHaveBeenCalledTimes(1);
-      expect(readdirSync(out.dir).filter((n) => n.startsWith('shrunk') || n.startsWith('.shrunk'))).toEqual([]);
+      expect(leftBehind('shrunk')).toEqual([]);
     } finally {
       copyFlat.mockRestore();
       await raw.cleanup();
@@ -244,7 +247,7 @@ describeIfMount('compression with worker threads', () => {
       expect(copyFlat).toHaveBeenCalledTimes(1);
       // Halted on the failure, before the image's descriptor was closed, and again by close().
       expect(halt.mock.calls.length).toBeGreaterThanOrEqual(2);
-      expect(readdirSync(out.dir).filter((n) => n.startsWith('failed') || n.startsWith('.failed'))).toEqual([]);
+      expect(leftBehind('failed')).toEqual([]);
     } finally {
       copyFlat.mockRestore();
       halt.mockRestore();
